@@ -1,0 +1,1 @@
+"""festgate hardware package."""

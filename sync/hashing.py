@@ -1,0 +1,32 @@
+"""Keyed hashes of opaque ticket codes and wristband tag UIDs.
+
+A device stores only these hashes; the festival's hash key is a salt that
+stops cross-festival dictionaries, not a secret that makes tickets: a hash
+cannot be turned back into a working code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+HASH_BYTES = 16
+
+
+def code_hash(key: bytes, code: str | bytes) -> bytes:
+    """Keyed hash of an opaque ticket code as scanned (exact bytes, no normalisation)."""
+    raw = code.encode("utf-8", "surrogateescape") if isinstance(code, str) else code
+    return hmac.new(key, b"code\x00" + raw, hashlib.sha256).digest()[:HASH_BYTES]
+
+
+def normalize_tag_uid(uid: str | bytes) -> bytes:
+    """Tag UIDs arrive as bytes from a reader or hex from a person; compare as bytes."""
+    if isinstance(uid, bytes):
+        return uid
+    cleaned = uid.strip().replace(":", "").replace(" ", "").replace("-", "")
+    return bytes.fromhex(cleaned)
+
+
+def tag_hash(key: bytes, uid: str | bytes) -> bytes:
+    """Keyed hash of an NFC tag UID (raises ValueError for a UID that is not hex)."""
+    return hmac.new(key, b"tag\x00" + normalize_tag_uid(uid), hashlib.sha256).digest()[:HASH_BYTES]

@@ -1,0 +1,61 @@
+"""The sync wire protocol: pydantic models that device and central both speak."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sync.catalog import Change
+from sync.vocab import EventKind
+
+PROTOCOL_VERSION = 1
+PROTOCOL_HEADER = "Festgate-Protocol"
+MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
+MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
+
+
+class Event(BaseModel):
+    """An immutable fact recorded on a device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_id: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]
+    device_id: Annotated[str, Field(min_length=1, max_length=64)]
+    device_seq: int = Field(ge=1, description="gap-free per device, from 1")
+    hlc: int = Field(ge=0, description="hybrid logical clock, see sync.hlc")
+    wall_ms: int = Field(description="the device's raw wall clock, unix ms")
+    catalog_seq: int = Field(ge=0, description="highest change-feed seq the device had applied")
+    kind: EventKind
+    verdict: Annotated[str, Field(max_length=32)]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class PushRequest(BaseModel):
+    """A batch of events from one device, in device_seq order."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[Event] = Field(max_length=MAX_BATCH)
+
+
+class PushResponse(BaseModel):
+    """Central's answer: the highest contiguous device_seq it holds, and its clock."""
+
+    acked_through: int = Field(ge=0)
+    central_hlc: int
+    head_seq: int = Field(ge=0, description="central's change-feed head when it answered")
+
+
+class ChangesResponse(BaseModel):
+    """A page of the change feed after a cursor."""
+
+    changes: list[Change]
+    next_cursor: int = Field(ge=0)
+    head_seq: int = Field(ge=0)
+    central_hlc: int
+
+
+class ErrorBody(BaseModel):
+    """Machine-readable error for every 4xx/5xx answer."""
+
+    error: str = Field(description="stable error code, e.g. 'protocol_version'")
+    detail: str = ""

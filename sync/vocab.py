@@ -1,0 +1,60 @@
+"""Enumerations from the seed model that both sides use on the wire."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TicketType(StrEnum):
+    """Kinds of ticket; zones require some of them."""
+
+    STANDARD = "STANDARD"
+    VIP = "VIP"
+    BACKSTAGE = "BACKSTAGE"
+    CAMPING = "CAMPING"
+    PARKING = "PARKING"
+    COMBO = "COMBO"
+
+
+# Stable wire order for the one-byte type field of signed codes: append only.
+TICKET_TYPE_ORDER: tuple[TicketType, ...] = tuple(TicketType)
+
+
+class TicketStatus(StrEnum):
+    """A ticket's lifecycle: AVAILABLE → RESERVED → SOLD → USED, or CANCELLED / REFUNDED."""
+
+    AVAILABLE = "AVAILABLE"
+    RESERVED = "RESERVED"
+    SOLD = "SOLD"
+    USED = "USED"
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+
+
+class Role(StrEnum):
+    """What a device does: admit at a gate, sell at a bar, or load wristbands."""
+
+    GATE = "gate"
+    BAR = "bar"
+    TOPUP = "topup"
+
+
+class EventKind(StrEnum):
+    """Kinds of fact a device records."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+    SALE = "sale"
+    TOPUP = "topup"
+    REFUND = "refund"
+    LOG = "log"
+
+
+class TransactionType(StrEnum):
+    """Cashless ledger entry types (seed model)."""
+
+    TOPUP = "TOPUP"
+    PAYMENT = "PAYMENT"
+    REFUND = "REFUND"
+    TRANSFER = "TRANSFER"
+    CORRECTION = "CORRECTION"
