@@ -139,8 +139,16 @@ TABLES: dict[str, type[Row]] = {
     "block": BlockRow,
 }
 TableName = Literal[
-    "festival", "signing_key", "category", "ticket", "zone",
-    "presence", "account", "vendor", "product", "block",
+    "festival",
+    "signing_key",
+    "category",
+    "ticket",
+    "zone",
+    "presence",
+    "account",
+    "vendor",
+    "product",
+    "block",
 ]
 
 

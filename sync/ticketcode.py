@@ -81,7 +81,9 @@ def decode(text: str) -> SignedCode:
     if len(raw) != ENCODED_BYTES:
         raise MalformedCode("wrong length")
     payload, signature = raw[: _PAYLOAD.size], raw[_PAYLOAD.size :]
-    version, key_id, fest, ticket, type_index, code_version, vfrom, vuntil = _PAYLOAD.unpack(payload)
+    version, key_id, fest, ticket, type_index, code_version, vfrom, vuntil = _PAYLOAD.unpack(
+        payload
+    )
     if version != FORMAT_VERSION or type_index >= len(TICKET_TYPE_ORDER):
         raise MalformedCode("unknown version or ticket type")
     return SignedCode(

@@ -1,0 +1,27 @@
+"""Typed settings for the central service (env prefix ``FESTGATE_CENTRAL_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CentralConfig(BaseSettings):
+    """Central's settings: where PostgreSQL is and where the HTTP API listens."""
+
+    model_config = SettingsConfigDict(env_prefix="FESTGATE_CENTRAL_", extra="forbid")
+
+    dsn: SecretStr | None = Field(
+        None,
+        description="libpq DSN or URI of central's PostgreSQL; unset: start an embedded server",
+    )
+    data_dir: Path = Field(
+        Path("var/central"),
+        description="directory of the embedded PostgreSQL cluster (used only without a DSN)",
+    )
+    host: str = Field("127.0.0.1", description="address the HTTP API listens on")
+    port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
+    pool_min_size: int = Field(1, ge=0, description="connections the pool keeps open")
+    pool_max_size: int = Field(10, ge=1, description="most connections the pool opens")

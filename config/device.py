@@ -1,0 +1,154 @@
+"""Device settings: one TOML file plus FESTGATE_ environment overrides, validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.hardware import ActuatorConfig, ReaderConfig
+from sync.vocab import Role
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentityConfig(_Section):
+    """Who this device is and what it does."""
+
+    name: str = Field(min_length=1, max_length=64, description="device name shown to ops")
+    role: Role = Field(description="gate, bar or topup")
+    zone: str | None = Field(None, description="zone id or name a gate admits into")
+    vendor: str | None = Field(None, description="vendor id or name a bar sells for")
+    data_dir: Path = Field(Path("./var/device"), description="replica, journal and credentials")
+
+
+class CentralConfig(_Section):
+    """How to reach central."""
+
+    url: HttpUrl | None = Field(None, description="central's base URL; none = offline only")
+    ca_bundle: Path | None = Field(None, description="festival's own CA bundle for TLS")
+    token: SecretStr | None = Field(None, description="device token; normally in credentials")
+    connect_timeout_s: float = Field(3.0, gt=0, le=60, description="TCP/TLS connect timeout")
+    request_timeout_s: float = Field(10.0, gt=0, le=300, description="one request's timeout")
+    long_poll_s: float = Field(25.0, ge=0, le=60, description="how long a change poll may wait")
+    push_interval_s: float = Field(2.0, gt=0, le=600, description="retry timer for pending events")
+
+
+class CashlessConfig(_Section):
+    """Local limits on cashless sales."""
+
+    offline_allowance_cents: int | None = Field(
+        None, ge=0, description="cap on the festival's offline allowance per wristband"
+    )
+    online_window_s: float = Field(
+        30.0, gt=0, description="central counts as reachable this long after the last exchange"
+    )
+
+
+class TimeoutsConfig(_Section):
+    """Bounds on the daemon's own work."""
+
+    shutdown_s: float = Field(5.0, gt=0, le=120, description="SIGTERM to exit, at most")
+    reader_restart_s: float = Field(
+        1.0, gt=0, le=300, description="first backoff for a failed reader"
+    )
+
+
+class DeviceConfig(BaseSettings):
+    """Everything a device needs, loaded from TOML then FESTGATE_* environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FESTGATE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    device: IdentityConfig = Field(description="identity and role")
+    central: CentralConfig = Field(default_factory=CentralConfig, description="central service")
+    cashless: CashlessConfig = Field(default_factory=CashlessConfig, description="bar limits")
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="daemon bounds")
+    readers: list[ReaderConfig] = Field(default_factory=list, description="code and tag readers")
+    actuators: list[ActuatorConfig] = Field(default_factory=list, description="relays, displays")
+
+    @model_validator(mode="after")
+    def _role_needs_place(self) -> DeviceConfig:
+        if self.device.role is Role.GATE and not self.device.zone:
+            raise ValueError("device.zone is required for a gate")
+        if self.device.role is Role.BAR and not self.device.vendor:
+            raise ValueError("device.vendor is required for a bar")
+        names = [p.name for p in [*self.readers, *self.actuators]]
+        if len(names) != len(set(names)):
+            raise ValueError("reader and actuator names must be unique")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment overrides the file; the file overrides defaults."""
+        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` names each key path and what was expected."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def _describe(error: Any) -> str:
+    path = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"camera", "nfc", "serial_scanner", "simulated", "relay", "display"}:
+            continue  # the union member pydantic tried; the user wrote `type = ...`, not this
+        else:
+            path += f".{part}" if path else str(part)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    given = error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, str | int | float | bool) else ""
+    return f"{path or '(top level)'}: {error['msg']}{shown}"
+
+
+def load_device_config(path: Path | None) -> DeviceConfig:
+    """Load and validate a device config; ConfigError lists every problem by key path."""
+    source = str(path) if path is not None else "environment"
+    if path is not None and not path.is_file():
+        raise ConfigError(source, ["file not found"])
+    try:
+        return DeviceConfig(_toml_file=path)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+    except (ValueError, OSError) as exc:  # TOML syntax errors arrive as ValueError
+        raise ConfigError(source, [str(exc)]) from None

@@ -1,0 +1,177 @@
+"""The event journal: every verdict appended and committed before it is shown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from sync.hlc import HybridClock
+from sync.ids import uuid7
+from sync.protocol import Event
+from sync.vocab import EventKind
+
+# Run inside the catalog-apply transaction when the cursor moves to :cursor: events central
+# acknowledged at a feed head we have now applied are part of central's rows, so they stop
+# counting as pending here.
+REFLECT_SQL: tuple[str, ...] = (
+    *(
+        f"""
+    UPDATE pending SET delta = delta - (
+        SELECT coalesce(sum({expr}), 0) FROM journal j
+         WHERE j.reflected = 0 AND j.acked = 1 AND j.ack_seq <= :cursor AND j.{col} = pending.ref)
+     WHERE scope = '{scope}'
+    """
+        for scope, col, expr in (
+            ("zone", "zone_id", "j.delta"),
+            ("account", "account_id", "j.delta"),
+            ("spent", "account_id", "CASE WHEN j.kind IN ('sale', 'refund') THEN -j.delta END"),
+        )
+    ),
+    "UPDATE journal SET reflected = 1 WHERE reflected = 0 AND acked = 1 AND ack_seq <= :cursor",
+    "DELETE FROM pending WHERE delta = 0",
+)
+
+_INSERT = """
+INSERT INTO journal (device_seq, event_id, kind, verdict, hlc, wall_ms, catalog_seq, payload,
+                     ticket_id, zone_id, account_id, delta)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_COLUMNS = "device_seq, event_id, kind, verdict, hlc, wall_ms, catalog_seq, payload"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStats:
+    """Counts for `status`."""
+
+    events: int
+    pending: int
+    last_seq: int
+
+
+class Journal:
+    """Appends events with a gap-free device_seq and an HLC; gives sync its batches."""
+
+    def __init__(self, conn: aiosqlite.Connection, device_id: str, last_seq: int, last_hlc: int):
+        self.conn = conn
+        self.device_id = device_id
+        self.clock = HybridClock(last_hlc)
+        self._last_seq = last_seq
+
+    @classmethod
+    async def open(cls, conn: aiosqlite.Connection, device_id: str) -> Journal:
+        """Resume after the last committed event (and never let the HLC run backwards)."""
+        rows = list(await conn.execute_fetchall("SELECT max(device_seq), max(hlc) FROM journal"))
+        state = list(await conn.execute_fetchall("SELECT value FROM sync_state WHERE key = 'hlc'"))
+        last_hlc = max(int(rows[0][1] or 0), int(state[0][0]) if state else 0)
+        return cls(conn, device_id, int(rows[0][0] or 0), last_hlc)
+
+    @property
+    def last_seq(self) -> int:
+        """device_seq of the last committed event."""
+        return self._last_seq
+
+    async def append(
+        self,
+        kind: EventKind,
+        verdict: str,
+        payload: dict[str, Any],
+        *,
+        wall_ms: int,
+        catalog_seq: int,
+        ticket_id: str | None = None,
+        zone_id: str | None = None,
+        account_id: str | None = None,
+        delta: int = 0,
+    ) -> Event:
+        """Commit one event (one synced transaction) and return it. Callers serialise appends."""
+        seq = self._last_seq + 1
+        hlc = self.clock.now(wall_ms)
+        event_id = str(uuid7(wall_ms))
+        await self.conn.execute(
+            _INSERT,
+            (
+                seq,
+                event_id,
+                kind.value,
+                verdict,
+                hlc,
+                wall_ms,
+                catalog_seq,
+                json.dumps(payload, separators=(",", ":")),
+                ticket_id,
+                zone_id,
+                account_id,
+                delta,
+            ),
+        )
+        # Only after the commit succeeded: a failed insert must not leave a gap.
+        self._last_seq = seq
+        return Event(
+            event_id=event_id,
+            device_id=self.device_id,
+            device_seq=seq,
+            hlc=hlc,
+            wall_ms=wall_ms,
+            catalog_seq=catalog_seq,
+            kind=kind,
+            verdict=verdict,
+            payload=payload,
+        )
+
+    async def pending_batch(self, limit: int) -> list[Event]:
+        """Unacknowledged events in device_seq order, at most `limit`."""
+        rows = await self.conn.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM journal WHERE acked = 0 ORDER BY device_seq LIMIT ?", (limit,)
+        )
+        return [
+            Event(
+                device_seq=r[0],
+                event_id=r[1],
+                kind=EventKind(r[2]),
+                verdict=r[3],
+                hlc=r[4],
+                wall_ms=r[5],
+                catalog_seq=r[6],
+                payload=json.loads(r[7]),
+                device_id=self.device_id,
+            )
+            for r in rows
+        ]
+
+    async def mark_acked(self, through: int, head_seq: int) -> int:
+        """Central holds every event up to `through`; its feed head then was `head_seq`."""
+        cur = await self.conn.execute(
+            "UPDATE journal SET acked = 1, ack_seq = ? WHERE acked = 0 AND device_seq <= ?",
+            (head_seq, through),
+        )
+        return cur.rowcount
+
+    async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
+        """Advance the HLC past central's clock and persist it, so it survives a restart."""
+        hlc = self.clock.observe(central_hlc, wall_ms)
+        await self.conn.execute(
+            "INSERT INTO sync_state VALUES ('hlc', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(hlc),),
+        )
+
+    async def prune(self, older_than_ms: int) -> int:
+        """Delete events central holds and reflects, recorded before `older_than_ms`."""
+        cur = await self.conn.execute(
+            "DELETE FROM journal WHERE acked = 1 AND reflected = 1 AND wall_ms < ? "
+            "AND device_seq < (SELECT max(device_seq) FROM journal)",  # keep seq continuity
+            (older_than_ms,),
+        )
+        return cur.rowcount
+
+    async def stats(self) -> JournalStats:
+        """Events held, events not yet acknowledged, last device_seq."""
+        rows = list(
+            await self.conn.execute_fetchall(
+                "SELECT count(*), coalesce(sum(acked = 0), 0) FROM journal"
+            )
+        )
+        return JournalStats(int(rows[0][0]), int(rows[0][1]), self._last_seq)

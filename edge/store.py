@@ -1,0 +1,325 @@
+"""The device's local replica: one aiosqlite writer connection, WAL, catalog apply and lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from edge import journal
+from edge.decide import Presence
+from edge.replica import SPECS, validate_rows
+from edge.schema import migrate
+from sync.catalog import (
+    AccountRow,
+    CategoryRow,
+    Change,
+    FestivalRow,
+    ProductRow,
+    SigningKeyRow,
+    Snapshot,
+    TicketRow,
+    VendorRow,
+    ZoneRow,
+)
+
+DB_NAME = "replica.sqlite3"
+_CATALOG_TABLES = tuple(SPECS)
+_SMALL_TABLES = ("festival", "signing_key", "zone", "vendor", "product", "category")
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    # WAL lets readers (status, sync) run beside the writer; FULL syncs the WAL on every
+    # commit, so a verdict shown after commit survives a power cut.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+
+
+def _open_and_migrate(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        _pragmas(conn)
+        migrate(conn)
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class GateLookup:
+    """What the replica and this device's journal know about one ticket in one zone."""
+
+    ticket: TicketRow | None
+    category: CategoryRow | None
+    blocked: bool
+    presence: Presence
+    pending_occupancy: int
+
+
+@dataclass(frozen=True, slots=True)
+class BarLookup:
+    """What the replica and this device's journal know about one wristband."""
+
+    account: AccountRow | None
+    tag_blocked: bool
+    pending: int
+    offline_spent: int
+
+
+@dataclass
+class Catalog:
+    """The small replicated tables, held in memory and reloaded whenever the catalog changes."""
+
+    festival: FestivalRow | None
+    keys: dict[int, SigningKeyRow]
+    zones: dict[str, ZoneRow]
+    vendors: dict[str, VendorRow]
+    products: dict[str, ProductRow]
+    categories: dict[str, CategoryRow]
+
+    def find_zone(self, ref: str) -> ZoneRow | None:
+        """A zone by id, or by name ignoring case (site techs type names)."""
+        return self.zones.get(ref) or next(
+            (z for z in self.zones.values() if z.name.casefold() == ref.casefold()), None
+        )
+
+    def find_vendor(self, ref: str) -> VendorRow | None:
+        """A vendor by id, or by name ignoring case."""
+        return self.vendors.get(ref) or next(
+            (v for v in self.vendors.values() if v.name.casefold() == ref.casefold()), None
+        )
+
+
+# One query per scan: the ticket (by id or by keyed hash), its category, block-list entry,
+# central's presence and this device's last admitted movement in the zone.
+_GATE_SQL = """
+WITH k(id) AS ({anchor})
+SELECT k.id, t.seq, t.festival_id, t.category_id, t.status, t.code_hash, t.code_version,
+       t.suspicious,
+       EXISTS (SELECT 1 FROM block b WHERE b.kind = 'ticket' AND b.ref = k.id),
+       p.inside, p.hlc,
+       (SELECT j.kind || ':' || j.hlc FROM journal j
+         WHERE j.ticket_id = k.id AND j.zone_id = :zone AND j.verdict IN ('ok', 'ok_reentry')
+         ORDER BY j.device_seq DESC LIMIT 1),
+       (SELECT delta FROM pending WHERE scope = 'zone' AND ref = :zone)
+FROM k
+LEFT JOIN ticket t ON t.id = k.id
+LEFT JOIN presence p ON p.ticket_id = k.id AND p.zone_id = :zone
+"""
+_GATE_BY_ID = _GATE_SQL.format(anchor="SELECT :ticket_id")
+_GATE_BY_HASH = _GATE_SQL.format(anchor="SELECT id FROM ticket WHERE code_hash = :code_hash")
+_BAR_SQL = """
+SELECT a.seq, a.id, a.festival_id, a.tag_hash, a.balance, a.blocked,
+       EXISTS (SELECT 1 FROM block b WHERE b.kind = 'tag' AND b.ref = :tag_hash),
+       (SELECT delta FROM pending WHERE scope = 'account' AND ref = a.id),
+       (SELECT delta FROM pending WHERE scope = 'spent' AND ref = a.id)
+FROM (SELECT :tag_hash AS h) q LEFT JOIN account a ON a.tag_hash = q.h
+"""
+
+
+def _presence(central: tuple[int, int] | None, local: str | None) -> Presence:
+    """Merge central's view and this device's last movement: the later HLC wins."""
+    best: tuple[int, bool] | None = None
+    if central is not None:
+        best = (central[1], bool(central[0]))
+    if local is not None:
+        kind, hlc = local.split(":")
+        if best is None or int(hlc) > best[0]:
+            best = (int(hlc), kind == "entry")
+    if best is None:
+        return Presence.NEVER
+    return Presence.INSIDE if best[1] else Presence.OUTSIDE
+
+
+class Store:
+    """The replica and journal file of one device; all writes go through this one connection."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.catalog = Catalog(None, {}, {}, {}, {}, {})
+        self._cursor = 0
+
+    @classmethod
+    async def open(cls, data_dir: Path) -> Store:
+        """Open (creating and migrating) the replica in `data_dir`."""
+        path = data_dir / DB_NAME
+        await asyncio.to_thread(_open_and_migrate, path)
+        # isolation_level=None: a lone INSERT is its own transaction, committed (and synced)
+        # before the call returns; multi-statement writes use explicit BEGIN IMMEDIATE.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        await conn.execute("PRAGMA synchronous = FULL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        store = cls(conn, path)
+        await store._reload()
+        return store
+
+    async def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        await self.conn.close()
+
+    @property
+    def cursor(self) -> int:
+        """Highest change-feed seq applied; recorded on every event as `catalog_seq`."""
+        return self._cursor
+
+    async def _reload(self) -> None:
+        rows: dict[str, list[Any]] = {}
+        for name in _SMALL_TABLES:
+            spec = SPECS[name]
+            rows[name] = [spec.load(r) for r in await self.conn.execute_fetchall(spec.select_sql)]
+        self.catalog = Catalog(
+            festival=rows["festival"][0] if rows["festival"] else None,
+            keys={r.key_id: r for r in rows["signing_key"]},
+            zones={r.id: r for r in rows["zone"]},
+            vendors={r.id: r for r in rows["vendor"]},
+            products={r.id: r for r in rows["product"]},
+            categories={r.id: r for r in rows["category"]},
+        )
+        self._cursor = int(await self.get_state("cursor") or 0)
+
+    async def get_state(self, key: str) -> str | None:
+        """A sync_state value."""
+        rows = list(
+            await self.conn.execute_fetchall("SELECT value FROM sync_state WHERE key = ?", (key,))
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def set_state(self, key: str, value: str) -> None:
+        """Set a sync_state value (its own transaction)."""
+        await self.conn.execute(
+            "INSERT INTO sync_state VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def apply_snapshot(self, snapshot: Snapshot) -> int:
+        """Replace the whole catalog with a snapshot in one transaction; returns rows applied."""
+        prepared = {
+            name: validate_rows(SPECS[name], rows) for name, rows in snapshot.tables.items()
+        }
+        if len(prepared.get("festival", [])) != 1:
+            raise ValueError("a snapshot holds exactly one festival row")
+        count = 0
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name in _CATALOG_TABLES:
+                await self.conn.execute(f"DELETE FROM {name}")
+            for name, params in prepared.items():
+                await self.conn.executemany(SPECS[name].upsert_sql, params)
+                count += len(params)
+            await self._set_cursor(snapshot.seq)
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        await self._reload()
+        return count
+
+    async def apply_changes(self, changes: Iterable[Change]) -> int:
+        """Apply a page of the change feed in one transaction with the new cursor; returns it.
+
+        Changes at or below the cursor are skipped, so replaying a page is harmless.
+        """
+        todo = sorted((c for c in changes if c.seq > self._cursor), key=lambda c: c.seq)
+        if not todo:
+            return self._cursor
+        # Validate the whole page before touching anything: a bad row rejects the page.
+        batches: list[tuple[str, list[tuple[Any, ...]]]] = []
+        for (table, op), group in groupby(todo, key=lambda c: (c.table, c.op)):
+            spec = SPECS[table]
+            rows = [c.row | {"seq": c.seq} for c in group]
+            if op == "upsert":
+                batches.append((spec.upsert_sql, validate_rows(spec, rows)))
+            else:
+                batches.append((spec.delete_sql, [spec.key_params(r) for r in rows]))
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in batches:
+                await self.conn.executemany(sql, params)
+            await self._set_cursor(todo[-1].seq)
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        await self._reload()
+        return self._cursor
+
+    async def _set_cursor(self, seq: int) -> None:
+        # Inside the caller's transaction: the cursor moves with the rows it covers.
+        await self.conn.execute(
+            "INSERT INTO sync_state VALUES ('cursor', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(seq),),
+        )
+        for sql in journal.REFLECT_SQL:
+            await self.conn.execute(sql, {"cursor": seq})
+
+    async def gate_lookup(
+        self, *, zone_id: str, ticket_id: str | None = None, code_hash: str | None = None
+    ) -> GateLookup:
+        """The ticket named by id (signed code) or keyed hash (opaque code), as seen from a zone."""
+        params: dict[str, str | None] = {"zone": zone_id}
+        if ticket_id is not None:
+            sql, params["ticket_id"] = _GATE_BY_ID, ticket_id
+        else:
+            sql, params["code_hash"] = _GATE_BY_HASH, code_hash
+        rows = list(await self.conn.execute_fetchall(sql, params))
+        if not rows:
+            return GateLookup(None, None, False, Presence.NEVER, 0)
+        (tid, seq, fest, cat, status, chash, cver, susp, blocked, inside, phlc, local, pocc) = rows[
+            0
+        ]
+        ticket = None
+        if seq is not None:
+            ticket = TicketRow(
+                seq=seq,
+                id=tid,
+                festival_id=fest,
+                category_id=cat,
+                status=status,
+                code_hash=chash,
+                code_version=cver,
+                suspicious=bool(susp),
+            )
+        central = (inside, phlc) if inside is not None else None
+        return GateLookup(
+            ticket=ticket,
+            category=self.catalog.categories.get(cat) if cat is not None else None,
+            blocked=bool(blocked),
+            presence=_presence(central, local),
+            pending_occupancy=int(pocc or 0),
+        )
+
+    async def bar_lookup(self, tag_hash: str) -> BarLookup:
+        """The wristband account for a keyed tag hash, with this device's pending effects."""
+        rows = list(await self.conn.execute_fetchall(_BAR_SQL, {"tag_hash": tag_hash}))
+        seq, aid, fest, thash, balance, blocked, tag_blocked, pending, spent = rows[0]
+        account = None
+        if aid is not None:
+            account = AccountRow(
+                seq=seq,
+                id=aid,
+                festival_id=fest,
+                tag_hash=thash,
+                balance=balance,
+                blocked=bool(blocked),
+            )
+        return BarLookup(account, bool(tag_blocked), int(pending or 0), int(spent or 0))
+
+    async def table_counts(self) -> dict[str, int]:
+        """Rows per replicated table, for `status`."""
+        counts = {}
+        for name in _CATALOG_TABLES:
+            rows = list(await self.conn.execute_fetchall(f"SELECT count(*) FROM {name}"))
+            counts[name] = int(rows[0][0])
+        return counts
