@@ -100,12 +100,17 @@ def _ticket_type(ctx: GateContext) -> TicketType | None:
 
 
 def _window(ctx: GateContext) -> tuple[int | None, int | None]:
-    # A signed code carries its own window, so it holds even for a ticket sold after the last sync.
-    if ctx.code.signed is not None:
-        return ctx.code.signed.valid_from, ctx.code.signed.valid_until
-    if ctx.category is not None:
-        return ctx.category.valid_from, ctx.category.valid_until
-    return None, None
+    # A signed code carries its own window, so it holds even for a ticket sold after the last
+    # sync; when the category is cached too, the stricter of the two applies.
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in (
+        (ctx.code.signed.valid_from, ctx.code.signed.valid_until) if ctx.code.signed else (None, None),
+        (ctx.category.valid_from, ctx.category.valid_until) if ctx.category else (None, None),
+    ):
+        starts += [start] if start is not None else []
+        ends += [end] if end is not None else []
+    return (max(starts) if starts else None), (min(ends) if ends else None)
 
 
 def decide_entry(ctx: GateContext, now: int) -> Verdict:

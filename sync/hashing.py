@@ -21,10 +21,15 @@ def code_hash(key: bytes, code: str | bytes) -> bytes:
 
 def normalize_tag_uid(uid: str | bytes) -> bytes:
     """Tag UIDs arrive as bytes from a reader or hex from a person; compare as bytes."""
-    if isinstance(uid, bytes):
-        return uid
-    cleaned = uid.strip().replace(":", "").replace(" ", "").replace("-", "")
-    return bytes.fromhex(cleaned)
+    raw = (
+        uid
+        if isinstance(uid, bytes)
+        else bytes.fromhex(uid.strip().replace(":", "").replace(" ", "").replace("-", ""))
+    )
+    # ISO 14443 UIDs are 4, 7 or 10 bytes; FeliCa IDm is 8. Anything else is a misread.
+    if not 4 <= len(raw) <= 10:
+        raise ValueError(f"a tag UID is 4 to 10 bytes, got {len(raw)}")
+    return raw
 
 
 def tag_hash(key: bytes, uid: str | bytes) -> bytes:

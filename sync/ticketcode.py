@@ -2,7 +2,7 @@
 
 Wire form: ``FG1.`` + unpadded RFC 4648 base32 of ``payload || signature``.
 Base32 keeps to QR's alphanumeric set (with ``.``), so the symbol stays small.
-Payload (big-endian, 46 bytes): version u8, key_id u32, festival uuid (16),
+Payload (big-endian, 48 bytes): version u8, key_id u32, festival uuid (16),
 ticket uuid (16), ticket type u8 (index into TICKET_TYPE_ORDER), code_version
 u16 (bumped when a ticket is transferred or resold), valid_from u32 and
 valid_until u32 (unix seconds, 0 = open).
