@@ -23,6 +23,8 @@ class SampleFestival:
     snapshot: Snapshot
     codes: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # Plays central's part for demos and benchmarks; never written to a device.
+    signer: Ed25519PrivateKey | None = None
 
 
 def _uuid(rng: random.Random) -> str:
@@ -106,7 +108,7 @@ def build_sample(*, seed: int = 7, now: int, tickets: int = 50) -> SampleFestiva
                 "reentry": name != "Backstage",
             }
         )
-    sample = SampleFestival(Snapshot(festival_id=fest_id, seq=1, tables={}))
+    sample = SampleFestival(Snapshot(festival_id=fest_id, seq=1, tables={}), signer=private)
     types = list(cats)
     for i in range(tickets):
         tid = _uuid(rng)

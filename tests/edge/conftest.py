@@ -48,7 +48,9 @@ async def make_device(
 ) -> AsyncIterator[DeviceFactory]:
     opened: list[Device] = []
 
-    async def make(role: Role = Role.GATE, *, name: str = "dev", load: bool = True, **kw: Any) -> Device:
+    async def make(
+        role: Role = Role.GATE, *, name: str = "dev", load: bool = True, **kw: Any
+    ) -> Device:
         defaults: dict[str, Any] = {"zone": "General"} if role is Role.GATE else {}
         if role is Role.BAR:
             defaults = {"vendor": "Main Bar"}

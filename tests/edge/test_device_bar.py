@@ -39,7 +39,9 @@ async def test_online_device_spends_up_to_the_balance(
     bar = await make_device(Role.BAR)
     bar.last_contact_ms = clock()
     assert (await bar.charge(sample.tags["carol"], amount=15_000)).verdict.code == "approved"
-    assert (await bar.charge(sample.tags["carol"], amount=6_000)).verdict.code == "insufficient_funds"
+    assert (
+        await bar.charge(sample.tags["carol"], amount=6_000)
+    ).verdict.code == "insufficient_funds"
     clock.advance(60)  # past the online window: back to offline rules
     assert (await bar.charge(sample.tags["carol"], amount=100)).verdict.code == "offline_limit"
 
@@ -74,7 +76,9 @@ async def test_declines_are_journaled_and_change_nothing_else(
     assert journal_rows(bar.store.path) == [(1, "sale", expected, 0)]
 
 
-async def test_unknown_tag_and_closed_vendor(make_device: DeviceFactory, sample: SampleFestival) -> None:
+async def test_unknown_tag_and_closed_vendor(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
     bar = await make_device(Role.BAR)
     assert (await bar.charge("04aabbccddeeff", amount=100)).verdict.code == "unknown_tag"
     vendor = next(iter(bar.catalog.vendors.values()))
@@ -139,8 +143,8 @@ async def test_topup_of_blocked_wristband_on_block_list_is_refused(
     row = {"kind": "tag", "ref": point.catalog.festival and _hash(point, sample.tags["bob"])}
     await point.store.apply_changes([Change(seq=900, table="block", row=row)])
     assert (await point.topup(sample.tags["bob"], amount=100)).verdict.code == "tag_blocked"
+    bar = await make_device(Role.BAR, name="bar")
     with pytest.raises(BadInput) as bar_topup:
-        bar = await make_device(Role.BAR, name="bar")
         await bar.topup(sample.tags["bob"], amount=100)
     assert bar_topup.value.code == "wrong_role"
 

@@ -40,7 +40,10 @@ async def test_opaque_code_is_found_by_keyed_hash_and_never_stored_plain(
     code = sample.codes["opaque-standard-4"]
     result = await device.scan(code)
     assert result.verdict.code == "ok"
-    raw = device.store.path.read_bytes() + (device.store.path.parent / "replica.sqlite3-wal").read_bytes()
+    raw = (
+        device.store.path.read_bytes()
+        + (device.store.path.parent / "replica.sqlite3-wal").read_bytes()
+    )
     assert code.encode() not in raw
 
 
@@ -115,7 +118,12 @@ async def test_central_presence_newer_than_local_history_wins(
     ticket_id = entered.event.payload["ticket_id"]
     zone_id = entered.event.payload["zone_id"]
     # Central learned (from another gate) that the ticket left, after our entry.
-    exit_row = {"ticket_id": ticket_id, "zone_id": zone_id, "inside": False, "hlc": entered.event.hlc + 1}
+    exit_row = {
+        "ticket_id": ticket_id,
+        "zone_id": zone_id,
+        "inside": False,
+        "hlc": entered.event.hlc + 1,
+    }
     await device.store.apply_changes([Change(seq=2000, table="presence", row=exit_row)])
     assert (await device.scan(code)).verdict.code == "ok_reentry"
 

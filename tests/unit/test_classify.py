@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from factories import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.decide import MAX_CODE_CHARS, GateContext, ScannedCode, classify, decide_entry
+from sync import ticketcode
+from sync.verdicts import GateCode
+from tests.unit.factories import (
     FESTIVAL_BYTES,
     NOW,
     SIGNATURE_START,
@@ -17,12 +23,6 @@ from factories import (
     truncate,
     zone,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from edge.decide import MAX_CODE_CHARS, GateContext, ScannedCode, classify, decide_entry
-from sync import ticketcode
-from sync.verdicts import GateCode
 
 KEY = signer(key_id=3)
 CODE = KEY.sign(new_id())

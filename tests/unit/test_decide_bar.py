@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from factories import account, sale, vendor
 
 from edge.decide import (
     MAX_AMOUNT,
@@ -17,6 +16,7 @@ from edge.decide import (
     validate_amount,
 )
 from sync.verdicts import BarCode
+from tests.unit.factories import account, sale, vendor
 
 # Defaults of `sale`: open vendor, wristband with 50.00 (5000 cents), offline, allowance 20.00.
 NO_ACCOUNT = replace(sale(100), account=None)

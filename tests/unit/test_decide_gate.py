@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pytest
-from factories import (
+
+from edge.decide import Presence, decide_entry
+from sync import ticketcode
+from sync.verdicts import GateCode
+from sync.vocab import TICKET_TYPE_ORDER, TicketStatus, TicketType
+from tests.unit.factories import (
     FESTIVAL_BYTES,
     HOUR,
     NOW,
@@ -24,11 +29,6 @@ from factories import (
     truncate,
     zone,
 )
-
-from edge.decide import Presence, decide_entry
-from sync import ticketcode
-from sync.verdicts import GateCode
-from sync.vocab import TICKET_TYPE_ORDER, TicketStatus, TicketType
 
 Kind = Literal["signed", "opaque"]
 BOTH: tuple[Kind, ...] = ("signed", "opaque")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from factories import NOW, Cache, account, category, opaque_code, signer, ticket, vendor, zone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,17 @@ from edge.decide import (
 )
 from sync.verdicts import BarCode, GateCode
 from sync.vocab import TicketStatus, TicketType
+from tests.unit.factories import (
+    NOW,
+    Cache,
+    account,
+    category,
+    opaque_code,
+    signer,
+    ticket,
+    vendor,
+    zone,
+)
 
 KEY = signer(key_id=11)
 SETTINGS = settings(max_examples=200, deadline=None)
