@@ -101,7 +101,7 @@ def _show(result: GateResult | SaleResult, as_json: bool, currency: str = "EUR")
     verdict = result.verdict
     record: dict[str, Any] = {
         "verdict": verdict.code,
-        "text": verdict.text,
+        "text": result.text,
         "admits": verdict.admits,
         "event_id": result.event.event_id,
         "device_seq": result.event.device_seq,
@@ -114,9 +114,7 @@ def _show(result: GateResult | SaleResult, as_json: bool, currency: str = "EUR")
         print(json.dumps(record))
     else:
         colour, mark = ("green", "✔") if verdict.admits else ("red", "✘")
-        text = verdict.text
-        if result.event.kind == "exit" and verdict.admits:
-            text = "Exit recorded"
+        text = result.text
         line = f"[bold {colour}]{mark} {verdict.code}[/] — {text}"
         if isinstance(result, SaleResult):
             line += f"  (amount {result.amount / 100:.2f} {currency}"

@@ -47,6 +47,13 @@ class GateResult:
     event: Event
     zone: str
 
+    @property
+    def text(self) -> str:
+        """What the display shows: the verdict's text, or that an exit was recorded."""
+        if self.event.kind is EventKind.EXIT and self.verdict.admits:
+            return "Exit recorded"
+        return self.verdict.text
+
 
 @dataclass(frozen=True, slots=True)
 class SaleResult:
@@ -56,6 +63,11 @@ class SaleResult:
     event: Event
     amount: int
     balance: int | None
+
+    @property
+    def text(self) -> str:
+        """What the display shows."""
+        return self.verdict.text
 
 
 class Device:
