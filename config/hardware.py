@@ -21,10 +21,20 @@ class CameraReaderConfig(_Part):
     source: str = Field("0", description="device index, video file, or stream URL")
     decoder: Literal["zxing", "pyzbar"] = Field("zxing", description="QR decoder library")
     hold_s: float = Field(
-        2.0, ge=0, le=60, description="report the same code again only after this"
+        2.0,
+        ge=0,
+        le=60,
+        description=(
+            "a code held in view is reported again after this many seconds; 0 = only after it "
+            "leaves the frame"
+        ),
     )
     downscale: float = Field(1.0, gt=0, le=1, description="scale factor applied before decoding")
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height to decode")
+    invert: bool = Field(True, description="also read light-on-dark (dark-mode screen) codes")
+    gone_frames: int = Field(
+        4, ge=1, le=300, description="frames without a code before it counts as gone"
+    )
 
 
 class NfcReaderConfig(_Part):
@@ -42,6 +52,12 @@ class SerialScannerConfig(_Part):
     port: str = Field(description="serial device, e.g. /dev/ttyACM0, or a pyserial URL")
     baud: int = Field(9600, gt=0, description="line speed")
     terminator: Literal["CR", "LF", "CRLF"] = Field("CR", description="what ends one code")
+    max_line: int = Field(
+        512, ge=16, le=4096, description="longer lines are noise: dropped and counted"
+    )
+    line_timeout_s: float = Field(
+        1.0, gt=0, le=60, description="a partial line idle this long is dropped"
+    )
 
 
 class SimulatedReaderConfig(_Part):
@@ -64,6 +80,14 @@ class RelayConfig(_Part):
     port: str = Field(description="serial device or pyserial URL")
     baud: int = Field(9600, gt=0, description="line speed")
     pulse_ms: int = Field(500, ge=10, le=10_000, description="how long the relay stays closed")
+    protocol: Literal["lcus", "text", "rts", "dtr"] = Field(
+        "lcus",
+        description=(
+            "lcus: A0-framed bytes of common USB relay boards; text: `RELAY <n> ON|OFF` lines; "
+            "rts/dtr: drive that modem-control pin"
+        ),
+    )
+    channel: int = Field(1, ge=1, le=8, description="relay channel on a multi-relay board")
 
 
 class DisplayConfig(_Part):

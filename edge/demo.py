@@ -49,8 +49,10 @@ async def _run(console: Console) -> None:
         ("signed code with one character changed", codes["vip-5"][:-8] + "AAAAAAAA", {}),
         ("garbage from the scanner", "'; DROP TABLE ticket; --", {}),
     ):
-        steps.append(("gate", what, await gate.scan(code, **kwargs)))  # type: ignore[arg-type]
-    steps.append(("bar", "2 beers on alice", await bar.charge(tags["alice"], products=[("Beer", 2)])))
+        steps.append(("gate", what, await gate.scan(code, **kwargs)))
+    steps.append(
+        ("bar", "2 beers on alice", await bar.charge(tags["alice"], products=[("Beer", 2)]))
+    )
     steps.append(("bar", "5.00 on bob (3.00 left)", await bar.charge(tags["bob"], amount=500)))
     steps.append(("bar", "25.00 on carol, offline", await bar.charge(tags["carol"], amount=2500)))
     steps.append(("bar", "a lost wristband", await bar.charge(tags["lost"], amount=100)))

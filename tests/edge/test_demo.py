@@ -11,7 +11,9 @@ from rich.console import Console
 from edge import demo
 
 
-async def test_walkthrough_shows_each_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_walkthrough_shows_each_story(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(demo, "DATA", tmp_path / "demo")
     buffer = io.StringIO()
     await demo._run(Console(file=buffer, width=200))

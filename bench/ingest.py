@@ -1,0 +1,306 @@
+"""`python -m bench ingest --devices K --events N`: events/s central accepts, conflict checks on.
+
+Path measured: a push body (JSON bytes) → ``PushRequest.model_validate_json`` →
+``central.ingest.ingest_batch`` (store, apply, classify, publish, commit), called directly
+(``--via direct``, the default) or through the real app in-process over httpx's ASGI
+transport (``--via asgi``, adds auth and HTTP framing). Devices are half gates (entries and
+exits, with some tickets scanned at two gates: duplicate-entry conflicts) and half bars
+(sales, some wristbands overdrawn: overdraft conflicts), pushing full batches in turn.
+
+Baseline in the same run and database: ``COPY`` of the same rows into a plain table (no
+index, no constraint), one transaction per batch. Rates are medians over batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from central import pg
+from central.auth import DevicePrincipal
+from central.demo import create_demo_festival
+from central.enrol import create_enrol_code, enrol
+from central.imports import import_tickets, import_wristbands
+from central.ingest import ingest_batch
+from sync.hlc import pack
+from sync.ids import uuid7
+from sync.protocol import MAX_BATCH, PushRequest
+
+_CPU: dict[str, float] = {}  # CPU seconds the Python side used while ingesting (direct)
+_BASELINE = """CREATE TABLE IF NOT EXISTS bench_copy (
+    device_id uuid, device_seq bigint, event_id uuid, festival_id uuid, kind text,
+    verdict text, hlc bigint, wall_ms bigint, catalog_seq bigint, payload jsonb,
+    received_at timestamptz, skew_ms bigint, status text, reason text, ticket_id uuid,
+    zone_id uuid, account_id uuid, amount bigint)"""
+
+
+@contextmanager
+def _database(given: str | None) -> Iterator[str]:
+    """A fresh migrated database on the given server, or on an embedded one."""
+    with tempfile.TemporaryDirectory(prefix="festgate-bench-") as tmp:
+        server = None if given else pg.start_embedded(Path(tmp) / "pgdata")
+        admin = given or (server.dsn if server else "")
+        name = f"fg_bench_{uuid.uuid4().hex[:8]}"
+        try:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            dsn = make_conninfo(admin, dbname=name)
+            pg.migrate(dsn)
+            yield dsn
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            if server is not None:
+                server.close()
+
+
+def _script(
+    devices: list[DevicePrincipal],
+    tickets: list[str],
+    accounts: list[str],
+    per_device: int,
+    start_ms: int,
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each device's events: gates admit/release tickets, bars sell; some overlap on purpose."""
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    gates = [d for d in devices if d.role == "gate"]
+    bars = [d for d in devices if d.role == "bar"]
+    for gi, dev in enumerate(gates):
+        events = []
+        for i in range(per_device):
+            slot = i // 2
+            # Every 50th ticket is the same at every gate: duplicate entries.
+            owner = gi if slot % 50 else 0
+            ticket = tickets[(owner * (per_device // 2 + 1) + slot) % len(tickets)]
+            kind = "entry" if i % 2 == 0 else "exit"
+            events.append(
+                _event(dev, i + 1, start_ms + i * 3 + gi, kind, "ok", {"ticket_id": ticket})
+            )
+        out[dev.id] = events
+    for bi, dev in enumerate(bars):
+        events = []
+        for i in range(per_device):
+            account = accounts[(bi * 7 + i) % len(accounts)]
+            payload = {"account_id": account, "amount": 450}
+            events.append(_event(dev, i + 1, start_ms + i * 3 + bi, "sale", "approved", payload))
+        out[dev.id] = events
+    return out
+
+
+def _event(
+    dev: DevicePrincipal, seq: int, at_ms: int, kind: str, verdict: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid7(at_ms)), "device_id": str(dev.id), "device_seq": seq,
+        "hlc": pack(at_ms, 0), "wall_ms": at_ms, "catalog_seq": 0, "kind": kind,
+        "verdict": verdict, "payload": payload,
+    }  # fmt: skip
+
+
+async def _setup(
+    dsn: str, devices: int, per_device: int
+) -> tuple[list[DevicePrincipal], dict[uuid.UUID, str], list[str], list[str]]:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        fest = await create_demo_festival(conn, signed_tickets=1, opaque_tickets=0, wristbands=1)
+        fid = fest.festival_id
+        n_tickets = max(100, (devices // 2 + 1) * (per_device // 2 + 1) + 10)
+        issued = await import_tickets(
+            conn, fid, [{"category": "Weekend", "code": f"B-{i}"} for i in range(n_tickets)],
+            actor="bench", sign=False,
+        )  # fmt: skip
+        n_accounts = max(50, per_device // 5)
+        # Most wristbands hold plenty; one in twenty holds six drinks and gets overdrawn.
+        wristbands = [
+            {"tag_uid": f"0a{i:012x}", "balance": "2700" if i % 20 == 0 else "100000"}
+            for i in range(n_accounts)
+        ]
+        accounts = await import_wristbands(conn, fid, wristbands, actor="bench")
+        principals: list[DevicePrincipal] = []
+        tokens: dict[uuid.UUID, str] = {}
+        for i in range(devices):
+            role = "gate" if i % 2 == 0 or devices == 1 else "bar"
+            code = await create_enrol_code(
+                conn, festival_id=fid, role=role,
+                zone_id=fest.zone_id if role == "gate" else None,
+                vendor_id=fest.vendor_id if role == "bar" else None, ttl_s=600,
+            )  # fmt: skip
+            got = await enrol(conn, code=code, name=f"bench-{i}")
+            principals.append(DevicePrincipal(got.device_id, fid, role, got.zone_id, got.vendor_id))
+            tokens[got.device_id] = got.token
+    return principals, tokens, [str(t.ticket_id) for t in issued], [a.id for a in accounts]
+
+
+def _rounds(
+    script: dict[uuid.UUID, list[dict[str, Any]]], size: int
+) -> list[list[tuple[uuid.UUID, bytes, int]]]:
+    """Rounds of (device, JSON body, event count): in each, every device pushes one batch."""
+    import json
+
+    per = {d: [evs[i : i + size] for i in range(0, len(evs), size)] for d, evs in script.items()}
+    return [
+        [(dev, json.dumps({"events": chunks[n]}).encode(), len(chunks[n]))
+         for dev, chunks in per.items() if n < len(chunks)]
+        for n in range(max(len(v) for v in per.values()))
+    ]  # fmt: skip
+
+
+async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
+    per_device = max(1, args.events // args.devices)
+    devices, tokens, tickets, accounts = await _setup(dsn, args.devices, per_device)
+    by_id = {d.id: d for d in devices}
+    start_ms = time.time_ns() // 1_000_000
+    rounds = _rounds(_script(devices, tickets, accounts, per_device, start_ms), args.batch)
+    if args.via == "asgi":
+        rates, total_s = await _via_asgi(dsn, rounds, tokens)
+    else:
+        rates, total_s = await _direct(dsn, rounds, by_id)
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'applied') FROM device_event"
+        )
+        stored = await cur.fetchone()
+        cur = await conn.execute("SELECT kind, count(*) FROM conflict GROUP BY kind ORDER BY kind")
+        conflicts: dict[str, int] = dict(await cur.fetchall())
+        baseline = await _baseline(conn)
+    events = sum(n for r in rounds for _, _, n in r)
+    median = statistics.median(rates)
+    figures = {
+        "via": args.via,
+        "devices": args.devices,
+        "events": events,
+        "batch": args.batch,
+        "rounds": len(rounds),
+        "events_per_s": round(median, 1),
+        "events_per_s_overall": round(events / total_s, 1),
+        "baseline_rows_per_s": round(baseline, 1),
+        "ratio": round(median / baseline, 3),
+        "stored": stored[0] if stored else 0,
+        "applied": stored[1] if stored else 0,
+        "conflicts": conflicts,
+        "server": "dsn" if os.environ.get("FESTGATE_BENCH_DSN") else "embedded",
+    }
+    if args.via == "direct":  # how much of the wall time this process was on a CPU
+        figures["python_cpu_share"] = round(_CPU.pop("python_cpu_s", 0.0) / total_s, 2)
+    return figures
+
+
+async def _direct(
+    dsn: str,
+    rounds: list[list[tuple[uuid.UUID, bytes, int]]],
+    by_id: dict[uuid.UUID, DevicePrincipal],
+) -> tuple[list[float], float]:
+    """Each device on its own connection; a round's batches are pushed concurrently."""
+    conns = {d: await psycopg.AsyncConnection.connect(dsn) for d in by_id}
+
+    async def push(dev: uuid.UUID, body: bytes) -> None:
+        req = PushRequest.model_validate_json(body)
+        now = time.time_ns() // 1_000_000
+        await ingest_batch(conns[dev], by_id[dev], list(req.events), received_ms=now)
+
+    rates: list[float] = []
+    total = 0.0
+    cpu0 = time.process_time()
+    try:
+        for batches in rounds:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(push(dev, body) for dev, body, _ in batches))
+            dt = time.perf_counter() - t0
+            rates.append(sum(n for _, _, n in batches) / dt)
+            total += dt
+    finally:
+        for conn in conns.values():
+            await conn.close()
+    _CPU["python_cpu_s"] = time.process_time() - cpu0
+    return rates, total
+
+
+async def _baseline(conn: psycopg.AsyncConnection[Any]) -> float:
+    """COPY the stored rows again, batch by batch, into a plain table: median rows/s."""
+    await conn.execute(_BASELINE)
+    await conn.commit()
+    cur = await conn.execute(
+        "SELECT device_id, device_seq, event_id, festival_id, kind, verdict, hlc, wall_ms,"
+        " catalog_seq, payload::text, received_at, skew_ms, status, reason, ticket_id, zone_id,"
+        " account_id, amount FROM device_event ORDER BY received_at, device_id, device_seq"
+    )
+    rows = await cur.fetchall()
+    await conn.commit()
+    rates = []
+    for i in range(0, len(rows), MAX_BATCH):
+        chunk = rows[i : i + MAX_BATCH]
+        t0 = time.perf_counter()
+        async with conn.cursor() as c, c.copy("COPY bench_copy FROM STDIN") as copy:
+            for row in chunk:
+                await copy.write_row(row)
+        await conn.commit()
+        rates.append(len(chunk) / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+async def _via_asgi(
+    dsn: str, rounds: list[list[tuple[uuid.UUID, bytes, int]]], tokens: dict[uuid.UUID, str]
+) -> tuple[list[float], float]:
+    """The same rounds through the real app (auth, parsing, ErrorBody) over ASGI."""
+    import httpx
+
+    from central.app import create_app
+    from config.central import CentralConfig
+    from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+
+    pool = await pg.connect_pool(dsn, min_size=len(tokens), max_size=len(tokens) + 2)
+    rates: list[float] = []
+    total = 0.0
+    try:
+        app = create_app(CentralConfig(), pool=pool)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://central") as client:
+
+                async def push(dev: uuid.UUID, body: bytes) -> None:
+                    headers = {
+                        PROTOCOL_HEADER: str(PROTOCOL_VERSION),
+                        "Authorization": f"Bearer {tokens[dev]}",
+                        "content-type": "application/json",
+                    }
+                    resp = await client.post("/v1/sync/events", content=body, headers=headers)
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"push refused: {resp.status_code} {resp.text}")
+
+                for batches in rounds:
+                    t0 = time.perf_counter()
+                    await asyncio.gather(*(push(dev, body) for dev, body, _ in batches))
+                    dt = time.perf_counter() - t0
+                    rates.append(sum(n for _, _, n in batches) / dt)
+                    total += dt
+    finally:
+        await pool.close()
+    return rates, total
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """Run the ingest benchmark and return its figures (prints nothing)."""
+    parser = argparse.ArgumentParser(prog="python -m bench ingest")
+    parser.add_argument("--devices", type=int, default=4, help="devices pushing (half gates)")
+    parser.add_argument("--events", type=int, default=40_000, help="events in total")
+    parser.add_argument("--batch", type=int, default=MAX_BATCH, help="events per push")
+    parser.add_argument("--via", choices=("direct", "asgi"), default="direct")
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch <= MAX_BATCH or args.devices < 1 or args.events < 1:
+        parser.error(f"need devices >= 1, events >= 1, 1 <= batch <= {MAX_BATCH}")
+    with _database(os.environ.get("FESTGATE_BENCH_DSN")) as dsn:
+        return asyncio.run(_run(args, dsn))

@@ -1,0 +1,101 @@
+"""What routes share: app state, the caller's principal, protocol headers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from central.api.errors import ApiError
+from central.api.longpoll import FeedWaiters
+from central.auth import (
+    Action,
+    DevicePrincipal,
+    OpsPrincipal,
+    Principal,
+    authenticate,
+    bearer,
+    require,
+)
+from central.ingest import DEFAULT_SKEW_BOUND_MS
+from sync.protocol import MAX_BATCH, MAX_PAYLOAD_BYTES
+
+
+class SyncSettings(BaseModel):
+    """Knobs of the sync API (defaults suit production; tests shrink some)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    clock_skew_bound_ms: int = Field(DEFAULT_SKEW_BOUND_MS, ge=1000, description="clock skew bound")
+    max_wait_s: float = Field(30.0, gt=0, le=30.0, description="longest long-poll wait")
+    snapshot_chunk: int = Field(500, ge=1, le=10_000, description="rows per snapshot line")
+    max_push_bytes: int = Field(
+        MAX_BATCH * (MAX_PAYLOAD_BYTES + 1024), ge=1024, description="largest push body"
+    )
+
+
+@dataclass
+class AppState:
+    """Everything a route needs from the running app."""
+
+    pool: AsyncConnectionPool
+    waiters: FeedWaiters
+    settings: SyncSettings
+
+
+def state(request: Request) -> AppState:
+    """The app's state (set up by the lifespan)."""
+    st: AppState | None = getattr(request.app.state, "central", None)
+    if st is None:
+        raise ApiError(503, "not_ready", "central is starting")
+    return st
+
+
+StateDep = Annotated[AppState, Depends(state)]
+AuthHeader = Annotated[str | None, Header(alias="Authorization")]
+
+
+def now_ms() -> int:
+    """Central's wall clock in unix ms."""
+    return time.time_ns() // 1_000_000
+
+
+async def principal_of(conn: AsyncConnection[Any], authorization: str | None) -> Principal:
+    """Authenticate a request's bearer token on `conn`."""
+    return await authenticate(conn, bearer(authorization))
+
+
+async def device_principal(st: StateDep, authorization: AuthHeader = None) -> DevicePrincipal:
+    """The calling device; an ops token here is 403."""
+    async with st.pool.connection() as conn:
+        who = await principal_of(conn, authorization)
+    if not isinstance(who, DevicePrincipal):
+        raise ApiError(403, "forbidden", "sync endpoints take a device token")
+    return who
+
+
+async def ops_principal(st: StateDep, authorization: AuthHeader = None) -> OpsPrincipal:
+    """The calling ops user; a device token here is 403."""
+    async with st.pool.connection() as conn:
+        who = await principal_of(conn, authorization)
+    if not isinstance(who, OpsPrincipal):
+        require(who, Action.VIEW_CONFLICTS)  # raises: devices may not call ops endpoints
+        raise ApiError(403, "forbidden", "ops endpoints take an ops token")
+    return who
+
+
+DeviceDep = Annotated[DevicePrincipal, Depends(device_principal)]
+OpsDep = Annotated[OpsPrincipal, Depends(ops_principal)]
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    """A uuid path/body value, or 422."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"{what} must be a uuid") from None

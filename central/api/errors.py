@@ -1,0 +1,121 @@
+"""Every error as `sync.protocol.ErrorBody` JSON, and the protocol-version gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from central.auth import AuthError
+from central.errors import CatalogError, Conflict, NotFound
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
+
+# Paths a browser or a generator fetches without the protocol header.
+OPEN_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"})
+_STATUS_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests",
+}  # fmt: skip
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, stable code, human detail."""
+
+    def __init__(self, status: int, code: str, detail: str = "") -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def error_response(status: int, code: str, detail: str = "") -> JSONResponse:
+    """An ErrorBody JSON response."""
+    return JSONResponse(ErrorBody(error=code, detail=detail).model_dump(), status_code=status)
+
+
+def describe_errors(errors: list[Any], limit: int = 10) -> str:
+    """A short, stable text of pydantic errors: ``loc: message; ...``."""
+    parts = []
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or '(body)'}: {err.get('msg', 'invalid')}")
+    more = len(errors) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into ErrorBody JSON."""
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(AuthError)
+    async def _auth(_: Request, exc: AuthError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(NotFound)
+    async def _missing(_: Request, exc: NotFound) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(CatalogError)
+    async def _catalog(_: Request, exc: CatalogError) -> JSONResponse:
+        return error_response(422, "invalid_request", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", describe_errors(list(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette still re-raises after answering, so the failure is logged in full.
+        return error_response(500, "internal", type(exc).__name__)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail or ""))
+
+
+class ProtocolGate:
+    """ASGI middleware: every /v1 request must say ``Festgate-Protocol: 1`` (else 400)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._header = PROTOCOL_HEADER.lower().encode("latin-1")
+        self._version = str(PROTOCOL_VERSION).encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a request without the right protocol header before any route runs."""
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        sent = [v for k, v in scope["headers"] if k == self._header]
+        if sent != [self._version]:
+            got = sent[0].decode("latin-1") if sent else "none"
+            body = ErrorBody(
+                error="protocol_version",
+                detail=f"send header {PROTOCOL_HEADER}: {PROTOCOL_VERSION} (got {got})",
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send(
+                {"type": "http.response.body", "body": json.dumps(body.model_dump()).encode()}
+            )
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,67 @@
+"""Long-poll wake-ups: one LISTEN connection fanned out to every waiting request.
+
+`feed.publish` sends ``NOTIFY festgate_feed, '<festival>:<seq>'``, delivered at commit. A
+waiter takes the festival's current `asyncio.Event` *before* it reads the feed, so a commit
+between its read and its wait still wakes it. If the listener is down (database restart),
+waiters fall back to re-reading every `POLL_S` seconds, so a change is never missed, only
+seen later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+from central.feed import CHANNEL
+
+POLL_S = 1.0
+log = logging.getLogger(__name__)
+
+
+class FeedWaiters:
+    """Per-festival wake-up events, set by the listener task."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+        self.listening = asyncio.Event()
+
+    def token(self, festival_id: str) -> asyncio.Event:
+        """The event the next change of this festival will set."""
+        ev = self._events.get(festival_id)
+        if ev is None:
+            ev = self._events[festival_id] = asyncio.Event()
+        return ev
+
+    def notify(self, festival_id: str) -> None:
+        """Wake everyone waiting on this festival; later waiters get a fresh event."""
+        ev = self._events.pop(festival_id, None)
+        if ev is not None:
+            ev.set()
+
+    async def wait(self, token: asyncio.Event, seconds: float) -> None:
+        """Wait for a wake-up, at most `seconds` and at most one poll interval."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, min(seconds, POLL_S))):
+                await token.wait()
+
+    async def listen(self, dsn: str) -> None:
+        """Run forever: LISTEN and fan out; reconnect with a pause after a failure."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    async for note in conn.notifies():
+                        self.notify(note.payload.partition(":")[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database went away: poll until it is back
+                log.warning("feed listener lost its connection; retrying", exc_info=True)
+            self.listening.clear()
+            for ev in list(self._events.values()):  # let waiters re-read now
+                ev.set()
+            self._events.clear()
+            await asyncio.sleep(POLL_S)

@@ -1,0 +1,193 @@
+"""Device endpoints: enrol, push events, long-poll changes, stream a snapshot."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from central import feed
+from central.api.deps import DeviceDep, StateDep, now_ms, principal_of
+from central.api.errors import ApiError, describe_errors
+from central.auth import DevicePrincipal
+from central.enrol import EnrolError, enrol
+from central.events import Mismatch
+from central.ingest import central_hlc, ingest_batch, push_response
+from sync.protocol import ChangesResponse, ErrorBody, PushRequest, PushResponse
+
+router = APIRouter(prefix="/v1", tags=["sync"])
+SNAPSHOT_FORMAT = "festgate-snapshot/1"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 413, 422)
+}
+
+
+class EnrolRequest(BaseModel):
+    """A device trading its one-time enrol code for credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=4, max_length=64)
+    name: str = Field("", max_length=200, description="how ops will see this device")
+
+
+class EnrolResponse(BaseModel):
+    """The device's id and bearer token (shown once), and what it is enrolled as."""
+
+    device_id: str
+    token: str
+    festival_id: str
+    role: str
+    zone_id: str | None
+    vendor_id: str | None
+
+
+@router.post("/devices/enroll", response_model=EnrolResponse, responses=_ERRORS)
+async def enroll(body: EnrolRequest, st: StateDep) -> EnrolResponse:
+    """Enrol a device with a one-time code (no bearer token needed)."""
+    async with st.pool.connection() as conn:
+        try:
+            got = await enrol(conn, code=body.code, name=body.name)
+        except EnrolError as exc:
+            raise ApiError(403, "enrol_code_invalid", str(exc)) from None
+    return EnrolResponse(
+        device_id=str(got.device_id),
+        token=got.token,
+        festival_id=str(got.festival_id),
+        role=got.role,
+        zone_id=None if got.zone_id is None else str(got.zone_id),
+        vendor_id=None if got.vendor_id is None else str(got.vendor_id),
+    )
+
+
+def _parse_push(body: bytes) -> PushRequest:
+    try:
+        return PushRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if any(e["type"] == "too_long" and tuple(e["loc"]) == ("events",) for e in errors):
+            raise ApiError(413, "batch_too_large", "too many events in one push") from None
+        raise ApiError(422, "invalid_request", describe_errors(list(errors))) from None
+
+
+@router.post(
+    "/sync/events",
+    response_model=PushResponse,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}
+            },
+        }
+    },
+)
+async def push_events(
+    request: Request,
+    st: StateDep,
+    authorization: Annotated[str | None, Header(alias="Authorization")] = None,
+    pending: Annotated[
+        int | None, Header(alias="Festgate-Pending", ge=0, description="events the device holds")
+    ] = None,
+) -> PushResponse:
+    """Push a batch of events; answer the highest contiguous device_seq central holds."""
+    limit = st.settings.max_push_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"push body over {limit} bytes")
+    async with st.pool.connection() as conn:
+        who = await principal_of(conn, authorization)
+        if not isinstance(who, DevicePrincipal):
+            raise ApiError(403, "forbidden", "sync endpoints take a device token")
+        body = bytearray()
+        async for chunk in request.stream():  # read no more than the limit, declared or not
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, "payload_too_large", f"push body over {limit} bytes")
+        req = _parse_push(bytes(body))
+        try:
+            result = await ingest_batch(
+                conn,
+                who,
+                list(req.events),
+                received_ms=now_ms(),
+                skew_bound_ms=st.settings.clock_skew_bound_ms,
+                pending=pending,
+            )
+        except Mismatch as exc:
+            raise ApiError(403, "device_mismatch", str(exc)) from None
+    return push_response(result, now_ms())
+
+
+@router.get("/sync/changes", response_model=ChangesResponse, responses=_ERRORS)
+async def changes(
+    st: StateDep,
+    who: DeviceDep,
+    after: Annotated[int, Query(ge=0, description="the device's cursor")] = 0,
+    wait: Annotated[float, Query(ge=0, description="long-poll seconds (capped at 30)")] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> ChangesResponse:
+    """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll)."""
+    fid = str(who.festival_id)
+    deadline = time.monotonic() + min(wait, st.settings.max_wait_s)
+    async with st.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE device SET cursor = %s, last_seen_at = now() WHERE id = %s", (after, who.id)
+        )
+        await conn.commit()
+    while True:
+        token = st.waiters.token(fid)  # before reading: a commit after the read still wakes us
+        async with st.pool.connection() as conn:
+            rows = await feed.read_after(conn, who.festival_id, after, limit)
+            head = await feed.head(conn, who.festival_id)
+        remaining = deadline - time.monotonic()
+        if rows or remaining <= 0:
+            break
+        await st.waiters.wait(token, remaining)
+    return ChangesResponse(
+        changes=rows,
+        next_cursor=rows[-1].seq if rows else after,
+        head_seq=max(head, rows[-1].seq if rows else 0),
+        central_hlc=central_hlc(now_ms()),
+    )
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncIterator[bytes]:
+    chunk = st.settings.snapshot_chunk
+    async with st.pool.connection() as conn, feed.snapshot(conn, who.festival_id) as (seq, rows):
+        yield _line({"type": "header", "format": SNAPSHOT_FORMAT,
+                     "festival_id": str(who.festival_id), "seq": seq})  # fmt: skip
+        table, total = "", 0
+        batch: list[dict[str, Any]] = []
+        async for name, row in rows:
+            if batch and (name != table or len(batch) >= chunk):
+                yield _line({"type": "rows", "table": table, "rows": batch})
+                batch = []
+            table = name
+            batch.append(row)
+            total += 1
+        if batch:
+            yield _line({"type": "rows", "table": table, "rows": batch})
+        yield _line({"type": "end", "seq": seq, "rows": total})
+
+
+@router.get(
+    "/sync/snapshot",
+    responses={200: {"content": {"application/x-ndjson": {}}}, **_ERRORS},
+    response_class=StreamingResponse,
+)
+async def snapshot(st: StateDep, who: DeviceDep) -> StreamingResponse:
+    """The whole catalog as NDJSON: a header, rows per table in chunks, an end line with seq.
+
+    Continue with ``/v1/sync/changes?after=<seq>``. A stream without its end line is cut.
+    """
+    return StreamingResponse(_snapshot_lines(st, who), media_type="application/x-ndjson")

@@ -1,0 +1,83 @@
+"""The FastAPI app: ``/v1`` only, OpenAPI at ``/v1/openapi.json``, ErrorBody for every error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from central import pg
+from central.api import errors, ops, sync
+from central.api.deps import AppState, SyncSettings
+from central.api.longpoll import FeedWaiters
+from config.central import CentralConfig
+from sync.protocol import PROTOCOL_VERSION, PushRequest
+
+
+def _dsn(settings: CentralConfig) -> str:
+    if settings.dsn is None or not settings.dsn.get_secret_value():
+        raise ValueError("create_app needs a DSN (start embedded PostgreSQL first: central.pg)")
+    return settings.dsn.get_secret_value()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the push body, which the route parses itself (for speed)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        push = PushRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(push.pop("$defs", {}))
+        components["PushRequest"] = push
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(
+    settings: CentralConfig,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    sync_settings: SyncSettings | None = None,
+) -> FastAPI:
+    """Build central's HTTP app. With `pool` given it is used (and not closed) instead of one
+    opened from `settings.dsn` at startup; either way the database must be migrated."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = pool is None
+        the_pool = pool or await pg.connect_pool(
+            _dsn(settings), min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        waiters = FeedWaiters()
+        listener = asyncio.create_task(waiters.listen(str(the_pool.conninfo)))
+        app.state.central = AppState(the_pool, waiters, sync_settings or SyncSettings())
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            app.state.central = None
+            if own:
+                await the_pool.close()
+
+    app = FastAPI(
+        title="festgate central",
+        version=f"{PROTOCOL_VERSION}",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(sync.router)
+    app.include_router(ops.router)
+    app.add_middleware(errors.ProtocolGate)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,175 @@
+"""Bearer tokens: device tokens (``fgd_``) for sync, ops tokens (``fgo_``) with a role matrix.
+
+Only ``sha256(token)`` is stored. Every request looks its token up (no cache), so a revoked
+token is refused from the next request on. Which role may do what is the table
+`ROLE_ACTIONS`; a device token may do `Action.SYNC` and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from psycopg import AsyncConnection
+
+DEVICE_PREFIX = "fgd_"
+OPS_PREFIX = "fgo_"
+
+
+class Action(StrEnum):
+    """Things a caller may ask central to do."""
+
+    SYNC = "sync"  # push events, read changes and snapshots (devices only)
+    VIEW_CONFLICTS = "view_conflicts"
+    RESOLVE_CONFLICT = "resolve_conflict"
+    VIEW_DEVICES = "view_devices"
+    REVOKE_DEVICE = "revoke_device"
+    CREATE_ENROL_CODE = "create_enrol_code"
+    VIEW_OCCUPANCY = "view_occupancy"
+    VIEW_ENTRIES = "view_entries"
+    VIEW_SALES = "view_sales"
+    VIEW_TICKET = "view_ticket"
+    VIEW_LEDGER = "view_ledger"
+    VIEW_DEVICE_LOG = "view_device_log"
+    CANCEL_TICKET = "cancel_ticket"
+    BLOCK_TICKET = "block_ticket"
+    BLOCK_TAG = "block_tag"
+    TOPUP = "topup"
+    REFUND = "refund"
+
+
+A = Action
+_ALL_OPS = frozenset(a for a in Action if a is not Action.SYNC)
+# The role matrix. Reading it row by row: SECURITY watches gates and may block, never
+# touches money; CASHIER handles wristband money, never tickets; STAFF (site techs) see
+# devices and enrol them but change nothing in the catalog.
+ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    "ADMIN": _ALL_OPS,
+    "ORGANIZER": _ALL_OPS,
+    "STAFF": frozenset(
+        {
+            A.VIEW_CONFLICTS, A.VIEW_DEVICES, A.CREATE_ENROL_CODE, A.VIEW_OCCUPANCY,
+            A.VIEW_ENTRIES, A.VIEW_TICKET, A.VIEW_DEVICE_LOG,
+        }
+    ),
+    "CASHIER": frozenset({A.VIEW_SALES, A.VIEW_LEDGER, A.BLOCK_TAG, A.TOPUP, A.REFUND}),
+    "SECURITY": frozenset(
+        {
+            A.VIEW_CONFLICTS, A.RESOLVE_CONFLICT, A.VIEW_DEVICES, A.REVOKE_DEVICE,
+            A.VIEW_OCCUPANCY, A.VIEW_ENTRIES, A.VIEW_TICKET, A.BLOCK_TICKET, A.BLOCK_TAG,
+        }
+    ),
+}  # fmt: skip
+DEVICE_ACTIONS: frozenset[Action] = frozenset({Action.SYNC})
+
+
+class AuthError(Exception):
+    """A refused credential: HTTP status and a stable error code."""
+
+    def __init__(self, status: int, code: str, detail: str = "") -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePrincipal:
+    """An enrolled device, as its token identifies it."""
+
+    id: uuid.UUID
+    festival_id: uuid.UUID
+    role: str
+    zone_id: uuid.UUID | None
+    vendor_id: uuid.UUID | None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpsPrincipal:
+    """An ops user, with its role and the festival it is limited to (None: all)."""
+
+    id: uuid.UUID
+    name: str
+    role: str
+    festival_id: uuid.UUID | None
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this user."""
+        return f"ops:{self.name}:{self.id}"
+
+
+Principal = DevicePrincipal | OpsPrincipal
+
+
+def token_hash(token: str) -> bytes:
+    """sha256 of a token (or an enrol code) as stored."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_token(prefix: str) -> str:
+    """A fresh bearer token with its kind prefix."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer ...`` header, or AuthError 401."""
+    if not header:
+        raise AuthError(401, "unauthorized", "missing bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError(401, "unauthorized", "expected 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+async def authenticate(conn: AsyncConnection[Any], token: str) -> Principal:
+    """Look a token up; unknown → 401 unauthorized, revoked → 401 token_revoked."""
+    digest = token_hash(token)
+    if token.startswith(DEVICE_PREFIX):
+        cur = await conn.execute(
+            "SELECT d.id, d.festival_id, d.role, d.zone_id, d.vendor_id, d.name, d.revoked_at,"
+            " EXISTS (SELECT 1 FROM revoked_token r WHERE r.token_hash = d.token_hash)"
+            " FROM device d WHERE d.token_hash = %s",
+            (digest,),
+        )
+        rec = await cur.fetchone()
+        if rec is None:
+            raise AuthError(401, "unauthorized", "unknown token")
+        if rec[6] is not None or rec[7]:
+            raise AuthError(401, "token_revoked", "this device was revoked")
+        return DevicePrincipal(rec[0], rec[1], rec[2], rec[3], rec[4], rec[5])
+    if token.startswith(OPS_PREFIX):
+        cur = await conn.execute(
+            "SELECT u.id, u.name, u.role, u.festival_id, u.revoked_at, u.deleted_at,"
+            " EXISTS (SELECT 1 FROM revoked_token r WHERE r.token_hash = u.token_hash)"
+            " FROM ops_user u WHERE u.token_hash = %s",
+            (digest,),
+        )
+        rec = await cur.fetchone()
+        if rec is None or rec[5] is not None:
+            raise AuthError(401, "unauthorized", "unknown token")
+        if rec[4] is not None or rec[6]:
+            raise AuthError(401, "token_revoked", "this token was revoked")
+        return OpsPrincipal(rec[0], rec[1], rec[2], rec[3])
+    raise AuthError(401, "unauthorized", "unknown token")
+
+
+def allowed(principal: Principal, action: Action) -> bool:
+    """Whether the role matrix lets this caller do `action` (festival scope aside)."""
+    if isinstance(principal, DevicePrincipal):
+        return action in DEVICE_ACTIONS
+    return action in ROLE_ACTIONS.get(principal.role, frozenset())
+
+
+def require(principal: Principal, action: Action, festival_id: uuid.UUID | None = None) -> None:
+    """Raise AuthError 403 unless the caller may do `action` (on `festival_id`, if given)."""
+    if not allowed(principal, action):
+        raise AuthError(403, "forbidden", f"not allowed to {action}")
+    scope = principal.festival_id
+    if festival_id is not None and scope is not None and scope != festival_id:
+        raise AuthError(403, "forbidden", "not allowed on this festival")

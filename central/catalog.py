@@ -1,0 +1,364 @@
+"""Catalog writes for festivals, categories, zones, vendors, products and the block list.
+
+Every write is one transaction that changes the table, publishes the replicated row to
+the change feed and appends to the audit log; a failure in any step leaves none of them.
+Tickets are in `central.tickets`, wristband accounts in `central.cashless`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, errors
+
+from central import audit, feed, keys
+from central.errors import Conflict, NotFound
+from central.rows import (
+    Record,
+    category_row,
+    festival_row,
+    fetch_one,
+    fetch_opt,
+    product_row,
+    vendor_row,
+    zone_row,
+)
+from sync.catalog import BlockRow, CategoryRow, FestivalRow, ProductRow, VendorRow, ZoneRow
+from sync.vocab import TicketType
+
+VendorType = Literal["FOOD", "DRINK", "BAR", "MERCHANDISE"]
+FestivalStatus = Literal["DRAFT", "PUBLISHED", "ONGOING", "COMPLETED", "CANCELLED"]
+
+
+async def get_festival(conn: AsyncConnection[Any], ref: str | uuid.UUID) -> Record:
+    """A live (not deleted) festival by id or slug; NotFound otherwise."""
+    try:
+        fid: uuid.UUID | None = ref if isinstance(ref, uuid.UUID) else uuid.UUID(ref)
+    except ValueError:
+        fid = None
+    rec = await fetch_opt(
+        conn,
+        "SELECT * FROM festival WHERE (id = %s OR slug = %s) AND deleted_at IS NULL",
+        (fid, str(ref)),
+    )
+    if rec is None:
+        raise NotFound(f"no festival {ref}")
+    return rec
+
+
+async def create_festival(
+    conn: AsyncConnection[Any],
+    *,
+    name: str,
+    slug: str,
+    actor: str,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    timezone: str = "Europe/Paris",
+    currency: str = "EUR",
+    offline_allowance: int = 2000,
+    max_capacity: int | None = None,
+    status: FestivalStatus = "DRAFT",
+) -> FestivalRow:
+    """Create a festival with a fresh hash key and its first signing key."""
+    fid = uuid.uuid4()
+    async with conn.transaction():
+        try:
+            rec = await fetch_one(
+                conn,
+                "INSERT INTO festival (id, name, slug, starts_at, ends_at, timezone, currency, "
+                "offline_allowance, max_capacity, status, hash_key) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                (
+                    fid,
+                    name,
+                    slug,
+                    starts_at,
+                    ends_at,
+                    timezone,
+                    currency,
+                    offline_allowance,
+                    max_capacity,
+                    status,
+                    os.urandom(32),
+                ),
+            )
+        except errors.UniqueViolation:
+            raise Conflict(f"a festival with slug {slug!r} exists") from None
+        row = festival_row(rec)
+        seq = await feed.publish(conn, fid, "festival", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="festival.create",
+            entity_type="festival",
+            entity_id=fid,
+            new=row,
+            festival_id=fid,
+        )
+        await keys.create_key(conn, fid, actor=actor)
+    return row.model_copy(update={"seq": seq})
+
+
+async def delete_festival(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, actor: str
+) -> None:
+    """Soft-delete a festival: it disappears from lookups, its rows stay for the audit trail."""
+    async with conn.transaction():
+        rec = await fetch_opt(
+            conn,
+            "UPDATE festival SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL "
+            "RETURNING *",
+            (festival_id,),
+        )
+        if rec is None:
+            raise NotFound(f"no festival {festival_id}")
+        row = festival_row(rec)
+        await feed.publish(conn, festival_id, "festival", row, op="delete")
+        await audit.record(
+            conn,
+            actor=actor,
+            action="festival.delete",
+            entity_type="festival",
+            entity_id=festival_id,
+            old=row,
+            festival_id=festival_id,
+        )
+
+
+async def create_category(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    name: str,
+    type: TicketType,
+    actor: str,
+    price: int = 0,
+    quota: int | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+) -> CategoryRow:
+    """Add a ticket category (its type decides zones; its window bounds its codes)."""
+    async with conn.transaction():
+        try:
+            rec = await fetch_one(
+                conn,
+                "INSERT INTO ticket_category (id, festival_id, name, type, price, quota, "
+                "valid_from, valid_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                (uuid.uuid4(), festival_id, name, type, price, quota, valid_from, valid_until),
+            )
+        except errors.UniqueViolation:
+            raise Conflict(f"category {name!r} exists") from None
+        row = category_row(rec)
+        seq = await feed.publish(conn, festival_id, "category", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="category.create",
+            entity_type="ticket_category",
+            entity_id=row.id,
+            new=row,
+            festival_id=festival_id,
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def create_zone(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    name: str,
+    actor: str,
+    capacity: int | None = None,
+    required_types: Iterable[TicketType] = (),
+    reentry: bool = True,
+) -> ZoneRow:
+    """Add an access zone (no required types: any ticket may enter)."""
+    async with conn.transaction():
+        try:
+            rec = await fetch_one(
+                conn,
+                "INSERT INTO zone (id, festival_id, name, capacity, required_types, reentry) "
+                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+                (
+                    uuid.uuid4(),
+                    festival_id,
+                    name,
+                    capacity,
+                    [str(t) for t in required_types],
+                    reentry,
+                ),
+            )
+        except errors.UniqueViolation:
+            raise Conflict(f"zone {name!r} exists") from None
+        row = zone_row(rec)
+        seq = await feed.publish(conn, festival_id, "zone", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="zone.create",
+            entity_type="zone",
+            entity_id=row.id,
+            new=row,
+            festival_id=festival_id,
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def create_vendor(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    name: str,
+    actor: str,
+    type: VendorType = "BAR",
+    commission_rate_bp: int = 0,
+    is_open: bool = True,
+) -> VendorRow:
+    """Add a vendor (bar, food stand, merchandise)."""
+    async with conn.transaction():
+        try:
+            rec = await fetch_one(
+                conn,
+                "INSERT INTO vendor (id, festival_id, name, type, commission_rate_bp, is_open) "
+                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+                (uuid.uuid4(), festival_id, name, type, commission_rate_bp, is_open),
+            )
+        except errors.UniqueViolation:
+            raise Conflict(f"vendor {name!r} exists") from None
+        row = vendor_row(rec)
+        seq = await feed.publish(conn, festival_id, "vendor", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="vendor.create",
+            entity_type="vendor",
+            entity_id=row.id,
+            new=row,
+            festival_id=festival_id,
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def set_vendor_open(
+    conn: AsyncConnection[Any], vendor_id: uuid.UUID, is_open: bool, *, actor: str
+) -> VendorRow:
+    """Open or close a vendor; a closed vendor's bars refuse sales."""
+    async with conn.transaction():
+        old = await fetch_opt(conn, "SELECT * FROM vendor WHERE id = %s FOR UPDATE", (vendor_id,))
+        if old is None:
+            raise NotFound(f"no vendor {vendor_id}")
+        rec = await fetch_one(
+            conn, "UPDATE vendor SET is_open = %s WHERE id = %s RETURNING *", (is_open, vendor_id)
+        )
+        row = vendor_row(rec)
+        seq = await feed.publish(conn, rec["festival_id"], "vendor", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="vendor.open" if is_open else "vendor.close",
+            entity_type="vendor",
+            entity_id=vendor_id,
+            old=vendor_row(old),
+            new=row,
+            festival_id=rec["festival_id"],
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def create_product(
+    conn: AsyncConnection[Any], vendor_id: uuid.UUID, *, name: str, price: int, actor: str
+) -> ProductRow:
+    """Add a product to a vendor's menu, priced in cents."""
+    async with conn.transaction():
+        vendor = await fetch_opt(conn, "SELECT festival_id FROM vendor WHERE id = %s", (vendor_id,))
+        if vendor is None:
+            raise NotFound(f"no vendor {vendor_id}")
+        try:
+            rec = await fetch_one(
+                conn,
+                "INSERT INTO product (id, vendor_id, name, price) VALUES (%s, %s, %s, %s) "
+                "RETURNING *",
+                (uuid.uuid4(), vendor_id, name, price),
+            )
+        except errors.UniqueViolation:
+            raise Conflict(f"product {name!r} exists") from None
+        row = product_row(rec)
+        fid = vendor["festival_id"]
+        seq = await feed.publish(conn, fid, "product", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="product.create",
+            entity_type="product",
+            entity_id=row.id,
+            new=row,
+            festival_id=fid,
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def block(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    kind: Literal["ticket", "tag"],
+    ref: str,
+    reason: str,
+    actor: str,
+) -> BlockRow:
+    """Put a ticket id or a tag hash (hex) on the block list every device refuses."""
+    async with conn.transaction():
+        rec = await fetch_one(
+            conn,
+            "INSERT INTO block_list (festival_id, kind, ref, reason) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (festival_id, kind, ref) DO UPDATE SET reason = EXCLUDED.reason "
+            "RETURNING *",
+            (festival_id, kind, ref, reason),
+        )
+        row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
+        seq = await feed.publish(conn, festival_id, "block", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="block.add",
+            entity_type="block",
+            entity_id=f"{kind}:{ref}",
+            new=row,
+            festival_id=festival_id,
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def unblock(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    kind: Literal["ticket", "tag"],
+    ref: str,
+    actor: str,
+) -> None:
+    """Take an entry off the block list (a delete goes down the feed)."""
+    async with conn.transaction():
+        rec = await fetch_opt(
+            conn,
+            "DELETE FROM block_list WHERE festival_id = %s AND kind = %s AND ref = %s RETURNING *",
+            (festival_id, kind, ref),
+        )
+        if rec is None:
+            raise NotFound(f"{kind} {ref} is not blocked")
+        row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
+        await feed.publish(conn, festival_id, "block", row, op="delete")
+        await audit.record(
+            conn,
+            actor=actor,
+            action="block.remove",
+            entity_type="block",
+            entity_id=f"{kind}:{ref}",
+            old=row,
+            festival_id=festival_id,
+        )

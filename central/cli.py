@@ -1,0 +1,332 @@
+"""`festgate-central`: migrate, create festivals, import catalog files, keys, users, serve.
+
+Thin commands: parse, call one function, print (rich for people, ``--json`` for scripts).
+The database is ``--dsn``, else ``FESTGATE_CENTRAL_DSN``, else an embedded PostgreSQL under
+``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import importlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from psycopg import AsyncConnection
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from central import catalog, imports, keys, pg, users
+from central.errors import CatalogError, ImportRowError
+from config.central import CentralConfig
+
+T = TypeVar("T")
+app = typer.Typer(help="festgate central service", no_args_is_help=True)
+festival_app = typer.Typer(help="festivals", no_args_is_help=True)
+import_app = typer.Typer(
+    help="import catalog files (one transaction per file)", no_args_is_help=True
+)
+key_app = typer.Typer(help="ticket signing keys", no_args_is_help=True)
+user_app = typer.Typer(help="ops users", no_args_is_help=True)
+app.add_typer(festival_app, name="festival")
+app.add_typer(import_app, name="import")
+app.add_typer(key_app, name="key")
+app.add_typer(user_app, name="user")
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")]
+FestivalOpt = Annotated[str, typer.Option("--festival", "-f", help="festival id or slug")]
+ACTOR = "cli"
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    dsn: Annotated[
+        str | None, typer.Option(help="PostgreSQL DSN (else FESTGATE_CENTRAL_DSN, else embedded)")
+    ] = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="embedded PostgreSQL directory when no DSN is given")
+    ] = Path("var/central"),
+) -> None:
+    """Resolve where the database is, once for every command."""
+    config = CentralConfig(data_dir=data_dir)
+    if dsn:
+        config = config.model_copy(update={"dsn": SecretStr(dsn)})
+    ctx.obj = config
+
+
+def _config(ctx: typer.Context) -> CentralConfig:
+    config = ctx.obj
+    assert isinstance(config, CentralConfig)
+    return config
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+    """Open the database, run `work` on one connection, commit; catalog errors exit 1."""
+
+    async def go(dsn: str) -> T:
+        async with await AsyncConnection.connect(dsn) as conn:
+            result = await work(conn)
+            await conn.commit()
+            return result
+
+    with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
+        try:
+            return asyncio.run(go(dsn))
+        except CatalogError as exc:
+            raise _fail(str(exc)) from None
+
+
+def _emit(as_json: bool, data: dict[str, Any], human: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str))
+    else:
+        console.print(human)
+
+
+async def _festival_id(conn: AsyncConnection[Any], ref: str) -> uuid.UUID:
+    rec = await catalog.get_festival(conn, ref)
+    fid: uuid.UUID = rec["id"]
+    return fid
+
+
+def _c2(module: str, name: str) -> Any:
+    # Functions owned by the sync side, imported when used so this CLI runs without them.
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise _fail(f"{module}.{name} is not available in this build") from None
+
+
+@app.command()
+def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Create or upgrade central's schema to the newest revision."""
+    with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
+        pg.migrate(dsn)
+        revision = pg.current_revision(dsn)
+    _emit(as_json, {"revision": revision}, f"schema at revision [bold]{revision}[/bold]")
+
+
+@festival_app.command("create")
+def festival_create(
+    ctx: typer.Context,
+    name: str,
+    slug: Annotated[str, typer.Option(help="short unique name: a-z, 0-9 and -")],
+    starts_at: Annotated[datetime | None, typer.Option(help="start, ISO 8601")] = None,
+    ends_at: Annotated[datetime | None, typer.Option(help="end, ISO 8601")] = None,
+    currency: str = "EUR",
+    offline_allowance: Annotated[
+        int, typer.Option(help="offline spend per wristband, cents")
+    ] = 2000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a festival (with its hash key and first signing key)."""
+
+    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
+        row = await catalog.create_festival(
+            conn,
+            name=name,
+            slug=slug,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            currency=currency,
+            offline_allowance=offline_allowance,
+            actor=ACTOR,
+        )
+        key = await keys.current_key(conn, uuid.UUID(row.id))
+        return {"id": row.id, "slug": slug, "name": name, "key_id": key.key_id}
+
+    out = _run(ctx, work)
+    _emit(as_json, out, f"festival [bold]{slug}[/bold] created: {out['id']}")
+
+
+def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any) -> Any:
+    try:
+        rows = imports.read_rows(path)
+    except ImportRowError as exc:
+        raise _fail(f"{path}: {exc}") from None
+    func = getattr(imports, f"import_{kind}")
+
+    async def work(conn: AsyncConnection[Any]) -> Any:
+        return await func(conn, await _festival_id(conn, festival), rows, actor=ACTOR, **kw)
+
+    return _run(ctx, work)
+
+
+@import_app.command("tickets")
+def import_tickets(
+    ctx: typer.Context,
+    file: Path,
+    festival: FestivalOpt,
+    sign: Annotated[bool, typer.Option(help="issue signed codes here (no code column)")] = False,
+    out: Annotated[Path | None, typer.Option(help="write ticket_id,code CSV here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import tickets: opaque codes from an outside system, or --sign to issue QR codes."""
+    issued = _import(ctx, festival, file, "tickets", sign=sign, source=file.name)
+    if out is not None:
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["ticket_id", "code"])
+            writer.writerows([t.ticket_id, t.code] for t in issued)
+    data: dict[str, Any] = {"imported": len(issued)}
+    if sign and out is None:
+        data["tickets"] = [{"ticket_id": str(t.ticket_id), "code": t.code} for t in issued]
+    _emit(as_json, data, f"imported {len(issued)} tickets")
+    if sign and out is None and not as_json:
+        for t in issued:
+            typer.echo(f"{t.ticket_id},{t.code}")
+
+
+@import_app.command("wristbands")
+def import_wristbands(
+    ctx: typer.Context, file: Path, festival: FestivalOpt, as_json: JsonOpt = False
+) -> None:
+    """Import wristbands (tag_uid hex, opening balance in cents)."""
+    accounts = _import(ctx, festival, file, "wristbands", source=file.name)
+    _emit(as_json, {"imported": len(accounts)}, f"imported {len(accounts)} wristbands")
+
+
+@import_app.command("vendors")
+def import_vendors(
+    ctx: typer.Context, file: Path, festival: FestivalOpt, as_json: JsonOpt = False
+) -> None:
+    """Import vendors and their products (one product per row)."""
+    counts = _import(ctx, festival, file, "vendors")
+    _emit(as_json, counts, f"imported {counts['vendors']} vendors, {counts['products']} products")
+
+
+@import_app.command("zones")
+def import_zones(
+    ctx: typer.Context, file: Path, festival: FestivalOpt, as_json: JsonOpt = False
+) -> None:
+    """Import access zones (name, capacity, required_types, reentry)."""
+    zones = _import(ctx, festival, file, "zones")
+    _emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
+
+
+@key_app.command("rotate")
+def key_rotate(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = False) -> None:
+    """Add a new signing key; older keys still verify until revoked."""
+
+    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
+        row = await keys.rotate_key(conn, await _festival_id(conn, festival), actor=ACTOR)
+        return {"key_id": row.key_id, "public_key": row.public_key, "seq": row.seq}
+
+    out = _run(ctx, work)
+    _emit(as_json, out, f"signing key {out['key_id']} now signs new codes")
+
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    name: str,
+    role: Annotated[str, typer.Option(help="ADMIN, ORGANIZER, STAFF, CASHIER or SECURITY")],
+    festival: Annotated[str | None, typer.Option(help="festival id or slug (default: all)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an ops user and print its token once (only its sha256 is stored)."""
+    role = role.upper()
+    if role not in {"ADMIN", "ORGANIZER", "STAFF", "CASHIER", "SECURITY"}:
+        raise _fail(f"unknown role {role!r}")
+
+    async def work(conn: AsyncConnection[Any]) -> users.NewOpsUser:
+        fid = await _festival_id(conn, festival) if festival else None
+        return await users.add_ops_user(conn, name=name, role=role, festival_id=fid, actor=ACTOR)  # type: ignore[arg-type]
+
+    user = _run(ctx, work)
+    data = {"id": str(user.user_id), "name": name, "role": role, "token": user.token}
+    _emit(as_json, data, f"user {name} ({role}) token, shown once:\n{user.token}")
+
+
+@app.command("enroll-code")
+def enroll_code(
+    ctx: typer.Context,
+    festival: FestivalOpt,
+    role: Annotated[str, typer.Option(help="gate, bar or topup")],
+    zone: Annotated[str | None, typer.Option(help="zone id (gates)")] = None,
+    vendor: Annotated[str | None, typer.Option(help="vendor id (bars)")] = None,
+    ttl: Annotated[int, typer.Option(help="seconds the code stays valid")] = 900,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a one-time enrolment code for a device."""
+    create = _c2("central.enrol", "create_enrol_code")
+
+    async def work(conn: AsyncConnection[Any]) -> str:
+        code: str = await create(
+            conn,
+            festival_id=await _festival_id(conn, festival),
+            role=role,
+            zone_id=uuid.UUID(zone) if zone else None,
+            vendor_id=uuid.UUID(vendor) if vendor else None,
+            ttl_s=ttl,
+        )
+        return code
+
+    code = _run(ctx, work)
+    _emit(as_json, {"code": code, "ttl_s": ttl}, f"enrolment code (valid {ttl} s): {code}")
+
+
+@app.command()
+def conflicts(
+    ctx: typer.Context,
+    festival: FestivalOpt,
+    all_: Annotated[bool, typer.Option("--all", help="include resolved conflicts")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sync conflicts (open ones unless --all)."""
+    list_conflicts = _c2("central.ops", "list_conflicts")
+
+    async def work(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await list_conflicts(
+            conn, await _festival_id(conn, festival), open_only=not all_
+        )
+        return found
+
+    found = _run(ctx, work)
+    if as_json:
+        typer.echo(json.dumps({"conflicts": found}, default=str))
+        return
+    table = Table("kind", "detail")
+    for c in found:
+        table.add_row(str(c.get("kind", "")), json.dumps(c, default=str))
+    console.print(table)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+) -> None:
+    """Migrate, then run the HTTP API (uvicorn) until interrupted."""
+    create_app = _c2("central.app", "create_app")
+    import uvicorn
+
+    with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
+        pg.migrate(dsn)
+        config = _config(ctx).model_copy(update={"dsn": SecretStr(dsn), "host": host, "port": port})
+        uvicorn.run(create_app(config), host=host, port=port)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="festgate-central")
+
+
+if __name__ == "__main__":
+    main()

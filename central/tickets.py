@@ -1,0 +1,280 @@
+"""Ticket writes: issue signed codes, add opaque codes, status changes, transfer/resale.
+
+Signed tickets carry no code hash: the gate verifies the signature and compares the code's
+``code_version`` with the replicated row. Opaque tickets (from an outside ticketing system)
+are found by keyed hash. Transfer revokes the old code: a signed ticket gets
+``code_version + 1`` (the old QR now carries a stale version), an opaque one a new hash.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, errors
+
+from central import audit, feed, keys
+from central.errors import Conflict, NotFound
+from central.rows import Record, fetch_one, fetch_opt, ticket_row, unix
+from sync import hashing
+from sync.catalog import TicketRow
+from sync.vocab import TicketStatus, TicketType
+
+S = TicketStatus
+# Lifecycle from the seed model; USED → CANCELLED lets ops void a ticket after entry.
+TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    S.AVAILABLE: frozenset({S.RESERVED, S.SOLD, S.CANCELLED}),
+    S.RESERVED: frozenset({S.AVAILABLE, S.SOLD, S.CANCELLED}),
+    S.SOLD: frozenset({S.USED, S.CANCELLED}),
+    S.USED: frozenset({S.CANCELLED}),
+    S.CANCELLED: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTicket:
+    """A ticket just issued or re-issued, with the code to hand to its holder (shown once)."""
+
+    ticket_id: uuid.UUID
+    code: str
+    row: TicketRow
+
+
+async def _category(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, category_id: uuid.UUID
+) -> Record:
+    rec = await fetch_opt(
+        conn,
+        "SELECT * FROM ticket_category WHERE id = %s AND festival_id = %s",
+        (category_id, festival_id),
+    )
+    if rec is None:
+        raise NotFound(f"no category {category_id} in festival {festival_id}")
+    return rec
+
+
+async def _hash_key(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> bytes:
+    rec = await fetch_one(conn, "SELECT hash_key FROM festival WHERE id = %s", (festival_id,))
+    return bytes(rec["hash_key"])
+
+
+def signed_code(key: keys.SigningKey, ticket: Record, category: Record) -> str:
+    """The QR text for a signed ticket at its current code_version."""
+    return keys.sign(
+        key,
+        festival_id=ticket["festival_id"],
+        ticket_id=ticket["id"],
+        ticket_type=TicketType(category["type"]),
+        code_version=ticket["code_version"],
+        valid_from=unix(category["valid_from"]),
+        valid_until=unix(category["valid_until"]),
+    )
+
+
+async def _insert(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    category: Record,
+    *,
+    code_hash: bytes | None,
+    status: TicketStatus,
+    holder_ref: str | None,
+    purchase_price: int | None,
+) -> Record:
+    try:
+        return await fetch_one(
+            conn,
+            "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, "
+            "purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            (
+                uuid.uuid4(),
+                festival_id,
+                category["id"],
+                status,
+                code_hash,
+                category["price"] if purchase_price is None else purchase_price,
+                holder_ref,
+            ),
+        )
+    except errors.UniqueViolation:
+        raise Conflict("a ticket with this code exists") from None
+
+
+async def issue_ticket(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    category_id: uuid.UUID,
+    actor: str,
+    holder_ref: str | None = None,
+    purchase_price: int | None = None,
+    status: TicketStatus = S.SOLD,
+) -> IssuedTicket:
+    """Issue a ticket with a signed code from the festival's current key."""
+    async with conn.transaction():
+        category = await _category(conn, festival_id, category_id)
+        key = await keys.current_key(conn, festival_id)
+        rec = await _insert(
+            conn,
+            festival_id,
+            category,
+            code_hash=None,
+            status=status,
+            holder_ref=holder_ref,
+            purchase_price=purchase_price,
+        )
+        return await _published(conn, rec, signed_code(key, rec, category), actor, "ticket.issue")
+
+
+async def add_opaque_ticket(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    category_id: uuid.UUID,
+    code: str,
+    actor: str,
+    holder_ref: str | None = None,
+    purchase_price: int | None = None,
+    status: TicketStatus = S.SOLD,
+) -> IssuedTicket:
+    """Add a ticket whose code comes from an outside system (stored only as a keyed hash)."""
+    async with conn.transaction():
+        category = await _category(conn, festival_id, category_id)
+        code_hash = hashing.code_hash(await _hash_key(conn, festival_id), code)
+        rec = await _insert(
+            conn,
+            festival_id,
+            category,
+            code_hash=code_hash,
+            status=status,
+            holder_ref=holder_ref,
+            purchase_price=purchase_price,
+        )
+        return await _published(conn, rec, code, actor, "ticket.import")
+
+
+async def _published(
+    conn: AsyncConnection[Any], rec: Record, code: str, actor: str, action: str
+) -> IssuedTicket:
+    row = ticket_row(rec)
+    seq = await feed.publish(conn, rec["festival_id"], "ticket", row)
+    await audit.record(
+        conn,
+        actor=actor,
+        action=action,
+        entity_type="ticket",
+        entity_id=rec["id"],
+        new=row.model_dump(mode="json") | {"holder_ref": rec["holder_ref"]},
+        festival_id=rec["festival_id"],
+    )
+    return IssuedTicket(ticket_id=rec["id"], code=code, row=row.model_copy(update={"seq": seq}))
+
+
+async def _locked(conn: AsyncConnection[Any], ticket_id: uuid.UUID) -> Record:
+    rec = await fetch_opt(conn, "SELECT * FROM ticket WHERE id = %s FOR UPDATE", (ticket_id,))
+    if rec is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    return rec
+
+
+async def set_status(
+    conn: AsyncConnection[Any], ticket_id: uuid.UUID, status: TicketStatus, *, actor: str
+) -> TicketRow:
+    """Move a ticket along its lifecycle (Conflict for a move the lifecycle forbids)."""
+    async with conn.transaction():
+        old = await _locked(conn, ticket_id)
+        current = TicketStatus(old["status"])
+        if status not in TRANSITIONS[current]:
+            raise Conflict(f"ticket {ticket_id} is {current}; it cannot become {status}")
+        rec = await fetch_one(
+            conn,
+            "UPDATE ticket SET status = %s, updated_at = now(), "
+            "used_at = CASE WHEN %s = 'USED' THEN coalesce(used_at, now()) ELSE used_at END "
+            "WHERE id = %s RETURNING *",
+            (status, status, ticket_id),
+        )
+        row = ticket_row(rec)
+        seq = await feed.publish(conn, rec["festival_id"], "ticket", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action=f"ticket.{status.lower()}",
+            entity_type="ticket",
+            entity_id=ticket_id,
+            old=ticket_row(old),
+            new=row,
+            festival_id=rec["festival_id"],
+        )
+    return row.model_copy(update={"seq": seq})
+
+
+async def cancel_ticket(
+    conn: AsyncConnection[Any], ticket_id: uuid.UUID, *, actor: str
+) -> TicketRow:
+    """Cancel a ticket; gates refuse it from their next sync (or at once, online)."""
+    return await set_status(conn, ticket_id, S.CANCELLED, actor=actor)
+
+
+async def refund_ticket(
+    conn: AsyncConnection[Any], ticket_id: uuid.UUID, *, actor: str
+) -> TicketRow:
+    """Mark a cancelled ticket refunded."""
+    return await set_status(conn, ticket_id, S.REFUNDED, actor=actor)
+
+
+async def transfer_ticket(
+    conn: AsyncConnection[Any],
+    ticket_id: uuid.UUID,
+    *,
+    actor: str,
+    holder_ref: str | None = None,
+    new_code: str | None = None,
+) -> IssuedTicket:
+    """Transfer or resell a sold ticket: a new code for the new holder, the old one revoked.
+
+    Signed tickets get code_version + 1 and a freshly signed code; opaque tickets get
+    `new_code` (or a random one) in place of the old hash.
+    """
+    async with conn.transaction():
+        old = await _locked(conn, ticket_id)
+        if old["status"] != S.SOLD:
+            raise Conflict(f"ticket {ticket_id} is {old['status']}; only SOLD tickets transfer")
+        fid = old["festival_id"]
+        if old["code_hash"] is None:
+            if old["code_version"] >= 0xFFFF:
+                raise Conflict(f"ticket {ticket_id} has been transferred too often")
+            rec = await fetch_one(
+                conn,
+                "UPDATE ticket SET code_version = code_version + 1, holder_ref = %s, "
+                "updated_at = now() WHERE id = %s RETURNING *",
+                (holder_ref, ticket_id),
+            )
+            category = await _category(conn, fid, rec["category_id"])
+            code = signed_code(await keys.current_key(conn, fid), rec, category)
+        else:
+            code = new_code if new_code is not None else secrets.token_urlsafe(16)
+            try:
+                rec = await fetch_one(
+                    conn,
+                    "UPDATE ticket SET code_hash = %s, holder_ref = %s, updated_at = now() "
+                    "WHERE id = %s RETURNING *",
+                    (hashing.code_hash(await _hash_key(conn, fid), code), holder_ref, ticket_id),
+                )
+            except errors.UniqueViolation:
+                raise Conflict("a ticket with this code exists") from None
+        row = ticket_row(rec)
+        seq = await feed.publish(conn, fid, "ticket", row)
+        await audit.record(
+            conn,
+            actor=actor,
+            action="ticket.transfer",
+            entity_type="ticket",
+            entity_id=ticket_id,
+            old=ticket_row(old).model_dump(mode="json") | {"holder_ref": old["holder_ref"]},
+            new=row.model_dump(mode="json") | {"holder_ref": holder_ref},
+            festival_id=fid,
+        )
+    return IssuedTicket(ticket_id=ticket_id, code=code, row=row.model_copy(update={"seq": seq}))

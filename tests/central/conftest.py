@@ -1,0 +1,114 @@
+"""Real PostgreSQL for central's tests: a migrated template, one fresh clone per test.
+
+With ``FESTGATE_TEST_DSN`` set, databases are made on that server; otherwise an embedded
+PostgreSQL starts once per session in a temporary directory. No test is ever skipped for
+want of a database.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from central import pg
+from central.demo import DemoFestival, create_demo_festival
+
+_RUN = uuid.uuid4().hex[:8]
+_counter = itertools.count(1)
+
+
+def _drop(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of a server where tests may create databases (FESTGATE_TEST_DSN or embedded)."""
+    given = os.environ.get("FESTGATE_TEST_DSN")
+    if given:
+        yield given
+        return
+    server = pg.start_embedded(tmp_path_factory.mktemp("embedded") / "pgdata")
+    try:
+        yield server.dsn
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_dsn: str) -> Iterator[str]:
+    """Name of a database migrated to head, cloned by every test that needs one."""
+    name = f"fgt_{_RUN}_template"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        pg.migrate(make_conninfo(pg_admin_dsn, dbname=name))
+        yield name
+    finally:
+        _drop(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def pg_empty_dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """DSN of a fresh database with no schema at all."""
+    name = f"fgt_{_RUN}_e{next(_counter)}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(pg_admin_dsn, dbname=name)
+    finally:
+        _drop(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def pg_dsn(pg_admin_dsn: str, pg_template: str) -> Iterator[str]:
+    """DSN of a fresh database at the newest schema, dropped after the test."""
+    name = f"fgt_{_RUN}_{next(_counter)}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(pg_template)
+            )
+        )
+    try:
+        yield make_conninfo(pg_admin_dsn, dbname=name)
+    finally:
+        _drop(pg_admin_dsn, name)
+
+
+@pytest.fixture
+async def pg_pool(pg_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
+    """An open async pool on the test's fresh database."""
+    pool = await pg.connect_pool(pg_dsn, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+FestivalFactory = Callable[..., Awaitable[DemoFestival]]
+
+
+@pytest.fixture
+def festival(pg_pool: AsyncConnectionPool) -> FestivalFactory:
+    """Factory: ``await festival(**kw)`` builds a committed demo festival (key, category,
+    zone, signed + opaque tickets, bar with a product, wristbands) via the catalog writes;
+    keyword arguments go to `central.demo.create_demo_festival`."""
+
+    async def make(**kw: Any) -> DemoFestival:
+        async with pg_pool.connection() as conn:
+            return await create_demo_festival(conn, **kw)
+
+    return make

@@ -1,0 +1,179 @@
+"""The festgate-central CLI against a real database (typer's CliRunner, in process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from central import users
+from central.cli import app
+from sync import ticketcode
+
+runner = CliRunner()
+VENDOR = "6f1c1a52-7d1e-4c47-9a5e-0c7f3f2d9b10"
+
+
+def _ok(*args: str) -> Any:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _festival(dsn: str, slug: str = "rock-fest") -> dict[str, Any]:
+    out: dict[str, Any] = _ok(
+        "--dsn", dsn, "festival", "create", "Rock Fest", "--slug", slug, "--json"
+    )
+    return out
+
+
+def test_migrate_and_festival_create(pg_dsn: str) -> None:
+    assert _ok("--dsn", pg_dsn, "migrate", "--json")["revision"]
+    out = _festival(pg_dsn)
+    assert out["slug"] == "rock-fest"
+    assert out["key_id"] == 1
+    again = runner.invoke(app, ["--dsn", pg_dsn, "festival", "create", "X", "--slug", "rock-fest"])
+    assert again.exit_code == 1
+    assert "exists" in again.output
+
+
+def test_import_signed_tickets_prints_verifiable_codes(pg_dsn: str, tmp_path: Path) -> None:
+    fest = _festival(pg_dsn)
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(
+            "INSERT INTO ticket_category (id, festival_id, name, type) "
+            "VALUES (gen_random_uuid(), %s, 'Day', 'STANDARD')",
+            (fest["id"],),
+        )
+    file = tmp_path / "t.csv"
+    file.write_text("category,holder_ref\nDay,a\nDay,b\n", encoding="utf-8")
+    out = _ok(
+        "--dsn",
+        pg_dsn,
+        "import",
+        "tickets",
+        str(file),
+        "--festival",
+        "rock-fest",
+        "--sign",
+        "--json",
+    )
+    assert out["imported"] == 2
+    with psycopg.connect(pg_dsn) as conn:
+        (public,) = conn.execute("SELECT public_key FROM signing_key").fetchone() or (b"",)
+    for t in out["tickets"]:
+        assert ticketcode.decode(t["code"]).verify(bytes(public))
+    csv_out = tmp_path / "codes.csv"
+    _ok(
+        "--dsn",
+        pg_dsn,
+        "import",
+        "tickets",
+        str(file),
+        "-f",
+        "rock-fest",
+        "--sign",
+        "--out",
+        str(csv_out),
+        "--json",
+    )
+    assert len(csv_out.read_text().splitlines()) == 3
+
+
+def test_bad_import_row_exits_1_with_row_and_reason(pg_dsn: str, tmp_path: Path) -> None:
+    _festival(pg_dsn)
+    file = tmp_path / "w.csv"
+    file.write_text("tag_uid,balance\n04a1b2c3,100\nnot-hex,5\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["--dsn", pg_dsn, "import", "wristbands", str(file), "-f", "rock-fest"]
+    )
+    assert result.exit_code == 1
+    assert "row 2: tag_uid 'not-hex' is not a tag UID" in result.output
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM cashless_account").fetchone() == (0,)
+
+
+def test_import_zones_vendors_wristbands_and_rotate_key(pg_dsn: str, tmp_path: Path) -> None:
+    _festival(pg_dsn)
+    zones = tmp_path / "z.json"
+    zones.write_text(
+        json.dumps([{"name": "Main", "capacity": 100}, {"name": "VIP", "required_types": "VIP"}])
+    )
+    vendors = tmp_path / "v.csv"
+    vendors.write_text("vendor,type,product,price\nBar 1,BAR,Beer,450\nBar 1,,Water,200\n")
+    bands = tmp_path / "b.csv"
+    bands.write_text("tag_uid,balance\n04:a1:b2:c3,1000\n")
+    assert _ok("--dsn", pg_dsn, "import", "zones", str(zones), "-f", "rock-fest", "--json") == {
+        "imported": 2
+    }
+    assert _ok("--dsn", pg_dsn, "import", "vendors", str(vendors), "-f", "rock-fest", "--json") == {
+        "vendors": 1,
+        "products": 2,
+    }
+    assert _ok(
+        "--dsn", pg_dsn, "import", "wristbands", str(bands), "-f", "rock-fest", "--json"
+    ) == {"imported": 1}
+    assert _ok("--dsn", pg_dsn, "key", "rotate", "-f", "rock-fest", "--json")["key_id"] == 2
+
+
+def test_user_add_prints_token_once_and_stores_its_hash(pg_dsn: str) -> None:
+    _festival(pg_dsn)
+    out = _ok(
+        "--dsn",
+        pg_dsn,
+        "user",
+        "add",
+        "ana",
+        "--role",
+        "cashier",
+        "--festival",
+        "rock-fest",
+        "--json",
+    )
+    assert out["role"] == "CASHIER"
+    assert out["token"].startswith("fgo_")
+    with psycopg.connect(pg_dsn) as conn:
+        stored = conn.execute("SELECT token_hash FROM ops_user").fetchall()
+    assert stored == [(users.hash_token(out["token"]),)]
+    bad = runner.invoke(app, ["--dsn", pg_dsn, "user", "add", "bob", "--role", "ROOT"])
+    assert bad.exit_code == 1
+
+
+def test_unknown_festival_is_a_clear_error(pg_dsn: str) -> None:
+    result = runner.invoke(app, ["--dsn", pg_dsn, "key", "rotate", "-f", "nope"])
+    assert result.exit_code == 1
+    assert "no festival nope" in result.output
+
+
+def test_enroll_code_wires_the_sync_side(pg_dsn: str) -> None:
+    fest = _festival(pg_dsn)
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(
+            "INSERT INTO vendor (id, festival_id, name) VALUES (%s, %s, 'Bar')",
+            (VENDOR, fest["id"]),
+        )
+    out = _ok(
+        "--dsn",
+        pg_dsn,
+        "enroll-code",
+        "-f",
+        "rock-fest",
+        "--role",
+        "bar",
+        "--vendor",
+        VENDOR,
+        "--json",
+    )
+    assert out["code"]
+    assert out["ttl_s"] == 900
+
+
+def test_embedded_database_when_no_dsn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FESTGATE_CENTRAL_DSN", raising=False)
+    data_dir = tmp_path / "central"
+    assert _ok("--data-dir", str(data_dir), "migrate", "--json")["revision"]
+    assert (data_dir / "PG_VERSION").exists()

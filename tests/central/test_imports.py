@@ -1,0 +1,230 @@
+"""Imports: one transaction per file; a bad row refuses the file with its row and reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from central import cashless, feed, imports
+from central.demo import DemoFestival
+from central.errors import ImportRowError
+from sync import hashing, ticketcode
+
+Factory = Callable[..., Awaitable[DemoFestival]]
+
+
+async def _state(conn: AsyncConnection[Any], f: DemoFestival) -> tuple[int, ...]:
+    counts = []
+    for table in (
+        "ticket",
+        "cashless_account",
+        "cashless_transaction",
+        "vendor",
+        "zone",
+        "audit_log",
+    ):
+        cur = await conn.execute(f"SELECT count(*) FROM {table}")
+        rec = await cur.fetchone()
+        assert rec is not None
+        counts.append(int(rec[0]))
+    return (*counts, await feed.head(conn, f.festival_id))
+
+
+def test_read_rows_takes_csv_and_json(tmp_path: Path) -> None:
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("category,code\nWeekend, A1 \nWeekend,A2\n", encoding="utf-8")
+    json_file = tmp_path / "t.json"
+    json_file.write_text(json.dumps([{"category": "Weekend", "code": "A1", "price": 5}]))
+    assert imports.read_rows(csv_file) == [
+        {"category": "Weekend", "code": "A1"},
+        {"category": "Weekend", "code": "A2"},
+    ]
+    assert imports.read_rows(json_file) == [{"category": "Weekend", "code": "A1", "price": "5"}]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a list"}')
+    with pytest.raises(ImportRowError) as err:
+        imports.read_rows(bad)
+    assert err.value.row == 0
+
+
+async def test_opaque_ticket_import_stores_hashes(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    rows = [{"category": "Weekend", "code": f"X-{i}", "holder_ref": f"crm:{i}"} for i in range(5)]
+    async with pg_pool.connection() as conn:
+        head = await feed.head(conn, f.festival_id)
+        got = await imports.import_tickets(conn, f.festival_id, rows, actor="ops", sign=False)
+        assert [t.row.code_hash for t in got] == [
+            hashing.code_hash(f.hash_key, f"X-{i}").hex() for i in range(5)
+        ]
+        assert [t.row.seq for t in got] == list(range(head + 1, head + 6))
+        assert await feed.head(conn, f.festival_id) == head + 5
+
+
+async def test_signed_ticket_import_outputs_verifiable_codes(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    async with pg_pool.connection() as conn:
+        got = await imports.import_tickets(
+            conn, f.festival_id, [{"category": "Weekend"}] * 3, actor="ops", sign=True
+        )
+    assert len({t.code for t in got}) == 3
+    for t in got:
+        code = ticketcode.decode(t.code)
+        assert code.verify(f.public_key)
+        assert code.ticket_id == t.ticket_id
+
+
+@pytest.mark.parametrize(
+    ("rows", "sign", "row", "reason"),
+    [
+        (
+            [{"category": "Weekend", "code": "A"}, {"category": "Nope", "code": "B"}],
+            False,
+            2,
+            "unknown category",
+        ),
+        (
+            [{"category": "Weekend", "code": "A"}, {"category": "Weekend", "code": "A"}],
+            False,
+            2,
+            "repeats row 1",
+        ),
+        ([{"category": "Weekend", "code": ""}], False, 1, "code is empty"),
+        (
+            [{"category": "Weekend"}, {"category": "Weekend", "code": "Z"}],
+            True,
+            2,
+            "issues signed codes",
+        ),
+        ([{"category": "Weekend", "code": "A", "price": "12.50"}], False, 1, "whole number"),
+        ([{"category": "Weekend", "code": "A", "status": "LOST"}], False, 1, "unknown status"),
+    ],
+)
+async def test_bad_ticket_row_rejects_the_whole_file(
+    festival: Factory,
+    pg_pool: AsyncConnectionPool,
+    rows: list[dict[str, str]],
+    sign: bool,
+    row: int,
+    reason: str,
+) -> None:
+    f = await festival()
+    async with pg_pool.connection() as conn:
+        before = await _state(conn, f)
+        with pytest.raises(ImportRowError) as err:
+            await imports.import_tickets(conn, f.festival_id, rows, actor="ops", sign=sign)
+        assert err.value.row == row
+        assert reason in err.value.reason
+        await conn.rollback()
+        assert await _state(conn, f) == before
+
+
+async def test_ticket_import_refuses_a_code_already_stored(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    rows = [
+        {"category": "Weekend", "code": "NEW"},
+        {"category": "Weekend", "code": f.opaque_tickets[0].code},
+    ]
+    async with pg_pool.connection() as conn:
+        before = await _state(conn, f)
+        with pytest.raises(ImportRowError, match="row 2: a ticket with this code exists"):
+            await imports.import_tickets(conn, f.festival_id, rows, actor="ops", sign=False)
+        await conn.rollback()
+        assert await _state(conn, f) == before
+
+
+async def test_wristband_import_opens_balances_as_topups(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    rows = [{"tag_uid": "04:A1:B2:C3", "balance": "2500"}, {"tag_uid": "04a1b2c4"}]
+    async with pg_pool.connection() as conn:
+        got = await imports.import_wristbands(conn, f.festival_id, rows, actor="ops")
+        assert [a.balance for a in got] == [2500, 0]
+        assert got[0].tag_hash == hashing.tag_hash(f.hash_key, "04a1b2c3").hex()
+        import uuid
+
+        assert await cashless.balance_from_ledger(conn, uuid.UUID(got[0].id)) == 2500
+        before = await _state(conn, f)
+        bad = [{"tag_uid": "04ffff01"}, {"tag_uid": "zz-not-hex"}]
+        with pytest.raises(ImportRowError) as err:
+            await imports.import_wristbands(conn, f.festival_id, bad, actor="ops")
+        assert err.value.row == 2
+        await conn.rollback()
+        with pytest.raises(ImportRowError, match="row 1: this wristband already has an account"):
+            await imports.import_wristbands(
+                conn, f.festival_id, [{"tag_uid": "04A1B2C3"}], actor="ops"
+            )
+        await conn.rollback()
+        assert await _state(conn, f) == before
+
+
+async def test_vendor_import_groups_products_and_rejects_whole_file(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    rows = [
+        {"vendor": "Food truck", "type": "FOOD", "product": "Fries", "price": "400"},
+        {"vendor": "Food truck", "product": "Burger", "price": "900"},
+        {"vendor": "Main bar", "product": "Wine", "price": "600"},
+    ]
+    async with pg_pool.connection() as conn:
+        assert await imports.import_vendors(conn, f.festival_id, rows, actor="ops") == {
+            "vendors": 1,
+            "products": 3,
+        }
+        before = await _state(conn, f)
+        bad = [
+            {"vendor": "Crêpes", "product": "Sugar", "price": "300"},
+            {"vendor": "Main bar", "product": "Beer", "price": "450"},
+        ]
+        with pytest.raises(ImportRowError, match="row 2: product 'Beer' exists"):
+            await imports.import_vendors(conn, f.festival_id, bad, actor="ops")
+        await conn.rollback()
+        assert await _state(conn, f) == before
+
+
+async def test_zone_import_parses_types_and_rejects_whole_file(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    async with pg_pool.connection() as conn:
+        zones = await imports.import_zones(
+            conn,
+            f.festival_id,
+            [
+                {
+                    "name": "VIP deck",
+                    "capacity": "200",
+                    "required_types": "VIP|backstage",
+                    "reentry": "no",
+                }
+            ],
+            actor="ops",
+        )
+        assert (zones[0].capacity, zones[0].required_types, zones[0].reentry) == (
+            200,
+            ("VIP", "BACKSTAGE"),
+            False,
+        )
+        before = await _state(conn, f)
+        with pytest.raises(ImportRowError, match="row 2: unknown ticket type"):
+            await imports.import_zones(
+                conn,
+                f.festival_id,
+                [{"name": "Camp"}, {"name": "X", "required_types": "GOLD"}],
+                actor="ops",
+            )
+        await conn.rollback()
+        assert await _state(conn, f) == before
