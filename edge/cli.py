@@ -13,10 +13,13 @@ import typer
 from rich.console import Console
 
 from config.device import ConfigError, DeviceConfig, load_device_config
+from edge import cli_sync
 from edge.decide import BadInput
 from edge.device import Device, GateResult, SaleResult, wall_clock_ms
 from edge.sample import build_sample
+from edge.sync_link import load_credentials
 from sync.catalog import Snapshot
+from sync.client import CentralRefused, CentralUnavailable
 from sync.vocab import Role
 
 app = typer.Typer(
@@ -58,6 +61,10 @@ def _run(coro: Awaitable[T], as_json: bool) -> T:
         _fail(exc.code, exc.detail, as_json)
     except ConfigError as exc:
         _fail("config", str(exc), as_json)
+    except CentralRefused as exc:
+        _fail(exc.error, exc.detail, as_json)
+    except CentralUnavailable as exc:
+        _fail("central_unavailable", str(exc), as_json)
 
 
 def _load_config(path: Path | None) -> DeviceConfig | None:
@@ -68,6 +75,13 @@ async def _open(
     config: Path | None, data_dir: Path | None, role: Role, *, zone: str | None = None
 ) -> Device:
     cfg = _load_config(config)
+    creds = load_credentials(data_dir) if cfg is None and data_dir is not None else None
+    if creds is not None and data_dir is not None:
+        if creds.role != role:
+            raise BadInput("wrong_role", f"this device is a {creds.role}, not a {role}")
+        return await Device.open(
+            data_dir, role=role, zone=zone or creds.zone_id, vendor=creds.vendor_id
+        )
     if cfg is not None:
         if cfg.device.role is not role:
             raise BadInput("wrong_role", f"this device is a {cfg.device.role}, not a {role}")
@@ -180,7 +194,7 @@ def catalog_load(
         return await device.store.apply_snapshot(snapshot)
 
     try:
-        rows = _run(_with_device(config, data_dir, _role_of(config), work), as_json)
+        rows = _run(_with_device(config, data_dir, _role_of(config, data_dir), work), as_json)
     except ValueError as exc:
         _fail("bad_catalog", str(exc).splitlines()[0], as_json)
     if as_json:
@@ -189,9 +203,12 @@ def catalog_load(
         out.print(f"loaded {rows} rows, catalog seq {snapshot.seq}")
 
 
-def _role_of(config: Path | None) -> Role:
+def _role_of(config: Path | None, data_dir: Path | None = None) -> Role:
     cfg = _load_config(config)
-    return cfg.device.role if cfg is not None else Role.GATE
+    if cfg is not None:
+        return cfg.device.role
+    creds = load_credentials(data_dir) if data_dir is not None else None
+    return Role(creds.role) if creds is not None else Role.GATE
 
 
 @catalog_app.command("sample")
@@ -300,6 +317,7 @@ def status(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonO
     async def work(device: Device) -> dict[str, Any]:
         stats = await device.journal.stats()
         festival = device.catalog.festival
+        sync_status = json.loads(await device.store.get_state("sync_status") or "{}")
         return {
             "device_id": device.journal.device_id,
             "role": device.role.value,
@@ -309,9 +327,20 @@ def status(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonO
             "events": stats.events,
             "pending_events": stats.pending,
             "last_device_seq": stats.last_seq,
+            "sync": {
+                key: sync_status.get(key)
+                for key in (
+                    "head_seq",
+                    "lag",
+                    "last_success_ms",
+                    "last_error",
+                    "clock_offset_ms",
+                    "refused",
+                )
+            },
         }
 
-    info = _run(_with_device(config, data_dir, _role_of(config), work), as_json)
+    info = _run(_with_device(config, data_dir, _role_of(config, data_dir), work), as_json)
     if as_json:
         print(json.dumps(info))
         return
@@ -322,6 +351,14 @@ def status(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonO
         out.print(f"{key:16} {shown}")
 
 
+cli_sync.register(app, _run)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
+
+
+from edge.cli_hardware import register as _register_hardware  # noqa: E402
+
+_register_hardware(app)

@@ -137,6 +137,10 @@ class Device:
     def _vendor(self) -> VendorRow | None:
         return self.catalog.find_vendor(self.vendor_ref) if self.vendor_ref else None
 
+    def mark_contact(self, now_ms: int) -> None:
+        """Central answered just now."""
+        self.last_contact_ms = now_ms
+
     def online(self, now_ms: int) -> bool:
         """Central answered recently enough to trust the balances we hold."""
         return (

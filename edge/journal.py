@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,8 @@ class Journal:
         self.device_id = device_id
         self.clock = HybridClock(last_hlc)
         self._last_seq = last_seq
+        # Called with each event right after its commit (the sync engine pushes at once).
+        self.listeners: list[Callable[[Event], None]] = []
 
     @classmethod
     async def open(cls, conn: aiosqlite.Connection, device_id: str) -> Journal:
@@ -109,7 +112,7 @@ class Journal:
         )
         # Only after the commit succeeded: a failed insert must not leave a gap.
         self._last_seq = seq
-        return Event(
+        event = Event(
             event_id=event_id,
             device_id=self.device_id,
             device_seq=seq,
@@ -120,6 +123,9 @@ class Journal:
             verdict=verdict,
             payload=payload,
         )
+        for listener in self.listeners:
+            listener(event)
+        return event
 
     async def pending_batch(self, limit: int) -> list[Event]:
         """Unacknowledged events in device_seq order, at most `limit`."""
@@ -166,6 +172,13 @@ class Journal:
             (older_than_ms,),
         )
         return cur.rowcount
+
+    async def pending_count(self) -> int:
+        """Events central does not hold yet."""
+        rows = list(
+            await self.conn.execute_fetchall("SELECT count(*) FROM journal WHERE acked = 0")
+        )
+        return int(rows[0][0])
 
     async def stats(self) -> JournalStats:
         """Events held, events not yet acknowledged, last device_seq."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -28,6 +28,7 @@ from sync.catalog import (
     VendorRow,
     ZoneRow,
 )
+from sync.client import SnapshotPart
 
 DB_NAME = "replica.sqlite3"
 _CATALOG_TABLES = tuple(SPECS)
@@ -218,6 +219,38 @@ class Store:
                 await self.conn.executemany(SPECS[name].upsert_sql, params)
                 count += len(params)
             await self._set_cursor(snapshot.seq)
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        await self._reload()
+        return count
+
+    async def apply_snapshot_parts(self, parts: AsyncIterator[SnapshotPart]) -> int:
+        """Replace the catalog from a snapshot stream in one transaction; returns rows applied.
+
+        Nothing is visible until the end line arrives: a cut stream rolls back whole, and a
+        crash mid-stream leaves the previous catalog and cursor in place.
+        """
+        count, seq, festival_rows = 0, None, 0
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name in _CATALOG_TABLES:
+                await self.conn.execute(f"DELETE FROM {name}")
+            async for part in parts:
+                if part.kind == "rows":
+                    spec = SPECS.get(part.table)
+                    if spec is None:
+                        raise ValueError(f"snapshot names an unknown table {part.table!r}")
+                    params = validate_rows(spec, part.rows)
+                    await self.conn.executemany(spec.upsert_sql, params)
+                    count += len(params)
+                    festival_rows += len(params) if part.table == "festival" else 0
+                elif part.kind == "end":
+                    seq = part.seq
+            if seq is None or festival_rows != 1:
+                raise ValueError("snapshot ended without its end line or festival row")
+            await self._set_cursor(seq)
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")

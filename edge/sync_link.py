@@ -1,0 +1,90 @@
+"""Wires a device's store and journal to the sync engine (the device side of the sync ports)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from edge.device import Device
+from sync.client import CentralClient
+from sync.engine import SyncEngine
+from sync.protocol import Event
+
+CREDENTIALS = "credentials.json"
+
+
+class Credentials(BaseModel):
+    """What enrolment gave this device; kept in its data dir, mode 0600."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    central_url: str
+    device_id: str
+    token: str
+    festival_id: str
+    role: str
+    zone_id: str | None = None
+    vendor_id: str | None = None
+
+
+def save_credentials(data_dir: Path, creds: Credentials) -> Path:
+    """Write credentials readable by the owner only (created 0600, never world-readable)."""
+    import os
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CREDENTIALS
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(creds.model_dump_json(indent=1))
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    return path
+
+
+def load_credentials(data_dir: Path) -> Credentials | None:
+    """The device's credentials, or None before enrolment."""
+    path = data_dir / CREDENTIALS
+    if not path.is_file():
+        return None
+    return Credentials.model_validate_json(path.read_text())
+
+
+class DeviceOutbox:
+    """The journal as the engine's outbox, plus the status record in sync_state."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    async def pending_batch(self, limit: int) -> list[Event]:
+        """Unacknowledged events in device_seq order."""
+        return await self.device.journal.pending_batch(limit)
+
+    async def pending_count(self) -> int:
+        """Events central does not hold yet."""
+        return await self.device.journal.pending_count()
+
+    async def mark_acked(self, through: int, head_seq: int) -> int:
+        """Mark events acked through `through`, reflected once the cursor reaches `head_seq`."""
+        return await self.device.journal.mark_acked(through, head_seq)
+
+    async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
+        """Advance the HLC past central's clock."""
+        await self.device.journal.observe_central(central_hlc, wall_ms)
+
+    async def save_status(self, status: dict[str, Any]) -> None:
+        """Persist the sync status where `festgate status` reads it."""
+        await self.device.store.set_state("sync_status", json.dumps(status))
+
+
+def engine_for(device: Device, client: CentralClient, **kwargs: Any) -> SyncEngine:
+    """A sync engine for a device; new events wake the push loop, contact marks it online."""
+    engine = SyncEngine(
+        client,
+        device.store,
+        DeviceOutbox(device),
+        on_contact=device.mark_contact,
+        **kwargs,
+    )
+    device.journal.listeners.append(engine.notify_event)
+    return engine

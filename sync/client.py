@@ -1,0 +1,202 @@
+"""HTTP client for central's device API (httpx): enrol, snapshot, changes, push."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sync.protocol import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    ChangesResponse,
+    Event,
+    PushRequest,
+    PushResponse,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class EnrolRequest(BaseModel):
+    """A device trading its one-time enrol code for credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=4, max_length=64)
+    name: str = Field("", max_length=200)
+
+
+class EnrolResponse(BaseModel):
+    """The device's id and bearer token (shown once), and what it is enrolled as."""
+
+    device_id: str
+    token: str
+    festival_id: str
+    role: str
+    zone_id: str | None = None
+    vendor_id: str | None = None
+
+
+class CentralError(Exception):
+    """Something went wrong talking to central."""
+
+
+class CentralUnavailable(CentralError):
+    """Not reachable, timed out, cut off or overloaded: retry later with backoff."""
+
+
+class CentralRefused(CentralError):
+    """Central answered with a 4xx: retrying the same request will not help."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{status} {error}: {detail}")
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+class ProtocolMismatch(CentralRefused):
+    """Central does not speak this device's protocol version; the device must be updated."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPart:
+    """One line of the snapshot stream: a header, a chunk of rows of one table, or the end."""
+
+    kind: str
+    seq: int = 0
+    table: str = ""
+    rows: Sequence[dict[str, Any]] = ()
+    festival_id: str = ""
+
+
+class CentralClient:
+    """Talks to central on behalf of one device; every request carries the protocol version."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        ca_bundle: Path | None = None,
+        connect_timeout_s: float = 3.0,
+        request_timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        # TLS verification is always on; a festival's own CA bundle replaces the system's.
+        verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
+        self.request_timeout_s = request_timeout_s
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            verify=verify,
+            timeout=httpx.Timeout(request_timeout_s, connect=connect_timeout_s),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CentralClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:  # connect, read, write, protocol errors, timeouts
+            raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        _raise_for(response)
+        return response
+
+    async def enrol(self, code: str, name: str) -> EnrolResponse:
+        """Enrol with a one-time code."""
+        body = EnrolRequest(code=code, name=name).model_dump()
+        response = await self._request("POST", "/v1/devices/enroll", json=body)
+        return _parse(EnrolResponse, response)
+
+    async def changes(
+        self, after: int, *, wait_s: float = 0.0, limit: int = 1000
+    ) -> ChangesResponse:
+        """Changes after `after`; with `wait_s`, central answers as soon as one exists."""
+        params = {"after": after, "wait": wait_s, "limit": limit}
+        timeout = httpx.Timeout(self.request_timeout_s + wait_s, connect=self._http.timeout.connect)
+        response = await self._request("GET", "/v1/sync/changes", params=params, timeout=timeout)
+        return _parse(ChangesResponse, response)
+
+    async def push(self, events: Sequence[Event], *, pending: int | None = None) -> PushResponse:
+        """Push a batch in device_seq order; central answers the highest contiguous seq held."""
+        body = PushRequest(events=list(events)).model_dump_json()
+        headers = {"Content-Type": "application/json"}
+        if pending is not None:
+            headers["Festgate-Pending"] = str(pending)
+        response = await self._request("POST", "/v1/sync/events", content=body, headers=headers)
+        return _parse(PushResponse, response)
+
+    async def snapshot(self) -> AsyncIterator[SnapshotPart]:
+        """Stream the catalog; raises CentralUnavailable if the stream ends without its end line."""
+        try:
+            async with self._http.stream("GET", "/v1/sync/snapshot", timeout=None) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for(response)
+                ended = False
+                async for line in response.aiter_lines():
+                    if not line:
+                        continue
+                    part = _snapshot_part(line)
+                    ended = part.kind == "end"
+                    yield part
+                if not ended:
+                    raise CentralUnavailable("snapshot stream was cut before its end")
+        except httpx.TransportError as exc:
+            raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _snapshot_part(line: str) -> SnapshotPart:
+    try:
+        data = json.loads(line)
+        kind = data["type"]
+        if kind == "rows":
+            return SnapshotPart("rows", table=str(data["table"]), rows=data["rows"])
+        return SnapshotPart(
+            kind, seq=int(data["seq"]), festival_id=str(data.get("festival_id", ""))
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CentralUnavailable(f"malformed snapshot line: {exc}") from exc
+
+
+def _raise_for(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    try:
+        body = response.json()
+        error, detail = str(body.get("error", "")), str(body.get("detail", ""))
+    except (ValueError, AttributeError):
+        error, detail = "", response.text[:200]
+    # Overload and server faults pass; a 4xx other than 408/429 is an answer, not a fault.
+    if status >= 500 or status in (408, 429):
+        raise CentralUnavailable(f"{status} {error or 'server error'}: {detail}")
+    if error == "protocol_version":
+        raise ProtocolMismatch(status, error, detail)
+    raise CentralRefused(status, error or "http_error", detail)
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        # A truncated or mangled body from a proxy is a transport fault: retry.
+        raise CentralUnavailable(f"unreadable {model.__name__} from central: {exc}") from exc

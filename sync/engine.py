@@ -1,0 +1,241 @@
+"""The device's sync engine: bootstrap, a long-poll pull loop and a push loop, side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from sync.catalog import Change
+from sync.client import CentralClient, CentralError, CentralRefused, ProtocolMismatch, SnapshotPart
+from sync.hlc import wall_ms_of
+from sync.protocol import MAX_BATCH, Event
+
+log = logging.getLogger("festgate.sync")
+
+
+class Replica(Protocol):
+    """Where catalog changes land (the device's SQLite replica)."""
+
+    @property
+    def cursor(self) -> int:
+        """Highest change-feed seq applied."""
+        ...
+
+    async def apply_changes(self, changes: Sequence[Change]) -> int:
+        """Apply a page with its cursor in one transaction; return the new cursor."""
+        ...
+
+    async def apply_snapshot_parts(self, parts: AsyncIterator[SnapshotPart]) -> int:
+        """Replace the catalog from a snapshot stream in one transaction; return rows."""
+        ...
+
+
+class Outbox(Protocol):
+    """Where events wait for central (the device's journal)."""
+
+    async def pending_batch(self, limit: int) -> list[Event]:
+        """Unacknowledged events in device_seq order."""
+        ...
+
+    async def pending_count(self) -> int:
+        """How many events central does not hold yet."""
+        ...
+
+    async def mark_acked(self, through: int, head_seq: int) -> int:
+        """Central holds events up to `through`; its feed head was `head_seq`."""
+        ...
+
+    async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
+        """Advance the device's HLC past central's."""
+        ...
+
+    async def save_status(self, status: dict[str, Any]) -> None:
+        """Persist the sync status for `festgate status`."""
+        ...
+
+
+@dataclass
+class SyncStatus:
+    """What `festgate status` shows about sync."""
+
+    cursor: int = 0
+    head_seq: int = 0
+    pending_events: int = 0
+    last_success_ms: int | None = None
+    last_error: str | None = None
+    last_error_ms: int | None = None
+    clock_offset_ms: int | None = None
+    refused: str | None = None  # central's plain refusal (protocol version, revoked device)
+
+    @property
+    def lag(self) -> int:
+        """Changes central has that this device has not applied."""
+        return max(0, self.head_seq - self.cursor)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SyncEngine:
+    """Keeps one device's replica and journal in step with central."""
+
+    def __init__(
+        self,
+        client: CentralClient,
+        replica: Replica,
+        outbox: Outbox,
+        *,
+        long_poll_s: float = 25.0,
+        push_interval_s: float = 2.0,
+        batch: int = 500,
+        max_backoff_s: float = 30.0,
+        refused_backoff_s: float = 60.0,
+        clock: Callable[[], int] = _wall_ms,
+        on_contact: Callable[[int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.replica = replica
+        self.outbox = outbox
+        self.long_poll_s = long_poll_s
+        self.push_interval_s = push_interval_s
+        self.batch = min(batch, MAX_BATCH)
+        self.max_backoff_s = max_backoff_s
+        self.refused_backoff_s = refused_backoff_s
+        self.clock = clock
+        self.on_contact = on_contact
+        self.status = SyncStatus(cursor=replica.cursor)
+        self.wake_push = asyncio.Event()
+
+    def notify_event(self, _event: Event | None = None) -> None:
+        """A new event was journaled: push now rather than on the next timer tick."""
+        self.wake_push.set()
+
+    async def _contact(self, central_hlc: int) -> None:
+        now = self.clock()
+        await self.outbox.observe_central(central_hlc, now)
+        # Round-trip time is ignored: milliseconds on a festival LAN, against a bound of minutes.
+        self.status.clock_offset_ms = wall_ms_of(central_hlc) - now
+        self.status.last_success_ms = now
+        self.status.last_error = self.status.refused = None
+        if self.on_contact is not None:
+            self.on_contact(now)
+
+    async def _save(self) -> None:
+        self.status.cursor = self.replica.cursor
+        self.status.pending_events = await self.outbox.pending_count()
+        await self.outbox.save_status(asdict(self.status) | {"lag": self.status.lag})
+
+    async def bootstrap(self, progress: Callable[[int], None] | None = None) -> int:
+        """Replace the catalog with central's snapshot; return rows applied."""
+
+        async def counted() -> AsyncIterator[SnapshotPart]:
+            rows = 0
+            async for part in self.client.snapshot():
+                rows += len(part.rows)
+                if progress is not None and part.rows:
+                    progress(rows)
+                if part.kind == "end":
+                    self.status.head_seq = max(self.status.head_seq, part.seq)
+                yield part
+
+        rows = await self.replica.apply_snapshot_parts(counted())
+        await self._save()
+        return rows
+
+    async def pull_once(self, wait_s: float = 0.0) -> int:
+        """Fetch and apply one page of changes (waiting up to `wait_s`); return how many."""
+        page = await self.client.changes(self.replica.cursor, wait_s=wait_s)
+        if page.changes:
+            await self.replica.apply_changes(page.changes)
+        self.status.head_seq = page.head_seq
+        await self._contact(page.central_hlc)
+        await self._save()
+        return len(page.changes)
+
+    async def push_once(self) -> int:
+        """Push pending events in batches until none are left; return how many were acked."""
+        acked = 0
+        while True:
+            events = await self.outbox.pending_batch(self.batch)
+            if not events:
+                break
+            answer = await self.client.push(events, pending=await self.outbox.pending_count())
+            acked += await self.outbox.mark_acked(answer.acked_through, answer.head_seq)
+            self.status.head_seq = max(self.status.head_seq, answer.head_seq)
+            await self._contact(answer.central_hlc)
+            if answer.acked_through < events[-1].device_seq:
+                # Central holds less than we sent (a hole it is waiting to fill, or it lost
+                # data): try again on the next round instead of spinning.
+                break
+        await self._save()
+        return acked
+
+    async def sync_round(self) -> tuple[int, int]:
+        """One full round now: push everything pending, then pull until caught up."""
+        pushed = await self.push_once()
+        pulled = 0
+        while True:
+            got = await self.pull_once(0.0)
+            pulled += got
+            if got == 0 or self.status.lag == 0:
+                break
+        return pushed, pulled
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, CentralRefused):
+            return self.refused_backoff_s
+        return float(wait_exponential_jitter(initial=0.2, max=self.max_backoff_s)(state))
+
+    async def _record_failure(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.status.last_error = str(exc)
+        self.status.last_error_ms = self.clock()
+        if isinstance(exc, ProtocolMismatch):
+            self.status.refused = f"central refuses this device's protocol version: {exc.detail}"
+        elif isinstance(exc, CentralRefused):
+            self.status.refused = f"central refused: {exc.error} ({exc.detail})"
+        log.warning("sync: %s", self.status.refused or self.status.last_error)
+        try:
+            await self._save()
+        except Exception:  # the status is best effort; the loop must go on
+            log.exception("could not save sync status")
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(CentralError),
+            wait=self._wait,
+            before_sleep=self._record_failure,
+            reraise=True,
+        )
+
+    async def pull_loop(self) -> None:
+        """Long-poll the change feed forever, backing off while central is unreachable."""
+        while True:
+            async for attempt in self._retrying():
+                with attempt:
+                    await self.pull_once(self.long_poll_s)
+
+    async def push_loop(self) -> None:
+        """Push on every new event, and on a timer for retries, forever."""
+        while True:
+            async for attempt in self._retrying():
+                with attempt:
+                    await self.push_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_push.wait(), timeout=self.push_interval_s)
+            self.wake_push.clear()
+
+    async def run(self) -> None:
+        """Both loops side by side: downloads keep flowing while uploads are pending."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.pull_loop(), name="sync-pull")
+            group.create_task(self.push_loop(), name="sync-push")

@@ -1,0 +1,136 @@
+"""A real central on loopback: uvicorn serving the app over HTTP, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from psycopg import AsyncConnection
+from pydantic import SecretStr
+
+from central.app import create_app
+from central.demo import DemoFestival, create_demo_festival
+from central.enrol import create_enrol_code
+from config.central import CentralConfig
+from edge.device import Device
+from edge.sync_link import Credentials, engine_for, load_credentials
+from sync.client import CentralClient
+from sync.engine import SyncEngine
+from sync.vocab import Role
+from tests.central.conftest import pg_admin_dsn, pg_dsn, pg_template  # noqa: F401
+
+
+class CentralServer:
+    """uvicorn in a thread of its own, on a loopback port that survives restarts."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        app = create_app(CentralConfig(dsn=SecretStr(self.dsn)))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")  # fmt: skip
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="central", daemon=True)
+        self._thread.start()
+        for _ in range(500):
+            if server.started:
+                return
+            threading.Event().wait(0.01)
+        raise RuntimeError("central did not start")
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+        self._server = self._thread = None
+
+
+@pytest.fixture
+def central(pg_dsn: str) -> Iterator[CentralServer]:  # noqa: F811
+    server = CentralServer(pg_dsn)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fest(pg_dsn: str) -> DemoFestival:  # noqa: F811
+    async with await AsyncConnection.connect(pg_dsn) as conn:
+        return await create_demo_festival(conn, signed_tickets=6, opaque_tickets=1, wristbands=2)
+
+
+async def enrol_code(dsn: str, fest: DemoFestival, role: str) -> str:
+    """A one-time enrol code for a gate (the demo zone) or a bar (the demo vendor)."""
+    async with await AsyncConnection.connect(dsn) as conn:
+        code = await create_enrol_code(
+            conn, festival_id=fest.festival_id, role=role,
+            zone_id=fest.zone_id if role == "gate" else None,
+            vendor_id=fest.vendor_id if role == "bar" else None, ttl_s=600,
+        )  # fmt: skip
+        await conn.commit()
+        return code
+
+
+@dataclass
+class Node:
+    """An enrolled device with its sync engine (not running unless a test starts it)."""
+
+    device: Device
+    engine: SyncEngine
+    client: CentralClient
+    creds: Credentials
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.device.close()
+
+
+async def open_node(data_dir: Path, **engine_kw: Any) -> Node:
+    """Open an enrolled device's data dir with a sync engine to its central."""
+    creds = load_credentials(data_dir)
+    assert creds is not None
+    device = await Device.open(
+        data_dir, role=Role(creds.role), zone=creds.zone_id, vendor=creds.vendor_id
+    )
+    client = CentralClient(creds.central_url, token=creds.token)
+    return Node(device, engine_for(device, client, **engine_kw), client, creds)
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[list[Node]]:
+    opened: list[Node] = []
+    yield opened
+    for node in opened:
+        await node.close()
+
+
+def new_dir(tmp_path: Path) -> Path:
+    return tmp_path / f"dev-{uuid.uuid4().hex[:6]}"
+
+
+async def run_for(engine: SyncEngine, seconds: float) -> None:
+    """Run an engine's loops for a while, then cancel them."""
+    task = asyncio.create_task(engine.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
