@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from central.bulk import publish_accounts, publish_dicts, publish_rows
+from central import feed
 from central.conflicts import (
     CatalogChange,
     Conflict,
@@ -165,6 +165,27 @@ async def _history(
     return out
 
 
+# The JSON of AccountRow, built where the account is (no round trip through Python models).
+_ACCOUNT_JSON = """
+SELECT coalesce(jsonb_agg(jsonb_build_object(
+         'id', id::text, 'festival_id', festival_id::text, 'tag_hash', encode(tag_hash, 'hex'),
+         'balance', balance, 'blocked', blocked) ORDER BY id), '[]')::text, count(*)
+FROM cashless_account WHERE id = ANY(%s)
+"""
+
+
+async def publish_accounts(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, account_ids: list[uuid.UUID]
+) -> None:
+    """Publish the current AccountRow of these accounts (one change each, in id order)."""
+    if not account_ids:
+        return
+    cur = await conn.execute(_ACCOUNT_JSON, (account_ids,))
+    rec = await cur.fetchone()
+    if rec is not None:
+        await feed.publish_json(conn, festival_id, "account", rec[0], int(rec[1]))
+
+
 # A ticket can have a conflict only if two devices admitted it, central ever made it unusable,
 # or it already has one stored: a cheap indexed test that spares loading every other ticket.
 _TICKET_CANDIDATES = """
@@ -237,7 +258,7 @@ async def refresh_suspicious(
             (ticket_ids,),
         )
         rows = [ticket_row(r) for r in await cur.fetchall()]
-    await publish_rows(conn, festival_id, "ticket", rows)
+    await feed.publish_rows(conn, festival_id, "ticket", rows)
 
 
 # Presence per (ticket, zone) is its latest admitted entry or exit in (hlc, device, seq)
@@ -289,8 +310,8 @@ async def update_presence(
                 (zones, [moved[z] for z in zones]),
             )
             rows = [zone_row(r) for r in await cur3.fetchall()]
-    await publish_dicts(conn, festival_id, "presence", changed)
-    await publish_rows(conn, festival_id, "zone", rows)
+    await feed.publish_rows(conn, festival_id, "presence", changed)
+    await feed.publish_rows(conn, festival_id, "zone", rows)
 
 
 # An account can have a conflict only if its ledger, replayed in rule order, dips below
@@ -376,7 +397,7 @@ async def classify_accounts(
         )
     if holds_off:
         await conn.execute("DELETE FROM account_hold WHERE account_id = ANY(%s)", (holds_off,))
-    await publish_accounts(conn, festival_id, sorted(uuid.UUID(a) for a in republish))
+    await publish_accounts(conn, festival_id, [uuid.UUID(a) for a in sorted(republish)])
 
 
 async def _account_conflicts(

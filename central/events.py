@@ -17,11 +17,12 @@ reason, takes no effect, and never holds back the device's queue.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic_core import to_json
 
 from central.auth import DevicePrincipal
 from sync.protocol import MAX_PAYLOAD_BYTES, Event
@@ -58,7 +59,7 @@ class Prepared:
 
     event: Event
     event_id: uuid.UUID
-    payload_json: str
+    payload: dict[str, Any]  # what is stored: the event's, unless replaced on a rejection
     status: str = "applied"
     reason: str | None = None
     ticket_id: uuid.UUID | None = None
@@ -93,19 +94,30 @@ class Lookups:
     zones: frozenset[uuid.UUID]
     accounts: frozenset[uuid.UUID]
     accounts_by_tag: Mapping[str, uuid.UUID]
+    ids: Mapping[str, uuid.UUID] = field(default_factory=dict)  # ids as sent → parsed
+
+    def parse_id(self, value: Any) -> uuid.UUID | None:
+        """`as_uuid`, answered from the batch's parsed ids when it can."""
+        if isinstance(value, str):
+            found = self.ids.get(value)
+            if found is not None:
+                return found
+        return as_uuid(value)
 
 
 def check_identity(device: DevicePrincipal, events: list[Event]) -> None:
     """Raise Mismatch if any event names another device or festival."""
+    mine, festival = str(device.id), str(device.festival_id)
     for event in events:
-        try:
-            same = uuid.UUID(event.device_id) == device.id
-        except ValueError:
-            same = False
-        if not same:
-            raise Mismatch(f"event {event.event_id} is for device {event.device_id!r}")
+        if event.device_id != mine:  # the canonical spelling needs no parse
+            try:
+                same = uuid.UUID(event.device_id) == device.id
+            except ValueError:
+                same = False
+            if not same:
+                raise Mismatch(f"event {event.event_id} is for device {event.device_id!r}")
         claimed = event.payload.get("festival_id")
-        if claimed is not None and str(claimed) != str(device.festival_id):
+        if claimed is not None and str(claimed) != festival:
             raise Mismatch(f"event {event.event_id} is for festival {claimed!r}")
 
 
@@ -119,21 +131,32 @@ def as_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def subject_refs(events: list[Event]) -> tuple[set[uuid.UUID], set[uuid.UUID], set[str]]:
-    """Ticket ids, account ids and tag hashes the batch mentions (for one lookup each)."""
-    tickets: set[uuid.UUID] = set()
-    accounts: set[uuid.UUID] = set()
+_Ids = dict[str, uuid.UUID]
+
+
+def subject_refs(events: list[Event]) -> tuple[_Ids, _Ids, set[str]]:
+    """Ticket ids, account ids (each as sent → parsed) and tag hashes the batch mentions.
+
+    The parsed ids are handed back through `Lookups.ids`, so each is parsed once per batch.
+    """
+    tickets: dict[str, uuid.UUID] = {}
+    accounts: dict[str, uuid.UUID] = {}
     tags: set[str] = set()
     for event in events:
         payload = event.payload
-        if event.kind in ("entry", "exit"):
-            tid = as_uuid(payload.get("ticket_id"))
-            if tid is not None:
-                tickets.add(tid)
-        elif event.kind in MONEY_KINDS:
-            aid = as_uuid(payload.get("account_id"))
-            if aid is not None:
-                accounts.add(aid)
+        kind = event.kind
+        if kind in ("entry", "exit"):
+            raw = payload.get("ticket_id")
+            if isinstance(raw, str) and raw not in tickets:
+                tid = as_uuid(raw)
+                if tid is not None:
+                    tickets[raw] = tid
+        elif kind in MONEY_KINDS:
+            raw = payload.get("account_id")
+            if isinstance(raw, str) and raw not in accounts:
+                aid = as_uuid(raw)
+                if aid is not None:
+                    accounts[raw] = aid
             tag = payload.get("tag_hash")
             if isinstance(tag, str):
                 tags.add(tag.lower())
@@ -142,11 +165,11 @@ def subject_refs(events: list[Event]) -> tuple[set[uuid.UUID], set[uuid.UUID], s
 
 def prepare(device: DevicePrincipal, event: Event, lookups: Lookups) -> Prepared:
     """Check one event and lift its subject; never raises for a bad event."""
-    payload_json = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
-    out = Prepared(event=event, event_id=uuid.UUID(event.event_id), payload_json=payload_json)
-    if len(payload_json.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+    out = Prepared(event=event, event_id=uuid.UUID(event.event_id), payload=event.payload)
+    raw = to_json(event.payload)  # compact UTF-8 JSON, as stored (pydantic-core: fast)
+    if len(raw) > MAX_PAYLOAD_BYTES:
         # Keep the fact that it happened, not the oversized body.
-        out.payload_json = json.dumps({"dropped_bytes": len(payload_json)})
+        out.payload = {"dropped_bytes": len(raw.decode())}
         out.reject("payload_too_large")
         return out
     kind, verdict = str(event.kind), event.verdict
@@ -164,9 +187,9 @@ def prepare(device: DevicePrincipal, event: Event, lookups: Lookups) -> Prepared
 def _prepare_gate(device: DevicePrincipal, out: Prepared, lookups: Lookups) -> None:
     payload = out.event.payload
     raw_zone = payload.get("zone_id")
-    zone = as_uuid(raw_zone) if raw_zone is not None else device.zone_id
+    zone = lookups.parse_id(raw_zone) if raw_zone is not None else device.zone_id
     raw_ticket = payload.get("ticket_id")
-    ticket = as_uuid(raw_ticket)
+    ticket = lookups.parse_id(raw_ticket)
     needs_ticket = out.event.verdict in (GateCode.OK, GateCode.OK_REENTRY) or (
         out.event.kind == "exit" and out.event.verdict == GateCode.OK
     )
@@ -184,7 +207,7 @@ def _prepare_gate(device: DevicePrincipal, out: Prepared, lookups: Lookups) -> N
 
 def _prepare_money(out: Prepared, lookups: Lookups) -> None:
     payload = out.event.payload
-    account = as_uuid(payload.get("account_id"))
+    account = lookups.parse_id(payload.get("account_id"))
     if account is None:
         tag = payload.get("tag_hash")
         account = lookups.accounts_by_tag.get(tag.lower()) if isinstance(tag, str) else None

@@ -1,6 +1,7 @@
 """The catalog change feed: per-festival gap-free seqs, latest rows for snapshots, reads.
 
-Ordering: `publish` takes the festival's next seq with ``UPDATE feed_head ... RETURNING``,
+Ordering: every publish (`publish_rows`, and `publish`, `publish_many`, `publish_json` on
+top of it) takes the festival's next seqs with an upsert of ``feed_head ... RETURNING``,
 whose row lock is held until the caller's transaction ends. A second writer for the same
 festival waits on that lock, so seqs are committed in seq order, and a rolled-back writer
 gives its seq back (the next writer re-reads the committed head). A reader therefore never
@@ -11,6 +12,7 @@ serialization error instead of re-reading the head.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -18,7 +20,6 @@ from typing import Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
-from psycopg.types.json import Jsonb
 
 from sync.catalog import TABLES, Change, Row
 
@@ -52,17 +53,101 @@ def _check_table(table: str, row: Row) -> None:
         raise TypeError(f"{table} rows are {model.__name__}, got {type(row).__name__}")
 
 
-async def _take_seqs(conn: AsyncConnection[Any], festival_id: uuid.UUID, count: int) -> int:
-    """Reserve `count` seqs; return the last. The row lock serialises writers until commit."""
+def _check_mapping(table: str, row: Mapping[str, Any]) -> None:
+    if table not in TABLES:
+        raise ValueError(f"not a replicated table: {table!r}")
+    missing = [f for f in key_fields(table) if row.get(f) is None]
+    if missing:
+        raise ValueError(f"{table} row lacks its key field(s) {missing}")
+
+
+# One statement per publish: take the festival's next `n` seqs (the feed_head row lock is
+# held until commit, see the module doc), number the rows in array order, append them to
+# change_feed, bring replica_row up to date and queue the NOTIFY (delivered at commit).
+# Rows arrive as one JSON array, so a thousand rows cost one round trip, not two each.
+_PUBLISH = """
+WITH h AS (
+  INSERT INTO feed_head (festival_id, head) VALUES (%(fid)s, %(n)s)
+  ON CONFLICT (festival_id) DO UPDATE SET head = feed_head.head + EXCLUDED.head
+  RETURNING head),
+v AS (
+  SELECT h.head - %(n)s + x.o AS seq, {key} AS key,
+         x.r || jsonb_build_object('seq', h.head - %(n)s + x.o) AS row
+  FROM h, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS x(r, o)),
+f AS (
+  INSERT INTO change_feed (festival_id, seq, table_name, op, key, row)
+  SELECT %(fid)s, seq, %(table)s, %(op)s, key, row FROM v),
+r AS ({replica})
+SELECT head, pg_notify(%(channel)s, %(fid)s::uuid::text || ':' || head) FROM h
+"""
+_UPSERT_REPLICA = """
+  INSERT INTO replica_row (festival_id, table_name, key, seq, row)
+  SELECT DISTINCT ON (key) %(fid)s, %(table)s, key, seq, row FROM v ORDER BY key, seq DESC
+  ON CONFLICT (festival_id, table_name, key) DO UPDATE SET seq = EXCLUDED.seq, row = EXCLUDED.row"""
+_DELETE_REPLICA = """
+  DELETE FROM replica_row WHERE festival_id = %(fid)s AND table_name = %(table)s
+  AND key IN (SELECT key FROM v)"""
+
+
+async def publish_json(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    table: str,
+    rows: str,
+    count: int,
+    *,
+    op: Op = "upsert",
+) -> list[int]:
+    """Append `count` changes given as a JSON array of row objects, in one statement.
+
+    For callers that build the rows' JSON where the data is (see `central.classify`): each
+    object must be the row's `sync.catalog` model dump (without ``seq``, which is set here);
+    for ``op="delete"`` its key fields are enough. Returns the seqs, in array order.
+    """
+    if count <= 0:
+        return []
+    if table not in TABLES:
+        raise ValueError(f"not a replicated table: {table!r}")
+    key = " || ':' || ".join(f"(x.r->>'{f}')" for f in key_fields(table))
+    query = _PUBLISH.format(key=key, replica=_DELETE_REPLICA if op == "delete" else _UPSERT_REPLICA)
     cur = await conn.execute(
-        "INSERT INTO feed_head (festival_id, head) VALUES (%s, %s) "
-        "ON CONFLICT (festival_id) DO UPDATE SET head = feed_head.head + EXCLUDED.head "
-        "RETURNING head",
-        (festival_id, count),
-    )
+        query,
+        {"fid": festival_id, "n": count, "rows": rows, "table": table, "op": op,
+         "channel": CHANNEL},
+    )  # fmt: skip
     rec = await cur.fetchone()
     assert rec is not None
-    return int(rec[0])
+    last = int(rec[0])
+    return list(range(last - count + 1, last + 1))
+
+
+async def publish_rows(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    table: str,
+    rows: Iterable[Row | Mapping[str, Any]],
+    *,
+    op: Op = "upsert",
+) -> list[int]:
+    """Append one change per row (one seq each, in order) in a single statement.
+
+    Rows are `sync.catalog` models of `table`, or mappings already shaped as their JSON
+    dumps (for hot paths that build them without a model; tests check the shape). A delete
+    carries only the row's key fields. Returns the seqs.
+    """
+    data: list[Mapping[str, Any]] = []
+    fields = key_fields(table)
+    for row in rows:
+        if isinstance(row, Row):
+            _check_table(table, row)
+            dumped: Mapping[str, Any] = row.model_dump(mode="json")
+        else:
+            _check_mapping(table, row)
+            dumped = row
+        data.append({f: dumped[f] for f in fields} if op == "delete" else dumped)
+    if not data:
+        return []
+    return await publish_json(conn, festival_id, table, json.dumps(data), len(data), op=op)
 
 
 async def publish(
@@ -74,7 +159,7 @@ async def publish(
     op: Op = "upsert",
 ) -> int:
     """Append one change inside the caller's transaction and return its seq."""
-    seqs = await publish_many(conn, festival_id, table, [row], op=op)
+    seqs = await publish_rows(conn, festival_id, table, [row], op=op)
     return seqs[0]
 
 
@@ -87,50 +172,7 @@ async def publish_many(
     op: Op = "upsert",
 ) -> list[int]:
     """Append changes for many rows of one table (one seq each), e.g. for an import."""
-    rows = list(rows)
-    if not rows:
-        return []
-    for row in rows:
-        _check_table(table, row)
-    last = await _take_seqs(conn, festival_id, len(rows))
-    first = last - len(rows) + 1
-    feed_args: list[tuple[Any, ...]] = []
-    replica_args: list[tuple[Any, ...]] = []
-    deleted: list[str] = []
-    for seq, row in zip(range(first, last + 1), rows, strict=True):
-        data = row.model_dump(mode="json")
-        data["seq"] = seq
-        key = row_key(table, data)
-        if op == "delete":
-            # A delete carries only its key; the replica forgets the row.
-            data = {f: data[f] for f in key_fields(table)} | {"seq": seq}
-            deleted.append(key)
-        else:
-            replica_args.append((festival_id, table, key, seq, Jsonb(data)))
-        feed_args.append((festival_id, seq, table, op, key, Jsonb(data)))
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO change_feed (festival_id, seq, table_name, op, key, row) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            feed_args,
-        )
-        if replica_args:
-            await cur.executemany(
-                "INSERT INTO replica_row (festival_id, table_name, key, seq, row) "
-                "VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (festival_id, table_name, key) "
-                "DO UPDATE SET seq = EXCLUDED.seq, row = EXCLUDED.row",
-                replica_args,
-            )
-        if deleted:
-            await cur.execute(
-                "DELETE FROM replica_row WHERE festival_id = %s AND table_name = %s "
-                "AND key = ANY(%s)",
-                (festival_id, table, deleted),
-            )
-        # Delivered at commit (never for a rollback): long-polls wake then.
-        await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{festival_id}:{last}"))
-    return list(range(first, last + 1))
+    return await publish_rows(conn, festival_id, table, rows, op=op)
 
 
 async def head(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> int:
