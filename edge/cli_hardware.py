@@ -1,0 +1,163 @@
+"""`festgate run` and `festgate hardware list|test`: the daemon and the site tech's checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from config.device import ConfigError, DeviceConfig, load_device_config
+from hardware.base import Actuator, CodeReader, HardwareUnsupported, ReaderUnavailable, Scan, Shown
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", envvar="FESTGATE_CONFIG", help="device TOML file")
+]
+
+
+def _config(path: Path | None) -> DeviceConfig:
+    try:
+        return load_device_config(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]invalid config[/] {exc.source}")
+        for problem in exc.problems:
+            err.print(f"  - {problem}")
+        raise typer.Exit(2) from None
+
+
+def run(config: ConfigOpt = None) -> None:
+    """Run the device daemon until SIGTERM: readers → verdict (journaled) → actuators."""
+    from edge.runtime import run_daemon
+    from edge.runtime_logs import setup_json_logging
+
+    cfg = _config(config)
+    setup_json_logging()
+    asyncio.run(run_daemon(cfg))
+
+
+def hardware_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List cameras, serial ports and NFC readers found on this machine, with any problem."""
+    from hardware.discovery import as_json as to_json
+    from hardware.discovery import list_hardware
+
+    found = list_hardware()
+    if as_json:
+        print(json.dumps(to_json(found)))
+        return
+    if not found:
+        out.print("no cameras, serial ports or NFC readers found")
+    for item in found:
+        out.print(f"[bold]{item.kind:7}[/] {item.path:24} {item.name}")
+        for problem in item.problems:
+            out.print(f"        [yellow]⚠ {problem}[/]")
+
+
+def _watch(reader: CodeReader, stop: threading.Event, seen: queue.Queue[Scan | str]) -> None:
+    try:
+        for scan in reader.scans(stop):
+            seen.put(scan)
+        seen.put(f"{reader.name}: source ended")
+    except (ReaderUnavailable, HardwareUnsupported) as exc:
+        seen.put(f"{reader.name}: {exc}")
+    except Exception as exc:  # show anything, the tech is debugging
+        seen.put(f"{reader.name}: {type(exc).__name__}: {exc}")
+
+
+def _describe(scan: Scan) -> str:
+    if scan.text is not None:
+        return f"code {scan.text!r}"
+    parts = [f"tag {scan.tag_uid.hex() if scan.tag_uid else '?'}"]
+    parts += [f"ndef {r.type} {r.text or r.data.hex()}" for r in scan.ndef]
+    return ", ".join(parts)
+
+
+def hardware_test(
+    name: Annotated[
+        str | None, typer.Argument(help="one reader or actuator (default: all)")
+    ] = None,
+    config: ConfigOpt = None,
+    pulse: Annotated[bool, typer.Option("--pulse", help="pulse the relay(s) once")] = False,
+    seconds: Annotated[
+        float | None, typer.Option(help="stop after this long (default: Ctrl-C)")
+    ] = None,
+) -> None:
+    """Live check: print each decoded code or tag as it arrives; --pulse opens the relay once."""
+    from edge.runtime import build_parts
+
+    cfg = _config(config)
+    readers, actuators = build_parts(cfg)
+    names = {r.name for r in readers} | {a.name for a in actuators}
+    if name is not None and name not in names:
+        err.print(
+            f"[red]no reader or actuator named {name!r}[/] (have: {', '.join(sorted(names))})"
+        )
+        raise typer.Exit(2)
+    readers = [r for r in readers if name in (None, r.name)]
+    chosen: list[Actuator] = [a for a in actuators if name in (None, a.name)]
+    if pulse:
+        _pulse(chosen)
+    if not readers:
+        return
+    stop = threading.Event()
+    seen: queue.Queue[Scan | str] = queue.Queue()
+    for reader in readers:
+        threading.Thread(target=_watch, args=(reader, stop, seen), daemon=True).start()
+    out.print(f"reading from {', '.join(r.name for r in readers)} — show a code or tap a tag")
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    ended = 0
+    try:
+        while ended < len(readers) and (deadline is None or time.monotonic() < deadline):
+            try:
+                item = seen.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(item, str):
+                ended += 1
+                err.print(f"[yellow]{item}[/]")
+            else:
+                print(f"{item.source}: {_describe(item)}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+    for reader in readers:
+        dropped = {k: v for k, v in reader.counters.snapshot().items() if k != "frames"}
+        if dropped:
+            out.print(f"{reader.name}: dropped/faults {dropped}")
+
+
+def _pulse(actuators: list[Actuator]) -> None:
+    from hardware.serial_relay import SerialRelay
+
+    relays = [a for a in actuators if isinstance(a, SerialRelay)]
+    if not relays:
+        err.print("[yellow]no relay configured to pulse[/]")
+    for actuator in actuators:
+        try:
+            # An admitting test verdict: relays pulse, displays and lamps show green.
+            actuator.show(Shown("test", "Hardware test", admits=True, source="hardware test"))
+        finally:
+            actuator.close()
+        faults = actuator.counters["faults"]
+        status = "[red]failed (see log)[/]" if faults else "[green]done[/]"
+        out.print(f"{actuator.name}: test verdict sent — {status}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and the `hardware` group to the festgate CLI."""
+    app.command("run")(run)
+    group = typer.Typer(
+        help="Find and test cameras, NFC readers and serial devices.", no_args_is_help=True
+    )
+    group.command("list")(hardware_list)
+    group.command("test")(hardware_test)
+    app.add_typer(group, name="hardware")
