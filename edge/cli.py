@@ -362,3 +362,7 @@ def main() -> None:
 from edge.cli_hardware import register as _register_hardware  # noqa: E402
 
 _register_hardware(app)
+
+
+if __name__ == "__main__":
+    main()

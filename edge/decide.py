@@ -127,7 +127,7 @@ def decide_entry(ctx: GateContext, now: int) -> Verdict:
     if refused is not None:
         return Verdict(refused)
     ticket = ctx.ticket
-    if ctx.blocked or (ticket is not None and ticket.suspicious):
+    if ctx.blocked:
         return Verdict(GateCode.BLOCKED)
     if ticket is not None:
         signed = ctx.code.signed
@@ -152,6 +152,10 @@ def decide_entry(ctx: GateContext, now: int) -> Verdict:
         return Verdict(GateCode.WRONG_ZONE)
     if ctx.presence is Presence.INSIDE:
         return Verdict(GateCode.ALREADY_INSIDE)
+    if ticket is not None and ticket.suspicious:
+        # Central saw this ticket admitted twice (a clone): whoever holds it now is not let
+        # in again without a supervisor; while it is inside, the plain answer still holds.
+        return Verdict(GateCode.BLOCKED)
     if ctx.presence is Presence.OUTSIDE and not ctx.zone.reentry:
         return Verdict(GateCode.NO_REENTRY)
     if ctx.zone.capacity is not None and ctx.occupancy >= ctx.zone.capacity:

@@ -137,6 +137,18 @@ class Device:
     def _vendor(self) -> VendorRow | None:
         return self.catalog.find_vendor(self.vendor_ref) if self.vendor_ref else None
 
+    async def record_log(self, payload: dict[str, Any]) -> Event:
+        """Journal a device log line; it reaches central like any other fact."""
+        # Serialised with decisions: every append takes the next gap-free device_seq.
+        async with self._lock:
+            return await self.journal.append(
+                EventKind.LOG,
+                str(payload.get("level", "info"))[:32],
+                payload,
+                wall_ms=self.clock(),
+                catalog_seq=self.store.cursor,
+            )
+
     def mark_contact(self, now_ms: int) -> None:
         """Central answered just now."""
         self.last_contact_ms = now_ms

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from sync.catalog import Change
 from sync.client import CentralClient, CentralError, CentralRefused, ProtocolMismatch, SnapshotPart
@@ -112,6 +112,8 @@ class SyncEngine:
         self.clock = clock
         self.on_contact = on_contact
         self.status = SyncStatus(cursor=replica.cursor)
+        # Full jitter: devices that lost central together do not come back in lockstep.
+        self._backoff = wait_random_exponential(multiplier=0.2, max=max_backoff_s)
         self.wake_push = asyncio.Event()
 
     def notify_event(self, _event: Event | None = None) -> None:
@@ -193,7 +195,7 @@ class SyncEngine:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, CentralRefused):
             return self.refused_backoff_s
-        return float(wait_exponential_jitter(initial=0.2, max=self.max_backoff_s)(state))
+        return float(self._backoff(state))
 
     async def _record_failure(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -203,7 +205,10 @@ class SyncEngine:
             self.status.refused = f"central refuses this device's protocol version: {exc.detail}"
         elif isinstance(exc, CentralRefused):
             self.status.refused = f"central refused: {exc.error} ({exc.detail})"
-        log.warning("sync: %s", self.status.refused or self.status.last_error)
+        if isinstance(exc, CentralError):
+            log.warning("sync: %s", self.status.refused or self.status.last_error)
+        else:  # a bug or a bad page: keep the device running and say so loudly
+            log.error("sync failed unexpectedly", exc_info=exc)
         try:
             await self._save()
         except Exception:  # the status is best effort; the loop must go on
@@ -211,7 +216,8 @@ class SyncEngine:
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
-            retry=retry_if_exception_type(CentralError),
+            # Any failure, not only central's: a sync bug must never stop the device deciding.
+            retry=retry_if_exception_type(Exception),
             wait=self._wait,
             before_sleep=self._record_failure,
             reraise=True,

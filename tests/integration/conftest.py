@@ -104,14 +104,14 @@ class Node:
         await self.device.close()
 
 
-async def open_node(data_dir: Path, **engine_kw: Any) -> Node:
-    """Open an enrolled device's data dir with a sync engine to its central."""
+async def open_node(data_dir: Path, *, url: str | None = None, **engine_kw: Any) -> Node:
+    """Open an enrolled device's data dir with a sync engine to its central (or `url`)."""
     creds = load_credentials(data_dir)
     assert creds is not None
     device = await Device.open(
         data_dir, role=Role(creds.role), zone=creds.zone_id, vendor=creds.vendor_id
     )
-    client = CentralClient(creds.central_url, token=creds.token)
+    client = CentralClient(url or creds.central_url, token=creds.token)
     return Node(device, engine_for(device, client, **engine_kw), client, creds)
 
 
