@@ -5,10 +5,17 @@ Path measured: a push body (JSON bytes) → ``PushRequest.model_validate_json`` 
 (``--via direct``, the default) or through the real app in-process over httpx's ASGI
 transport (``--via asgi``, adds auth and HTTP framing). Devices are half gates (entries and
 exits, with some tickets scanned at two gates: duplicate-entry conflicts) and half bars
-(sales, some wristbands overdrawn: overdraft conflicts), pushing full batches in turn.
+(sales, some wristbands overdrawn: overdraft conflicts). In each round every device pushes
+one full batch (``--batch``, default MAX_BATCH) at the same time, each on its own
+connection; ``events_per_s`` is the median over rounds of (events in the round / the
+round's wall time), so it includes waiting on the festival's locks and the feed head.
+Every push is the whole of ingest: stored once, applied (access log, ledger with balance
+before/after), classified, published down, committed durably (synchronous_commit on).
 
-Baseline in the same run and database: ``COPY`` of the same rows into a plain table (no
-index, no constraint), one transaction per batch. Rates are medians over batches.
+Baseline in the same run and database: ``COPY`` of the same rows (read back from
+``device_event``) into a plain table with no index or constraint, one transaction per
+MAX_BATCH rows; ``baseline_rows_per_s`` is the median over those transactions and
+``ratio`` = events_per_s / baseline_rows_per_s.
 """
 
 from __future__ import annotations
