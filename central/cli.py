@@ -26,6 +26,7 @@ from rich.table import Table
 from central import catalog, imports, keys, pg, users
 from central.errors import CatalogError, ImportRowError
 from config.central import CentralConfig
+from sync.vocab import TicketType
 
 T = TypeVar("T")
 app = typer.Typer(help="festgate central service", no_args_is_help=True)
@@ -104,6 +105,21 @@ async def _festival_id(conn: AsyncConnection[Any], ref: str) -> uuid.UUID:
     return fid
 
 
+async def _named(conn: AsyncConnection[Any], table: str, fid: uuid.UUID, ref: str) -> uuid.UUID:
+    """A zone or vendor of the festival by id or by name (ops type names)."""
+    assert table in ("zone", "vendor")
+    cur = await conn.execute(
+        f"SELECT id FROM {table} WHERE festival_id = %s"
+        " AND (id::text = %s OR lower(name) = lower(%s))",
+        (fid, ref, ref),
+    )
+    rows = await cur.fetchall()
+    if len(rows) != 1:
+        raise CatalogError(f"no single {table} {ref!r} in this festival")
+    found: uuid.UUID = rows[0][0]
+    return found
+
+
 def _c2(module: str, name: str) -> Any:
     # Functions owned by the sync side, imported when used so this CLI runs without them.
     try:
@@ -152,6 +168,32 @@ def festival_create(
 
     out = _run(ctx, work)
     _emit(as_json, out, f"festival [bold]{slug}[/bold] created: {out['id']}")
+
+
+@festival_app.command("category")
+def festival_category(
+    ctx: typer.Context,
+    name: str,
+    festival: Annotated[str, typer.Option("--festival", "-f", help="festival id or slug")],
+    type_: Annotated[
+        TicketType, typer.Option("--type", help="STANDARD, VIP, BACKSTAGE, CAMPING, PARKING, COMBO")
+    ] = TicketType.STANDARD,
+    price: Annotated[int, typer.Option(help="price in cents")] = 0,
+    valid_from: Annotated[datetime | None, typer.Option(help="valid from, ISO 8601")] = None,
+    valid_until: Annotated[datetime | None, typer.Option(help="valid until, ISO 8601")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a ticket category: its type decides the zones its tickets open."""
+
+    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
+        row = await catalog.create_category(
+            conn, await _festival_id(conn, festival), name=name, type=type_, price=price,
+            valid_from=valid_from, valid_until=valid_until, actor=ACTOR,
+        )  # fmt: skip
+        return {"id": row.id, "name": row.name, "type": row.type.value}
+
+    out = _run(ctx, work)
+    _emit(as_json, out, f"category [bold]{name}[/bold] ({out['type']}) created: {out['id']}")
 
 
 def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any) -> Any:
@@ -258,8 +300,8 @@ def enroll_code(
     ctx: typer.Context,
     festival: FestivalOpt,
     role: Annotated[str, typer.Option(help="gate, bar or topup")],
-    zone: Annotated[str | None, typer.Option(help="zone id (gates)")] = None,
-    vendor: Annotated[str | None, typer.Option(help="vendor id (bars)")] = None,
+    zone: Annotated[str | None, typer.Option(help="zone id or name (gates)")] = None,
+    vendor: Annotated[str | None, typer.Option(help="vendor id or name (bars)")] = None,
     ttl: Annotated[int, typer.Option(help="seconds the code stays valid")] = 900,
     as_json: JsonOpt = False,
 ) -> None:
@@ -267,12 +309,13 @@ def enroll_code(
     create = _c2("central.enrol", "create_enrol_code")
 
     async def work(conn: AsyncConnection[Any]) -> str:
+        fid = await _festival_id(conn, festival)
         code: str = await create(
             conn,
-            festival_id=await _festival_id(conn, festival),
+            festival_id=fid,
             role=role,
-            zone_id=uuid.UUID(zone) if zone else None,
-            vendor_id=uuid.UUID(vendor) if vendor else None,
+            zone_id=await _named(conn, "zone", fid, zone) if zone else None,
+            vendor_id=await _named(conn, "vendor", fid, vendor) if vendor else None,
             ttl_s=ttl,
         )
         return code

@@ -44,6 +44,10 @@ class SimulatedReader:
 
     def scans(self, stop: threading.Event) -> Iterator[Scan]:
         """Yield pushed lines and the feed's lines, old and new, until `stop`."""
+        if self.feed is not None:
+            # A simulator starts with an empty feed rather than failing until someone writes.
+            self.feed.parent.mkdir(parents=True, exist_ok=True)
+            self.feed.touch(exist_ok=True)
         handle = self.feed.open("r", encoding="utf-8", errors="replace") if self.feed else None
         partial = ""
         try:

@@ -177,3 +177,25 @@ def test_embedded_database_when_no_dsn(tmp_path: Path, monkeypatch: pytest.Monke
     data_dir = tmp_path / "central"
     assert _ok("--data-dir", str(data_dir), "migrate", "--json")["revision"]
     assert (data_dir / "PG_VERSION").exists()
+
+
+def test_category_then_signed_import_then_enrol_code_by_names(pg_dsn: str, tmp_path: Path) -> None:
+    fest = _festival(pg_dsn, slug="cat-fest")
+    cat = _ok("--dsn", pg_dsn, "festival", "category", "VIP Weekend", "-f", "cat-fest",
+              "--type", "VIP", "--price", "30000", "--json")  # fmt: skip
+    assert cat["type"] == "VIP"
+    tickets = tmp_path / "t.csv"
+    tickets.write_text("category,holder_ref\nVIP Weekend,a\n", encoding="utf-8")
+    assert _ok("--dsn", pg_dsn, "import", "tickets", str(tickets), "-f", "cat-fest",
+               "--sign", "--json")["imported"] == 1  # fmt: skip
+    zones = tmp_path / "z.csv"
+    zones.write_text("name,capacity,required_types,reentry\nVIP Deck,300,VIP,true\n")
+    _ok("--dsn", pg_dsn, "import", "zones", str(zones), "-f", "cat-fest", "--json")
+    code = _ok("--dsn", pg_dsn, "enroll-code", "-f", "cat-fest", "--role", "gate",
+               "--zone", "vip deck", "--json")["code"]  # fmt: skip
+    assert len(code) >= 4
+    missing = runner.invoke(
+        app, ["--dsn", pg_dsn, "enroll-code", "-f", "cat-fest", "--role", "gate", "--zone", "Moon"]
+    )
+    assert missing.exit_code == 1 and "no single zone 'Moon'" in missing.output
+    assert fest["slug"] == "cat-fest"

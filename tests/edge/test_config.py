@@ -19,6 +19,8 @@ def test_examples_are_valid() -> None:
     assert isinstance(gate.actuators[0], RelayConfig) and gate.actuators[0].pulse_ms == 500
     bar = load_device_config(EXAMPLES / "bar.toml")
     assert bar.cashless.offline_allowance_cents == 1500
+    sim = load_device_config(EXAMPLES / "gate-sim.toml")
+    assert [r.type for r in sim.readers] == ["simulated"]
 
 
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
