@@ -74,7 +74,6 @@ class GateContext:
     presence: Presence = Presence.NEVER
     occupancy: int = 0  # central's count plus this device's entries it has not yet reflected
     exit: bool = False
-    signature_ok: bool | None = None  # precomputed by the caller; None: verify here
 
 
 def _identify(ctx: GateContext) -> GateCode | None:
@@ -88,12 +87,7 @@ def _identify(ctx: GateContext) -> GateCode | None:
         if str(code.signed.festival_id) != ctx.festival_id:
             return GateCode.WRONG_FESTIVAL
         key = ctx.key
-        if key is None or key.revoked:
-            return GateCode.FORGED
-        ok = ctx.signature_ok
-        if ok is None:
-            ok = code.signed.verify(bytes.fromhex(key.public_key))
-        if not ok:
+        if key is None or key.revoked or not code.signed.verify(bytes.fromhex(key.public_key)):
             return GateCode.FORGED
         return None
     return GateCode.UNKNOWN if ctx.ticket is None else None

@@ -186,19 +186,10 @@ class Device:
                 code_hash = hashing.code_hash(bytes.fromhex(festival.hash_key), code.text).hex()
             lookup = None
             key = self.catalog.keys.get(code.signed.key_id) if code.signed else None
-            signature_ok = None
             if ticket_id is not None or code_hash is not None:
-                pending = asyncio.ensure_future(
-                    self.store.gate_lookup(
-                        zone_id=zone_row.id, ticket_id=ticket_id, code_hash=code_hash
-                    )
+                lookup = self.store.gate_lookup(
+                    zone_id=zone_row.id, ticket_id=ticket_id, code_hash=code_hash
                 )
-                # Let the query reach SQLite's thread, then check the signature meanwhile: the
-                # two costs overlap instead of adding up.
-                await asyncio.sleep(0)
-                if code.signed is not None and key is not None:
-                    signature_ok = code.signed.verify(bytes.fromhex(key.public_key))
-                lookup = await pending
             ticket = lookup.ticket if lookup else None
             presence = lookup.presence if lookup else Presence.NEVER
             ctx = GateContext(
@@ -206,7 +197,6 @@ class Device:
                 zone=zone_row,
                 code=code,
                 key=key,
-                signature_ok=signature_ok,
                 ticket=ticket,
                 category=lookup.category if lookup else None,
                 blocked=lookup.blocked if lookup else False,
@@ -280,7 +270,7 @@ class Device:
             total = validate_amount(total)
         tag_hash = self._tag_hash(festival, tag)
         async with self._lock:
-            lookup = await self.store.bar_lookup(tag_hash)
+            lookup = self.store.bar_lookup(tag_hash)
             now_ms = self.clock()
             ctx = SaleContext(
                 account=lookup.account,
@@ -311,7 +301,7 @@ class Device:
         total = validate_amount(amount)
         tag_hash = self._tag_hash(festival, tag)
         async with self._lock:
-            lookup = await self.store.bar_lookup(tag_hash)
+            lookup = self.store.bar_lookup(tag_hash)
             ctx = SaleContext(
                 account=lookup.account, vendor=None, amount=total, pending=lookup.pending
             )
@@ -344,7 +334,7 @@ class Device:
                     "SELECT tag_hash FROM account WHERE id = ?", (account_id,)
                 )
             )
-            lookup = await self.store.bar_lookup(account_rows[0][0] if account_rows else "")
+            lookup = self.store.bar_lookup(account_rows[0][0] if account_rows else "")
             ctx = SaleContext(
                 account=lookup.account, vendor=None, amount=amount, pending=lookup.pending
             )

@@ -146,6 +146,11 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        # Reads on their own connection, writes through the one writer (`conn`). A decision's
+        # lookup is an indexed point read of tens of microseconds: it runs inline on the event
+        # loop, saving a thread hop per scan; WAL shows it every verdict committed before.
+        self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.reader.execute("PRAGMA query_only = ON")
         self.catalog = Catalog(None, {}, {}, {}, {}, {})
         self._cursor = 0
 
@@ -166,6 +171,7 @@ class Store:
 
     async def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""
+        self.reader.close()
         await self.conn.close()
 
     @property
@@ -297,7 +303,7 @@ class Store:
         for sql in journal.REFLECT_SQL:
             await self.conn.execute(sql, {"cursor": seq})
 
-    async def gate_lookup(
+    def gate_lookup(
         self, *, zone_id: str, ticket_id: str | None = None, code_hash: str | None = None
     ) -> GateLookup:
         """The ticket named by id (signed code) or keyed hash (opaque code), as seen from a zone."""
@@ -306,7 +312,7 @@ class Store:
             sql, params["ticket_id"] = _GATE_BY_ID, ticket_id
         else:
             sql, params["code_hash"] = _GATE_BY_HASH, code_hash
-        rows = list(await self.conn.execute_fetchall(sql, params))
+        rows = self.reader.execute(sql, params).fetchall()
         if not rows:
             return GateLookup(None, None, False, Presence.NEVER, 0)
         (tid, seq, fest, cat, status, chash, cver, susp, blocked, inside, phlc, local, pocc) = rows[
@@ -333,9 +339,9 @@ class Store:
             pending_occupancy=int(pocc or 0),
         )
 
-    async def bar_lookup(self, tag_hash: str) -> BarLookup:
+    def bar_lookup(self, tag_hash: str) -> BarLookup:
         """The wristband account for a keyed tag hash, with this device's pending effects."""
-        rows = list(await self.conn.execute_fetchall(_BAR_SQL, {"tag_hash": tag_hash}))
+        rows = self.reader.execute(_BAR_SQL, {"tag_hash": tag_hash}).fetchall()
         seq, aid, fest, thash, balance, blocked, tag_blocked, pending, spent = rows[0]
         account = None
         if aid is not None:

@@ -93,11 +93,11 @@ async def test_pending_batch_ack_and_reflection(
     # Acked but not yet reflected in central's rows we hold: still counts against the balance.
     assert (await bar.charge(sample.tags["alice"], amount=100)).balance == 4600
     # Central's new balance (4800 after the two acked sales) arrives at seq 80.
-    account = (await bar.store.bar_lookup(_tag_hash(bar, sample.tags["alice"]))).account
+    account = bar.store.bar_lookup(_tag_hash(bar, sample.tags["alice"])).account
     assert account is not None
     row = account.model_dump(mode="json") | {"balance": 4800}
     await bar.store.apply_changes([Change(seq=80, table="account", row=row)])
-    lookup = await bar.store.bar_lookup(account.tag_hash)
+    lookup = bar.store.bar_lookup(account.tag_hash)
     assert (lookup.account and lookup.account.balance, lookup.pending) == (4800, -200)
     assert (await bar.charge(sample.tags["alice"], amount=100)).balance == 4500
 
