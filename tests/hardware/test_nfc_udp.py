@@ -41,11 +41,27 @@ def read_one(port: int, *emulator_args: str) -> tuple[NfcWristbandReader, list[S
     return nfc, list(scans)
 
 
+def tap_until_ndef(*emulator_args: str, taps: int = 3) -> list[Scan]:
+    """Tap again when a read was cut short, as a bartender would.
+
+    Over the UDP driver a loaded machine can miss nfcpy's timing mid-read; the driver then
+    reports the tag id without NDEF (as it does for a tag pulled away). Every tap must give
+    the id; one of them must give the NDEF message.
+    """
+    seen: list[Scan] = []
+    for _ in range(taps):
+        _, scans = read_one(free_udp_port(), *emulator_args)
+        assert len(scans) == 1
+        seen.append(scans[0])
+        if scans[0].ndef:
+            break
+    return seen
+
+
 def test_type2_ntag_like_tag_gives_uid_and_ndef() -> None:
-    port = free_udp_port()
-    _, scans = read_one(port, "--type", "2", "--uid", UID7, "--ndef", MESSAGE.hex())
-    assert len(scans) == 1
-    scan = scans[0]
+    scans = tap_until_ndef("--type", "2", "--uid", UID7, "--ndef", MESSAGE.hex())
+    assert {s.tag_uid for s in scans} == {bytes.fromhex(UID7)}
+    scan = scans[-1]
     assert scan.tag_uid == bytes.fromhex(UID7)
     records = scan.ndef
     assert [r.type for r in records] == ["urn:nfc:wkt:T", "urn:nfc:wkt:U"]
@@ -53,11 +69,9 @@ def test_type2_ntag_like_tag_gives_uid_and_ndef() -> None:
 
 
 def test_type3_emulated_tag_gives_idm_and_ndef() -> None:
-    port = free_udp_port()
-    _, scans = read_one(port, "--type", "3", "--uid", IDM, "--ndef", MESSAGE.hex())
-    assert len(scans) == 1
-    assert scans[0].tag_uid == bytes.fromhex(IDM)
-    assert scans[0].ndef[0].text == "FG1.wristband-ticket"
+    scans = tap_until_ndef("--type", "3", "--uid", IDM, "--ndef", MESSAGE.hex())
+    assert {s.tag_uid for s in scans} == {bytes.fromhex(IDM)}
+    assert scans[-1].ndef[0].text == "FG1.wristband-ticket"
 
 
 def test_malformed_ndef_is_dropped_and_counted_but_the_tag_id_still_reads() -> None:
