@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,9 @@ class IdentityConfig(_Section):
     role: Role = Field(description="gate, bar or topup")
     zone: str | None = Field(None, description="zone id or name a gate admits into")
     vendor: str | None = Field(None, description="vendor id or name a bar sells for")
+    direction: Literal["entry", "exit"] = Field(
+        "entry", description="a gate's lane: admits into its zone, or records exits from it"
+    )
     data_dir: Path = Field(Path("./var/device"), description="replica, journal and credentials")
 
 
@@ -49,6 +52,9 @@ class CentralConfig(_Section):
     request_timeout_s: float = Field(10.0, gt=0, le=300, description="one request's timeout")
     long_poll_s: float = Field(25.0, ge=0, le=60, description="how long a change poll may wait")
     push_interval_s: float = Field(2.0, gt=0, le=600, description="retry timer for pending events")
+    max_backoff_s: float = Field(
+        30.0, gt=0, le=600, description="longest wait between tries while central is away"
+    )
 
 
 class CashlessConfig(_Section):

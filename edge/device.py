@@ -237,8 +237,15 @@ class Device:
         for ref, qty in products:
             if isinstance(qty, bool) or not isinstance(qty, int) or not 0 < qty <= MAX_QUANTITY:
                 raise BadInput("invalid_quantity", f"quantity must be 1 to {MAX_QUANTITY}")
+            # By id, or by name among this vendor's products: two bars may both sell "Soda".
             product = self.catalog.products.get(ref) or next(
-                (p for p in self.catalog.products.values() if p.name.casefold() == ref.casefold()),
+                (
+                    p
+                    for p in self.catalog.products.values()
+                    if vendor is not None
+                    and p.vendor_id == vendor.id
+                    and p.name.casefold() == ref.casefold()
+                ),
                 None,
             )
             if product is None or vendor is None or product.vendor_id != vendor.id:

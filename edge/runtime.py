@@ -299,7 +299,7 @@ class Runtime:
     async def _decide(self, scan: Scan) -> Shown | None:
         device = self.device
         if device.role is Role.GATE:
-            result = await device.scan(gate_code(scan))
+            result = await device.scan(gate_code(scan), exit=self.config.device.direction == "exit")
             return Shown(result.verdict.code, result.text, result.verdict.admits, scan.source)
         if device.role is Role.BAR:
             if scan.tag_uid is None:
@@ -394,7 +394,7 @@ async def run_daemon(config: DeviceConfig, *, side_loops: Sequence[SideLoop] = (
             )
             engine = engine_for(
                 device, client, long_poll_s=central.long_poll_s,
-                push_interval_s=central.push_interval_s,
+                push_interval_s=central.push_interval_s, max_backoff_s=central.max_backoff_s,
             )  # fmt: skip
             loops.append(engine.run)
         readers, actuators = build_parts(config)

@@ -154,3 +154,23 @@ def _hash(device: Device, uid: str) -> str:
 
     assert device.catalog.festival is not None
     return tag_hash(bytes.fromhex(device.catalog.festival.hash_key), uid).hex()
+
+
+async def test_product_names_are_looked_up_at_this_vendor(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    bar = await make_device(Role.BAR)
+    festival_id = sample.snapshot.festival_id
+    other = {"id": "v-food", "festival_id": festival_id, "name": "Food Truck"}
+    cheap_beer = {"id": "p-beer-2", "vendor_id": "v-food", "name": "Beer", "price": 100}
+    await bar.store.apply_changes(
+        [
+            Change(seq=700, table="vendor", row=other),
+            Change(seq=701, table="product", row=cheap_beer),
+        ]
+    )
+    main_bar = await bar.charge(sample.tags["alice"], products=[("beer", 1)])
+    assert (main_bar.verdict.code, main_bar.amount) == ("approved", 450)
+    bar.vendor_ref = "Food Truck"  # the same till, now selling for the other vendor
+    truck = await bar.charge(sample.tags["alice"], products=[("beer", 1)])
+    assert (truck.verdict.code, truck.amount) == ("approved", 100)

@@ -37,6 +37,7 @@ from hardware.sim_camera import clip, write_video
 from hardware.sim_reader import SimulatedReader
 from hardware.sim_serial import PtyDevice
 from sync.vocab import Role
+from tests.hardware.conftest import NOW
 
 
 def config(tmp_path: Path, **timeouts: float) -> DeviceConfig:
@@ -252,4 +253,32 @@ async def test_bar_till_scanned_products_are_paid_by_the_next_tap(
     await asyncio.wait_for(task, 5)
     await bar.close()
     assert [s.code for s in lamp.shown] == ["empty_basket", "basket", "basket", "approved"]
+    assert lamp.counters["pulses"] == 1
+
+
+async def test_an_exit_lane_records_exits_and_opens_for_identified_tickets(
+    tmp_path: Path, sample: SampleFestival
+) -> None:
+    gate = await Device.open(
+        tmp_path / "exit", role=Role.GATE, zone="General", clock=lambda: NOW * 1000
+    )
+    await gate.store.apply_snapshot(sample.snapshot)
+    code = sample.codes["standard-8"]
+    assert (await gate.scan(code)).verdict.code == "ok"  # entered at an entry lane
+    cfg = config(tmp_path).model_copy(
+        update={"device": config(tmp_path).device.model_copy(update={"direction": "exit"})}
+    )
+    sim = SimulatedReader(SimulatedReaderConfig(type="simulated", name="exit-cam"))
+    lamp = SimulatedActuator(SimulatedActuatorConfig(type="simulated", name="lamp"))
+    runtime = Runtime(cfg, gate, [sim], [lamp])
+    task = asyncio.create_task(runtime.run())
+    sim.push(code)
+    sim.push("not a ticket")
+    assert await wait_until(lambda: len(lamp.shown) == 2)
+    runtime.stop()
+    await asyncio.wait_for(task, 5)
+    assert (await gate.scan(code)).verdict.code == "ok_reentry"  # the exit counted
+    await gate.close()
+    scans = [(k, v) for k, v, _ in journal(gate) if k in ("entry", "exit")]
+    assert scans == [("entry", "ok"), ("exit", "ok"), ("exit", "unknown"), ("entry", "ok_reentry")]
     assert lamp.counters["pulses"] == 1
