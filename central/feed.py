@@ -215,6 +215,43 @@ async def snapshot_rows(
             yield table, row
 
 
+async def snapshot_text(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, batch: int = 5000
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """Stream (table, rows) for every live replicated row, parents first, each row as its
+    JSON text straight from PostgreSQL (no parse and re-serialise here), up to `batch`
+    rows of one table at a time, each table in key order (the primary key's index order).
+
+    Must run inside a transaction; use `snapshot_view` for one consistent with a seq.
+    """
+    for table in TABLE_ORDER:
+        name = f"snapshot_{uuid.uuid4().hex}"
+        async with conn.cursor(name=name) as cur:
+            await cur.execute(
+                "SELECT row::text FROM replica_row WHERE festival_id = %s AND table_name = %s "
+                "ORDER BY key",
+                (festival_id, table),
+            )
+            while rows := await cur.fetchmany(batch):
+                yield table, [r[0] for r in rows]
+
+
+@asynccontextmanager
+async def snapshot_view(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> AsyncIterator[int]:
+    """A REPEATABLE READ, read-only transaction on `conn`; yields the feed seq it shows.
+
+    Rows read on `conn` inside the block (`snapshot_rows`, `snapshot_text`) are exactly
+    the catalog as of that seq. `conn` must be idle (no transaction open); the transaction
+    ends when the block exits.
+    """
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise RuntimeError("feed.snapshot needs a connection with no transaction open")
+    async with conn.transaction():
+        # First statement of the transaction, so it sets the isolation of the whole view.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield await head(conn, festival_id)
+
+
 @asynccontextmanager
 async def snapshot(
     conn: AsyncConnection[Any], festival_id: uuid.UUID
@@ -223,10 +260,5 @@ async def snapshot(
 
     `conn` must be idle (no transaction open); the transaction ends when the block exits.
     """
-    if conn.info.transaction_status != TransactionStatus.IDLE:
-        raise RuntimeError("feed.snapshot needs a connection with no transaction open")
-    async with conn.transaction():
-        # First statement of the transaction, so it sets the isolation of the whole view.
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        seq = await head(conn, festival_id)
+    async with snapshot_view(conn, festival_id) as seq:
         yield seq, snapshot_rows(conn, festival_id)

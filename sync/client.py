@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -62,6 +63,42 @@ class CentralRefused(CentralError):
 
 class ProtocolMismatch(CentralRefused):
     """Central does not speak this device's protocol version; the device must be updated."""
+
+
+class RawRows(Sequence[dict[str, Any]]):
+    """A snapshot chunk's rows still as the JSON array central sent, with their count.
+
+    The replica validates `raw` in one pass (parse and check together); anything else that
+    looks at the rows gets them parsed on first use.
+    """
+
+    __slots__ = ("_parsed", "raw", "total")
+
+    def __init__(self, raw: bytes, count: int) -> None:
+        self.raw = raw
+        self.total = count
+        self._parsed: list[dict[str, Any]] | None = None
+
+    def _rows(self) -> list[dict[str, Any]]:
+        if self._parsed is None:
+            parsed = json.loads(self.raw)
+            if not isinstance(parsed, list):
+                raise ValueError("snapshot rows are not a JSON array")
+            self._parsed = parsed
+        return self._parsed
+
+    def __len__(self) -> int:
+        return self.total
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
+        return self._rows()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._rows())
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,31 +182,55 @@ class CentralClient:
         return _parse(PushResponse, response)
 
     async def snapshot(self) -> AsyncIterator[SnapshotPart]:
-        """Stream the catalog; raises CentralUnavailable if the stream ends without its end line."""
+        """Stream the catalog; raises CentralUnavailable if the stream ends without its end line.
+
+        Only whole lines (ended by a newline) are parsed: a stream cut mid-line is a cut
+        stream, whatever the partial line looks like.
+        """
         try:
             async with self._http.stream("GET", "/v1/sync/snapshot", timeout=None) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _raise_for(response)
                 ended = False
-                async for line in response.aiter_lines():
-                    if not line:
+                buf = bytearray()
+                async for chunk in response.aiter_bytes():
+                    start = len(buf)
+                    buf += chunk
+                    cut = buf.rfind(b"\n", start)
+                    if cut < 0:
                         continue
-                    part = _snapshot_part(line)
-                    ended = part.kind == "end"
-                    yield part
-                if not ended:
+                    lines = bytes(buf[:cut]).split(b"\n")
+                    del buf[: cut + 1]
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        part = _snapshot_part(line)
+                        ended = part.kind == "end"
+                        yield part
+                if buf.strip() or not ended:
                     raise CentralUnavailable("snapshot stream was cut before its end")
         except httpx.TransportError as exc:
             raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _snapshot_part(line: str) -> SnapshotPart:
+# A rows line as central writes it; anything else goes through the general parser.
+_ROWS_LINE = re.compile(rb'\{"type":"rows","table":"([a-z_]{1,64})","count":([0-9]{1,9}),"rows":\[')
+
+
+def _snapshot_part(line: bytes) -> SnapshotPart:
+    fast = _ROWS_LINE.match(line)
+    if fast is not None and line.endswith(b"]}"):
+        raw = line[fast.end() - 1 : -1]
+        return SnapshotPart("rows", table=fast[1].decode(), rows=RawRows(raw, int(fast[2])))
     try:
         data = json.loads(line)
         kind = data["type"]
         if kind == "rows":
-            return SnapshotPart("rows", table=str(data["table"]), rows=data["rows"])
+            rows = data["rows"]
+            if not isinstance(rows, list):
+                raise TypeError("rows is not a list")
+            return SnapshotPart("rows", table=str(data["table"]), rows=rows)
         return SnapshotPart(
             kind, seq=int(data["seq"]), festival_id=str(data.get("festival_id", ""))
         )
