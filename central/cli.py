@@ -366,6 +366,48 @@ def serve(
         uvicorn.run(create_app(config), host=host, port=port)
 
 
+@app.command()
+def demo(
+    ctx: typer.Context,
+    gates: Annotated[int, typer.Option(help="gate devices (at least 3)")] = 4,
+    bars: Annotated[int, typer.Option(help="bar devices (at least 2)")] = 2,
+    attendees: Annotated[int, typer.Option(help="tickets and wristbands in the crowd")] = 120,
+    minutes: Annotated[float, typer.Option(help="how long the crowd plays")] = 1.5,
+    seed: Annotated[int, typer.Option(help="same seed, same festival and story")] = 2024,
+    dsn: Annotated[
+        str | None, typer.Option(help="PostgreSQL server to make a fresh database on")
+    ] = None,
+    simulated: Annotated[
+        bool, typer.Option(help="feed gates and bars from files instead of camera and NFC")
+    ] = False,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="keep devices and database here (default: temporary)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A festival in a box: central, gates, bars, a crowd, a network cut, and the report."""
+    from central.demo_run import DemoOptions, print_report, run_demo
+
+    config = _config(ctx)
+    given = dsn or (config.dsn.get_secret_value() if config.dsn is not None else None)
+    opts = DemoOptions(
+        gates=gates, bars=bars, attendees=attendees, minutes=minutes, seed=seed,
+        dsn=given or None, real_hardware=not simulated, work_dir=work_dir,
+    )  # fmt: skip
+    try:
+        report = run_demo(opts, err_console if as_json else console, live_view=True)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: daemons, links, central and database stopped")
+        raise typer.Exit(130) from None
+    print_report(report, err_console if as_json else console)
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="festgate-central")
