@@ -86,15 +86,15 @@ async def create_account(
         if opening_balance:
             rec = await ledger_entry(conn, rec["id"], opening_balance, "TOPUP")
         row = account_row(rec)
-        seq = await feed.publish(conn, festival_id, "account", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "account",
+            row,
             actor=actor,
             action="account.create",
             entity_type="cashless_account",
             entity_id=rec["id"],
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 

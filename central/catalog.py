@@ -90,15 +90,15 @@ async def create_festival(
         except errors.UniqueViolation:
             raise Conflict(f"a festival with slug {slug!r} exists") from None
         row = festival_row(rec)
-        seq = await feed.publish(conn, fid, "festival", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            fid,
+            "festival",
+            row,
             actor=actor,
             action="festival.create",
             entity_type="festival",
             entity_id=fid,
-            new=row,
-            festival_id=fid,
         )
         await keys.create_key(conn, fid, actor=actor)
     return row.model_copy(update={"seq": seq})
@@ -118,15 +118,17 @@ async def delete_festival(
         if rec is None:
             raise NotFound(f"no festival {festival_id}")
         row = festival_row(rec)
-        await feed.publish(conn, festival_id, "festival", row, op="delete")
-        await audit.record(
+        await audit.published(
             conn,
+            festival_id,
+            "festival",
+            row,
             actor=actor,
             action="festival.delete",
             entity_type="festival",
             entity_id=festival_id,
             old=row,
-            festival_id=festival_id,
+            op="delete",
         )
 
 
@@ -154,15 +156,15 @@ async def create_category(
         except errors.UniqueViolation:
             raise Conflict(f"category {name!r} exists") from None
         row = category_row(rec)
-        seq = await feed.publish(conn, festival_id, "category", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "category",
+            row,
             actor=actor,
             action="category.create",
             entity_type="ticket_category",
             entity_id=row.id,
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -196,15 +198,15 @@ async def create_zone(
         except errors.UniqueViolation:
             raise Conflict(f"zone {name!r} exists") from None
         row = zone_row(rec)
-        seq = await feed.publish(conn, festival_id, "zone", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "zone",
+            row,
             actor=actor,
             action="zone.create",
             entity_type="zone",
             entity_id=row.id,
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -231,15 +233,15 @@ async def create_vendor(
         except errors.UniqueViolation:
             raise Conflict(f"vendor {name!r} exists") from None
         row = vendor_row(rec)
-        seq = await feed.publish(conn, festival_id, "vendor", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "vendor",
+            row,
             actor=actor,
             action="vendor.create",
             entity_type="vendor",
             entity_id=row.id,
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -289,15 +291,15 @@ async def create_product(
             raise Conflict(f"product {name!r} exists") from None
         row = product_row(rec)
         fid = vendor["festival_id"]
-        seq = await feed.publish(conn, fid, "product", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            fid,
+            "product",
+            row,
             actor=actor,
             action="product.create",
             entity_type="product",
             entity_id=row.id,
-            new=row,
-            festival_id=fid,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -321,15 +323,15 @@ async def block(
             (festival_id, kind, ref, reason),
         )
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
-        seq = await feed.publish(conn, festival_id, "block", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "block",
+            row,
             actor=actor,
             action="block.add",
             entity_type="block",
             entity_id=f"{kind}:{ref}",
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -352,13 +354,15 @@ async def unblock(
         if rec is None:
             raise NotFound(f"{kind} {ref} is not blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
-        await feed.publish(conn, festival_id, "block", row, op="delete")
-        await audit.record(
+        await audit.published(
             conn,
+            festival_id,
+            "block",
+            row,
             actor=actor,
             action="block.remove",
             entity_type="block",
             entity_id=f"{kind}:{ref}",
             old=row,
-            festival_id=festival_id,
+            op="delete",
         )

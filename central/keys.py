@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 
-from central import audit, feed
+from central import audit
 from central.errors import NotFound
 from central.rows import fetch_one, fetch_opt, signing_key_row
 from sync import ticketcode
@@ -52,15 +52,15 @@ async def create_key(
             (festival_id, ticketcode.public_bytes(private), raw_private, festival_id),
         )
         row = signing_key_row(rec)
-        seq = await feed.publish(conn, festival_id, "signing_key", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "signing_key",
+            row,
             actor=actor,
             action="signing_key.create",
             entity_type="signing_key",
             entity_id=f"{festival_id}:{row.key_id}",
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -82,16 +82,16 @@ async def revoke_key(
         if rec is None:
             raise NotFound(f"no signing key {key_id} for festival {festival_id}")
         row = signing_key_row(rec)
-        seq = await feed.publish(conn, festival_id, "signing_key", row)
-        await audit.record(
+        seq = await audit.published(
             conn,
+            festival_id,
+            "signing_key",
+            row,
             actor=actor,
             action="signing_key.revoke",
             entity_type="signing_key",
             entity_id=f"{festival_id}:{key_id}",
             old=row.model_copy(update={"revoked": False}),
-            new=row,
-            festival_id=festival_id,
         )
     return row.model_copy(update={"seq": seq})
 
