@@ -112,7 +112,8 @@ class Journal:
         )
         # Only after the commit succeeded: a failed insert must not leave a gap.
         self._last_seq = seq
-        event = Event(
+        # Every field was made just above: construct without re-validating (hot path).
+        event = Event.model_construct(
             event_id=event_id,
             device_id=self.device_id,
             device_seq=seq,

@@ -29,6 +29,7 @@ from sync.catalog import (
     ZoneRow,
 )
 from sync.client import RawRows, SnapshotPart
+from sync.vocab import TicketStatus
 
 DB_NAME = "replica.sqlite3"
 _CATALOG_TABLES = tuple(SPECS)
@@ -356,12 +357,13 @@ class Store:
         ]
         ticket = None
         if seq is not None:
-            ticket = TicketRow(
+            # Validated when it was written to the replica; only the enum needs rebuilding.
+            ticket = TicketRow.model_construct(
                 seq=seq,
                 id=tid,
                 festival_id=fest,
                 category_id=cat,
-                status=status,
+                status=TicketStatus(status),
                 code_hash=chash,
                 code_version=cver,
                 suspicious=bool(susp),
@@ -381,7 +383,7 @@ class Store:
         seq, aid, fest, thash, balance, blocked, tag_blocked, pending, spent = rows[0]
         account = None
         if aid is not None:
-            account = AccountRow(
+            account = AccountRow.model_construct(
                 seq=seq,
                 id=aid,
                 festival_id=fest,
