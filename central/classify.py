@@ -1,12 +1,26 @@
 """Run the conflict rules against stored facts and store what they find, with its outcomes.
 
-For each affected subject this loads *every* stored fact of it (not just the new batch),
-runs the pure rules of `central.conflicts`, and makes the stored conflicts equal to the
-result: new ones inserted, changed ones updated, unresolved ones no longer found deleted
-(a ``sequence_gap`` is marked resolved instead, so ops see that a hole was filled).
+For a subject that may hold a conflict this loads *every* stored fact of it (not just the
+new batch), runs the pure rules of `central.conflicts`, and makes the stored conflicts equal
+to the result: new ones inserted, changed ones updated, unresolved ones no longer found
+deleted (a ``sequence_gap`` is marked resolved instead, so ops see that a hole was filled).
 Outcomes are derived the same way, so they too end the same whatever the arrival order:
 a ticket is suspicious while it has an open duplicate entry; an account is held (blocked)
-while its replayed balance is in debt.
+while its balance is in debt.
+
+Which subjects may hold a conflict is decided set-based, per batch, with tests that only
+ever grow (so skipping a subject never hides a conflict, whatever the order facts arrive):
+
+- a ticket: a second device admitted an entry into one of its zones (`ticket_presence.multi`,
+  kept as the batch's presence is merged), or central ever made it unusable (a cancel,
+  refund or block in the change feed);
+- an account: the batch's entries replayed from the balance dip below zero, or one of them
+  sorts before an entry already in the balance (a late fact: `ledger_hlc`, or an ops entry
+  made after it happened), or its tag was ever block-listed.
+
+Everything else a batch does is aggregate SQL over the batch: presence merged per
+(ticket, zone) and occupancy moved by the difference (`settle_gate`), balances moved per
+account with holds settled (`settle_money`), each published down in one statement per table.
 
 Callers hold the festival's ingest lock (see `central.ingest.festival_lock`), so two
 classifications of one subject never interleave.
@@ -37,7 +51,8 @@ from central.conflicts import (
     classify_ticket,
     contiguous_through,
 )
-from central.rows import ticket_row, zone_row
+from central.events import ADMITS_GATE, ADMITS_MONEY
+from central.rows import ticket_row
 
 K = ConflictKind
 TICKET_KINDS = (K.DUPLICATE_ENTRY, K.STALE_CATALOG, K.POLICY_VIOLATION)
@@ -150,7 +165,8 @@ async def _history(
     cur = await conn.execute(
         "SELECT table_name, key, op, seq, row->>'status',"
         " (extract(epoch FROM committed_at) * 1000)::bigint FROM change_feed"
-        " WHERE festival_id = %s AND table_name = ANY(%s) AND key = ANY(%s)",
+        " WHERE festival_id = %s AND table_name IN ('ticket', 'block') AND table_name = ANY(%s)"
+        " AND key = ANY(%s)",
         (festival_id, sorted({t for t, _ in keys}), sorted({k for _, k in keys})),
     )
     for table_name, key, op, seq, status, at_ms in await cur.fetchall():
@@ -186,45 +202,14 @@ async def publish_accounts(
         await feed.publish_json(conn, festival_id, "account", rec[0], int(rec[1]))
 
 
-# A ticket can have a conflict only if two devices admitted it, central ever made it unusable,
-# or it already has one stored: a cheap indexed test that spares loading every other ticket.
-_TICKET_CANDIDATES = """
-SELECT t.id FROM unnest(%(ids)s::uuid[]) AS t(id) WHERE
-  EXISTS (SELECT 1 FROM conflict c WHERE c.subject_type = 'ticket' AND c.subject_id = t.id)
-  OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s
-             AND f.table_name = 'block' AND f.key = 'ticket:' || t.id::text)
-  OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s
-             AND f.table_name = 'ticket' AND f.key = t.id::text
-             AND f.row->>'status' IN ('CANCELLED', 'REFUNDED'))
-  OR (SELECT count(DISTINCT e.device_id) FROM device_event e WHERE e.ticket_id = t.id
-      AND e.status = 'applied' AND e.kind = 'entry' AND e.verdict IN ('ok', 'ok_reentry')) > 1
-"""
-
-
-async def classify_tickets(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, ticket_ids: Iterable[uuid.UUID]
-) -> None:
-    """Re-run the ticket rules for these tickets, and settle their presence and occupancy."""
-    ids = sorted(set(ticket_ids))
-    if ids:
-        # Conflicts first: marking a ticket suspicious locks its row, which must happen
-        # before this transaction takes the feed head (catalog writes lock in that order).
-        await _ticket_conflicts(conn, festival_id, ids)
-        await update_presence(conn, festival_id, ids)
-
-
 async def _ticket_conflicts(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, ids: list[uuid.UUID]
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, candidates: list[uuid.UUID]
 ) -> None:
-    """Run the ticket rule on the candidates among `ids`, store it, settle suspicion."""
-    cur = await conn.execute(_TICKET_CANDIDATES, {"ids": ids, "fid": festival_id})
-    candidates = sorted(r[0] for r in await cur.fetchall())
+    """Run the ticket rule on these tickets, store what it finds, settle suspicion."""
     if not candidates:
         return
     cur = await conn.execute(
-        f"SELECT {_EVENT_COLS} FROM device_event WHERE ticket_id = ANY(%s) AND status = 'applied'"
-        " AND ((kind = 'entry' AND verdict IN ('ok', 'ok_reentry'))"
-        " OR (kind = 'exit' AND verdict = 'ok'))",
+        f"SELECT {_EVENT_COLS} FROM device_event WHERE ticket_id = ANY(%s) AND {ADMITS_GATE}",
         (candidates,),
     )
     events: dict[str, list[EventFact]] = defaultdict(list)
@@ -261,85 +246,229 @@ async def refresh_suspicious(
     await feed.publish_rows(conn, festival_id, "ticket", rows)
 
 
-# Presence per (ticket, zone) is its latest admitted entry or exit in (hlc, device, seq)
-# order; only rows that change are written, and the statement returns them with what they
-# were (all CTEs read one snapshot), so occupancy moves by exactly the difference.
-_PRESENCE = """
-WITH latest AS (
-  SELECT DISTINCT ON (e.ticket_id, e.zone_id) e.ticket_id, e.zone_id,
-         e.kind = 'entry' AS inside, e.hlc
-  FROM device_event e
-  WHERE e.ticket_id = ANY(%s) AND e.status = 'applied'
-    AND ((e.kind = 'entry' AND e.verdict IN ('ok', 'ok_reentry'))
-         OR (e.kind = 'exit' AND e.verdict = 'ok'))
-  ORDER BY e.ticket_id, e.zone_id, e.hlc DESC, e.device_id DESC, e.device_seq DESC),
+# A change-feed row that made a ticket or tag unusable (the partial index's predicate).
+_UNUSABLE = (
+    "(f.table_name = 'block'"
+    " OR (f.table_name = 'ticket' AND f.row->>'status' IN ('CANCELLED', 'REFUNDED')))"
+)
+# A gate batch's presence, merged into the stored one in one statement. The batch arrives as
+# the JSON `central.events.STORE` built: per (ticket, zone) its latest admitted movement
+# (hlc, seq) and whether it admitted an entry. Presence is the latest movement in the order
+# (hlc, device_id, device_seq), so merging is a max: the same whatever the arrival order.
+# Only rows that change are written. The statement answers the presence rows to publish
+# (their JSON, as the feed takes it), occupancy's moves per zone (the difference in
+# `inside`) and the tickets that may hold a conflict.
+_GATE = f"""
+WITH b AS (
+  SELECT (x->>0)::uuid AS ticket_id, (x->>1)::uuid AS zone_id, (x->>2)::boolean AS inside,
+         (x->>3)::bigint AS hlc, (x->>4)::bigint AS device_seq, (x->>5)::boolean AS entry
+  FROM jsonb_array_elements(%(batch)s::jsonb) AS x),
 cur AS (
-  SELECT l.*, p.inside AS was_inside, p.hlc AS was_hlc FROM latest l
-  LEFT JOIN ticket_presence p ON p.ticket_id = l.ticket_id AND p.zone_id = l.zone_id),
-changed AS (
-  SELECT * FROM cur WHERE (was_inside, was_hlc) IS DISTINCT FROM (inside, hlc)),
+  SELECT b.*, p.ticket_id IS NOT NULL AS held, p.inside AS was_inside, p.hlc AS was_hlc,
+         p.device_id AS was_device, p.device_seq AS was_seq, p.entry_device AS was_entry,
+         coalesce(p.multi, false) AS was_multi,
+         p.ticket_id IS NULL OR (b.hlc, %(dev)s::uuid, b.device_seq)
+           > (p.hlc, p.device_id, p.device_seq) AS newer
+  FROM b LEFT JOIN ticket_presence p ON p.ticket_id = b.ticket_id AND p.zone_id = b.zone_id),
+n AS (
+  SELECT ticket_id, zone_id, newer, was_inside, was_hlc,
+         CASE WHEN newer THEN inside ELSE was_inside END AS inside,
+         CASE WHEN newer THEN hlc ELSE was_hlc END AS hlc,
+         CASE WHEN newer THEN %(dev)s::uuid ELSE was_device END AS device_id,
+         CASE WHEN newer THEN device_seq ELSE was_seq END AS device_seq,
+         coalesce(was_entry, CASE WHEN entry THEN %(dev)s::uuid END) AS entry_device,
+         was_multi OR (entry AND was_entry IS NOT NULL AND was_entry <> %(dev)s::uuid) AS multi,
+         was_entry, was_multi
+  FROM cur),
+w AS (
+  SELECT * FROM n WHERE newer OR entry_device IS DISTINCT FROM was_entry
+     OR multi <> was_multi),
 up AS (
-  INSERT INTO ticket_presence AS p (ticket_id, zone_id, inside, hlc)
-  SELECT ticket_id, zone_id, inside, hlc FROM changed
-  ON CONFLICT (ticket_id, zone_id) DO UPDATE SET inside = EXCLUDED.inside, hlc = EXCLUDED.hlc)
-SELECT ticket_id, zone_id, inside, hlc, coalesce(was_inside, false) FROM changed
-ORDER BY ticket_id, zone_id
+  INSERT INTO ticket_presence AS p (ticket_id, zone_id, inside, hlc, device_id, device_seq,
+      entry_device, multi)
+  SELECT ticket_id, zone_id, inside, hlc, device_id, device_seq, entry_device, multi FROM w
+  ON CONFLICT (ticket_id, zone_id) DO UPDATE SET inside = EXCLUDED.inside,
+      hlc = EXCLUDED.hlc, device_id = EXCLUDED.device_id, device_seq = EXCLUDED.device_seq,
+      entry_device = EXCLUDED.entry_device, multi = EXCLUDED.multi),
+changed AS (
+  SELECT * FROM n WHERE (inside, hlc) IS DISTINCT FROM (was_inside, was_hlc))
+SELECT
+  (SELECT json_agg(json_build_object('ticket_id', ticket_id::text, 'zone_id', zone_id::text,
+                   'inside', inside, 'hlc', hlc) ORDER BY ticket_id, zone_id)::text
+   FROM changed),
+  (SELECT count(*) FROM changed),
+  (SELECT json_agg(json_build_array(zone_id, delta) ORDER BY zone_id)::text
+   FROM (SELECT zone_id, sum(inside::int - coalesce(was_inside, false)::int) AS delta
+         FROM changed GROUP BY zone_id) d WHERE delta <> 0),
+  (SELECT coalesce(array_agg(t.id ORDER BY t.id), '{{}}')
+   FROM (SELECT DISTINCT ticket_id AS id FROM n) t
+   WHERE EXISTS (SELECT 1 FROM n WHERE n.ticket_id = t.id AND n.multi)
+      OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s AND {_UNUSABLE}
+                 AND f.key IN (t.id::text, 'ticket:' || t.id::text)))
+"""
+# Occupancy moved by a batch's presence changes; answers the zone rows to publish.
+_OCCUPANCY = """
+UPDATE zone z SET occupancy = z.occupancy + (d->>1)::int
+FROM json_array_elements(%s::json) AS d
+WHERE z.id = (d->>0)::uuid
+RETURNING json_build_object('id', z.id::text, 'festival_id', z.festival_id::text,
+  'name', z.name, 'capacity', z.capacity, 'occupancy', greatest(z.occupancy, 0),
+  'required_types', to_json(z.required_types), 'reentry', z.reentry)::text
 """
 
 
-async def update_presence(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, ticket_ids: list[uuid.UUID]
-) -> None:
-    """Settle presence of these tickets and the occupancy of their zones; publish changes."""
-    cur = await conn.execute(_PRESENCE, (ticket_ids,))
-    changed: list[dict[str, Any]] = []  # PresenceRow dumps, built directly: one per entry
-    delta: dict[str, int] = defaultdict(int)
-    for tid, zid, inside, hlc_, was_inside in await cur.fetchall():
-        delta[str(zid)] += int(inside) - int(was_inside)
-        changed.append({"ticket_id": str(tid), "zone_id": str(zid), "inside": inside, "hlc": hlc_})
-    if not changed:
-        return
-    moved = {z: d for z, d in delta.items() if d}
-    rows = []
-    if moved:  # zone rows are locked before the feed head, as catalog writes lock them
-        zones = sorted(moved)
-        async with conn.cursor(row_factory=dict_row) as cur3:
-            await cur3.execute(
-                "UPDATE zone z SET occupancy = z.occupancy + d.delta FROM"
-                " unnest(%s::uuid[], %s::int[]) AS d(id, delta) WHERE z.id = d.id RETURNING z.*",
-                (zones, [moved[z] for z in zones]),
-            )
-            rows = [zone_row(r) for r in await cur3.fetchall()]
-    await feed.publish_rows(conn, festival_id, "presence", changed)
-    await feed.publish_rows(conn, festival_id, "zone", rows)
+async def settle_gate(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, device_id: uuid.UUID, batch: str
+) -> int | None:
+    """Merge a gate batch's presence (`batch`: the JSON `central.events.STORE` built), move
+    occupancy, re-run the ticket rules where a conflict may be, publish presence and zones.
+
+    Returns the last feed seq published, or None when nothing changed.
+    """
+    # Prepared at once (not after psycopg's fifth use): planning these takes milliseconds.
+    params = {"batch": batch, "dev": device_id, "fid": festival_id}
+    cur = await conn.execute(_GATE, params, prepare=True)
+    rec = await cur.fetchone()
+    assert rec is not None
+    presence, n_presence, deltas, candidates = rec
+    # Lock order as catalog writes take it: tickets (marking one suspicious), zones, then
+    # the feed head, taken by the first publish and held to commit: publish as late as can be.
+    await _ticket_conflicts(conn, festival_id, list(candidates))
+    zones: list[str] = []
+    if deltas is not None:
+        cur = await conn.execute(_OCCUPANCY, (deltas,))
+        zones = [r[0] for r in await cur.fetchall()]
+    seqs = await feed.publish_json(conn, festival_id, "presence", presence or "[]", n_presence)
+    seqs += await feed.publish_json(conn, festival_id, "zone", f"[{','.join(zones)}]", len(zones))
+    return seqs[-1] if seqs else None
 
 
-# An account can have a conflict only if its ledger, replayed in rule order, dips below
-# zero, its tag was ever block-listed, or it already has one stored. The replay here is the
-# same sum the rule makes (device ids compared bytewise, as Python compares str).
-_ACCOUNT_CANDIDATES = """
-WITH l AS (
-  SELECT t.account_id, (extract(epoch FROM t.created_at) * 1000)::bigint << 16 AS h,
-         ''::text AS d, t.id AS s, t.amount AS delta
-  FROM cashless_transaction t WHERE t.account_id = ANY(%(ids)s) AND t.event_id IS NULL
-  UNION ALL
-  SELECT e.account_id, e.hlc, e.device_id::text, e.device_seq,
-         CASE WHEN e.kind = 'sale' THEN -e.amount ELSE e.amount END
-  FROM device_event e WHERE e.account_id = ANY(%(ids)s) AND e.status = 'applied'
-    AND e.verdict = 'approved' AND e.amount > 0),
-r AS (
+# The ops path (`classify_accounts`): an account can have a conflict only if its ledger,
+# replayed in rule order, dips below zero, its tag was ever block-listed, or it already has
+# one stored. The replay is the same sum the rule makes (device ids compared bytewise, as
+# Python compares str).
+_ACCOUNT_CANDIDATES = f"""
+WITH r AS (
   SELECT account_id,
-         sum(delta) OVER (PARTITION BY account_id ORDER BY h, d COLLATE "C", s) AS run,
-         sum(delta) OVER (PARTITION BY account_id) AS total
-  FROM l),
+         sum(amount) OVER (PARTITION BY account_id
+                           ORDER BY ord_hlc, ord_device COLLATE "C", ord_seq) AS run,
+         sum(amount) OVER (PARTITION BY account_id) AS total
+  FROM cashless_entry WHERE account_id = ANY(%(ids)s)),
 dip AS (SELECT account_id, min(run - total) AS low FROM r GROUP BY account_id)
 SELECT a.id FROM cashless_account a LEFT JOIN dip ON dip.account_id = a.id
 WHERE a.id = ANY(%(ids)s) AND (
   a.balance + coalesce(dip.low, 0) < 0
   OR EXISTS (SELECT 1 FROM conflict c WHERE c.subject_type = 'account' AND c.subject_id = a.id)
-  OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = a.festival_id
-             AND f.table_name = 'block' AND f.key = 'tag:' || encode(a.tag_hash, 'hex')))
+  OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = a.festival_id AND {_UNUSABLE}
+             AND f.key = 'tag:' || encode(a.tag_hash, 'hex')))
 """
+# A batch's money, applied in one statement. The batch arrives as the JSON
+# `central.events.STORE` built: per account the total, the lowest running sum, the first
+# and last HLC of its entries, whether one is a credit, and the sum of its debits. Accounts
+# are locked in id order; balance, debt and the debt hold follow (held while in debt; a
+# block from elsewhere is left as it is).
+#
+# Which accounts may hold a conflict (an account whose tag was ever block-listed always
+# may: stale_catalog). Each account keeps `ledger_low`, a lower bound of its replayed
+# ledger's running balance after each entry, `ledger_first`, the order (HLC) of its first
+# entry, and `ledger_ops`, the latest ops entry they account for; they are recomputed by a
+# replay whenever unknown or an ops entry came since (`stale`). Then:
+# - in order (every entry of the batch sorts after every entry already in the balance:
+#   `ledger_hlc` and the latest ops entry are older, the usual case): replaying the ledger
+#   is replaying the batch from the balance, so no conflict goes away and one is added only
+#   by a sale crossing from zero or above to below: a candidate if the batch dips below
+#   zero, from a balance at or above zero or after one of its credits;
+# - late (one entry sorts before a stored one) but after the first entry: each running
+#   balance of the merged replay is at least `ledger_low` plus the batch's debits; when
+#   that is zero or more the replay never goes below zero, before or after (no conflict,
+#   none to remove), and it is the new bound;
+# - otherwise the account's whole ledger (this batch included) is replayed here in SQL:
+#   a candidate if it goes below zero or already holds a conflict; the bounds become exact.
+# The statement answers the account rows to publish and the candidates.
+_MONEY = f"""
+WITH b AS (
+  SELECT (x->>0)::uuid AS id, (x->>1)::bigint AS total, (x->>2)::bigint AS low,
+         (x->>3)::bigint AS first_hlc, (x->>4)::bigint AS last_hlc, (x->>5)::boolean AS credit,
+         (x->>6)::bigint AS debits
+  FROM jsonb_array_elements(%(batch)s::jsonb) AS x),
+a AS (
+  SELECT a.id, a.balance AS before, a.balance + b.total AS after, b.total, b.low,
+         b.first_hlc, b.last_hlc, b.credit, b.debits, a.ledger_hlc,
+         a.ledger_low, a.ledger_first, a.ledger_ops, a.blocked,
+         (SELECT max(t.created_at) FROM cashless_transaction t WHERE t.account_id = a.id) AS ops,
+         a.id IN (SELECT account_id FROM account_hold) AS held,  -- hashed: few rows
+         encode(a.tag_hash, 'hex') IN (SELECT ref FROM block_list
+                                       WHERE festival_id = %(fid)s AND kind = 'tag') AS manual,
+         'tag:' || encode(a.tag_hash, 'hex') IN (SELECT f.key FROM change_feed f
+                                                 WHERE f.festival_id = %(fid)s AND {_UNUSABLE})
+           AS unusable
+  FROM cashless_account a JOIN b ON b.id = a.id
+  ORDER BY a.id FOR UPDATE OF a),
+o AS (
+  SELECT a.*, CASE
+      WHEN a.ledger_low IS NULL OR a.ops IS DISTINCT FROM a.ledger_ops THEN 'replay'
+      WHEN a.first_hlc > a.ledger_hlc
+           AND a.first_hlc >= coalesce((extract(epoch FROM a.ops) * 1000)::bigint << 16, 0)
+        THEN 'in_order'
+      WHEN a.first_hlc > a.ledger_first AND a.ledger_low + a.debits >= 0 THEN 'late_safe'
+      ELSE 'replay' END AS path
+  FROM a),
+r AS (  -- the replayed accounts' whole ledgers (this batch included), in rule order
+  SELECT account_id, ord_hlc,
+         sum(amount) OVER (PARTITION BY account_id
+                           ORDER BY ord_hlc, ord_device COLLATE "C", ord_seq) AS run,
+         sum(amount) OVER (PARTITION BY account_id) AS total
+  FROM cashless_entry WHERE account_id = ANY(ARRAY(SELECT id FROM o WHERE path = 'replay'))),
+rep AS (  -- an opening balance set outside the ledger shifts every running balance
+  SELECT r.account_id, min(r.run - r.total) + min(o.after) AS low, min(r.ord_hlc) AS first
+  FROM r JOIN o ON o.id = r.account_id GROUP BY r.account_id),
+c AS (
+  SELECT o.*,
+         CASE o.path WHEN 'in_order' THEN least(o.ledger_low, o.before + o.low)
+                     WHEN 'late_safe' THEN o.ledger_low + o.debits
+                     ELSE rep.low END AS new_low,
+         CASE o.path WHEN 'replay' THEN rep.first ELSE o.ledger_first END AS new_first,
+         o.unusable OR CASE o.path
+           WHEN 'in_order' THEN o.before + o.low < 0 AND (o.before >= 0 OR o.credit)
+           WHEN 'late_safe' THEN false
+           ELSE rep.low < 0 OR EXISTS (SELECT 1 FROM conflict k WHERE k.subject_type = 'account'
+                                       AND k.subject_id = o.id) END AS candidate
+  FROM o LEFT JOIN rep ON rep.account_id = o.id),
+u AS (
+  UPDATE cashless_account a SET balance = c.after,
+      ledger_hlc = greatest(a.ledger_hlc, c.last_hlc), ledger_low = c.new_low,
+      ledger_first = c.new_first, ledger_ops = c.ops, debt = greatest(0, -c.after),
+      blocked = c.after < 0 OR c.manual OR (a.blocked AND NOT c.held)
+  FROM c WHERE a.id = c.id
+  RETURNING a.id, a.festival_id, a.tag_hash, a.balance, a.blocked, a.debt, c.held, c.candidate),
+hon AS (
+  INSERT INTO account_hold (account_id, reason)
+  SELECT id, 'overdraft' FROM u WHERE debt > 0 AND NOT held),
+hoff AS (
+  DELETE FROM account_hold h USING u WHERE h.account_id = u.id AND u.debt = 0 AND u.held)
+SELECT json_agg(json_build_object(
+         'id', id::text, 'festival_id', festival_id::text, 'tag_hash', encode(tag_hash, 'hex'),
+         'balance', balance, 'blocked', blocked) ORDER BY id)::text,
+       count(*), coalesce(array_agg(id ORDER BY id) FILTER (WHERE candidate), '{{}}')
+FROM u
+"""
+
+
+async def settle_money(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, batch: str
+) -> int | None:
+    """Apply a batch's money (`batch`: the JSON `central.events.STORE` built) to balances
+    and holds, re-run the account rules where a conflict may be, publish the accounts.
+
+    Returns the last feed seq published, or None when nothing changed.
+    """
+    cur = await conn.execute(_MONEY, {"batch": batch, "fid": festival_id}, prepare=True)
+    rec = await cur.fetchone()
+    assert rec is not None
+    accounts, count, candidates = rec
+    await _account_conflicts(conn, festival_id, list(candidates))
+    seqs = await feed.publish_json(conn, festival_id, "account", accounts or "[]", count)
+    return seqs[-1] if seqs else None
 
 
 async def classify_accounts(
@@ -367,7 +496,8 @@ async def classify_accounts(
             (ids,),
         )
         accounts = {str(r["id"]): r for r in await cur.fetchall()}
-    await _account_conflicts(conn, festival_id, ids, accounts)
+    cur2 = await conn.execute(_ACCOUNT_CANDIDATES, {"ids": ids})
+    await _account_conflicts(conn, festival_id, sorted(r[0] for r in await cur2.fetchall()))
     republish = {str(a) for a in balance_changed}
     holds_on: list[uuid.UUID] = []
     holds_off: list[uuid.UUID] = []
@@ -401,19 +531,20 @@ async def classify_accounts(
 
 
 async def _account_conflicts(
-    conn: AsyncConnection[Any],
-    festival_id: uuid.UUID,
-    ids: list[uuid.UUID],
-    accounts: dict[str, dict[str, Any]],
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, candidates: list[uuid.UUID]
 ) -> None:
-    """Run the account rule on the candidates and store what it finds."""
-    cur = await conn.execute(_ACCOUNT_CANDIDATES, {"ids": ids})
-    candidates = sorted(r[0] for r in await cur.fetchall())
+    """Run the account rule on these accounts (rows locked) and store what it finds."""
     if not candidates:
         return
     cur = await conn.execute(
+        "SELECT id::text, balance, encode(tag_hash, 'hex') FROM cashless_account"
+        " WHERE id = ANY(%s)",
+        (candidates,),
+    )
+    accounts = {aid: (balance, tag) for aid, balance, tag in await cur.fetchall()}
+    cur = await conn.execute(
         f"SELECT {_EVENT_COLS} FROM device_event WHERE account_id = ANY(%s)"
-        " AND status = 'applied' AND verdict = 'approved' AND amount > 0",
+        f" AND {ADMITS_MONEY} AND amount > 0",
         (candidates,),
     )
     ledgers: dict[str, list[LedgerFact]] = defaultdict(list)
@@ -421,22 +552,21 @@ async def _account_conflicts(
         fact = _fact(rec)
         delta = -fact.amount if fact.kind == "sale" else fact.amount
         ledgers[fact.account_id or ""].append(LedgerFact(fact.order, fact.event_id, delta, fact))
-    # Ops entries have no HLC: they sort by central's clock, before device facts of that ms.
+    # Central's own entries have no HLC: they sort by central's clock, before device facts
+    # of that ms (the order of the `cashless_ledger` view).
     cur = await conn.execute(
         "SELECT account_id, id, amount, (extract(epoch FROM created_at) * 1000)::bigint"
-        " FROM cashless_transaction WHERE account_id = ANY(%s) AND event_id IS NULL",
+        " FROM cashless_transaction WHERE account_id = ANY(%s)",
         (candidates,),
     )
     for aid, lid, amount, at_ms in await cur.fetchall():
         ledgers[str(aid)].append(LedgerFact((at_ms << 16, "", lid), f"ledger:{lid}", amount))
-    tag_keys = {
-        ("block", f"tag:{bytes(accounts[str(a)]['tag_hash']).hex()}"): str(a) for a in candidates
-    }
+    tag_keys = {("block", f"tag:{accounts[str(a)][1]}"): str(a) for a in candidates}
     history = await _history(conn, festival_id, tag_keys)
     found: list[Conflict] = []
     for aid in map(str, candidates):
         ledger = ledgers.get(aid, [])
-        opening = accounts[aid]["balance"] - sum(e.delta for e in ledger)  # set outside ledger
+        opening = accounts[aid][0] - sum(e.delta for e in ledger)  # set outside the ledger
         found.extend(classify_account(aid, ledger, history.get(aid, ()), opening=opening).conflicts)
     await store_conflicts(conn, festival_id, "account", candidates, ACCOUNT_KINDS, found)
 
@@ -447,10 +577,27 @@ async def classify_device(
     device_id: uuid.UUID,
     *,
     acked_through: int,
+    max_seq: int,
+    new: tuple[int, int, int],
     skew_bound_ms: int,
     check_clock: bool,
 ) -> tuple[int, int]:
-    """Sequence gaps (always) and clock skew (when asked); returns (acked_through, max_seq)."""
+    """Sequence gaps and clock skew (when asked); returns (acked_through, max_seq).
+
+    `new` is (count, lowest, highest) of the seqs just stored; `acked_through` and `max_seq`
+    are the device row's before them. When no seq above the ack was held before and the new
+    ones continue it without a hole (a device pushing in order), the ack simply moves and
+    there is no gap to find or resolve; otherwise every held seq above the ack is read.
+    """
+    if check_clock:
+        await _clock_conflicts(conn, festival_id, device_id, skew_bound_ms)
+    if (
+        max_seq <= acked_through
+        and new[0] > 0
+        and new[1] == acked_through + 1
+        and new[2] - new[1] + 1 == new[0]  # distinct seqs: count spans first..last, no hole
+    ):
+        return new[2], new[2]
     cur = await conn.execute(
         "SELECT device_seq, event_id FROM device_event WHERE device_id = %s AND device_seq > %s"
         " ORDER BY device_seq",
@@ -463,22 +610,25 @@ async def classify_device(
     await store_conflicts(
         conn, festival_id, "device", [device_id], (K.SEQUENCE_GAP,), gaps, auto_resolve=True
     )
-    if check_clock:
-        cur = await conn.execute(
-            "SELECT coalesce(max((detail->>'resolved_through')::bigint), 0) FROM conflict"
-            " WHERE kind = 'clock_skew' AND subject_id = %s AND resolved_at IS NOT NULL",
-            (device_id,),
-        )
-        rec = await cur.fetchone()
-        resolved_through = int(rec[0]) if rec else 0
-        cur = await conn.execute(
-            f"SELECT {_EVENT_COLS} FROM device_event WHERE device_id = %s AND device_seq > %s"
-            " AND (skew_ms > %s OR skew_ms < -%s)",
-            (device_id, resolved_through, skew_bound_ms, skew_bound_ms),
-        )
-        facts = [_fact(r) for r in await cur.fetchall()]
-        skew = classify_clock(
-            str(device_id), facts, skew_bound_ms, resolved_through=resolved_through
-        )
-        await store_conflicts(conn, festival_id, "device", [device_id], (K.CLOCK_SKEW,), skew)
     return acked, max_seq
+
+
+async def _clock_conflicts(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, device_id: uuid.UUID, skew_bound_ms: int
+) -> None:
+    """Re-run the clock rule over the device's skewed events past the last resolution."""
+    cur = await conn.execute(
+        "SELECT coalesce(max((detail->>'resolved_through')::bigint), 0) FROM conflict"
+        " WHERE kind = 'clock_skew' AND subject_id = %s AND resolved_at IS NOT NULL",
+        (device_id,),
+    )
+    rec = await cur.fetchone()
+    resolved_through = int(rec[0]) if rec else 0
+    cur = await conn.execute(
+        f"SELECT {_EVENT_COLS} FROM device_event WHERE device_id = %s AND device_seq > %s"
+        " AND (skew_ms > %s OR skew_ms < -%s)",
+        (device_id, resolved_through, skew_bound_ms, skew_bound_ms),
+    )
+    facts = [_fact(r) for r in await cur.fetchall()]
+    skew = classify_clock(str(device_id), facts, skew_bound_ms, resolved_through=resolved_through)
+    await store_conflicts(conn, festival_id, "device", [device_id], (K.CLOCK_SKEW,), skew)

@@ -140,27 +140,47 @@ async def entries_over_time(
     )
 
 
+# Sales are the ledger's payments: approved sales at bar devices (the vendor is the
+# device's) and any payment central booked itself with a vendor (`cashless_entry`, unrolled
+# here so the devices' sales are summed per device first).
+_SALES = """
+WITH s AS (
+  SELECT d.vendor_id, count(*) AS sales, sum(e.amount) AS amount
+  FROM device_event e JOIN device d ON d.id = e.device_id
+  WHERE e.festival_id = %(fid)s AND e.kind = 'sale' AND e.account_id IS NOT NULL
+    AND e.status = 'applied' AND e.verdict = 'approved' AND e.amount > 0
+  GROUP BY d.vendor_id
+  UNION ALL
+  SELECT vendor_id, count(*), -sum(amount) FROM cashless_transaction
+  WHERE festival_id = %(fid)s AND type = 'PAYMENT' AND vendor_id IS NOT NULL
+  GROUP BY vendor_id)
+SELECT v.id AS vendor_id, v.name, coalesce(sum(s.sales), 0)::bigint AS sales,
+       coalesce(sum(s.amount), 0)::bigint AS amount
+FROM vendor v LEFT JOIN s ON s.vendor_id = v.id
+WHERE v.festival_id = %(fid)s GROUP BY v.id, v.name ORDER BY v.name
+"""
+
+
 async def sales_per_vendor(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> list[Json]:
     """Sales count and amount (cents, positive) per vendor, from the ledger."""
-    return await _rows(
-        conn,
-        "SELECT v.id AS vendor_id, v.name, count(t.id) AS sales,"
-        " coalesce(-sum(t.amount), 0)::bigint AS amount"
-        " FROM vendor v LEFT JOIN cashless_transaction t"
-        "  ON t.vendor_id = v.id AND t.type = 'PAYMENT'"
-        " WHERE v.festival_id = %s GROUP BY v.id, v.name ORDER BY v.name",
-        (festival_id,),
-    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_SALES, {"fid": festival_id})
+        return [audit.jsonable(r) for r in await cur.fetchall()]
 
 
 async def ticket_history(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, ticket_id: uuid.UUID
 ) -> Json:
-    """A ticket's state, its scans (all verdicts), access log, conflicts and audit trail."""
+    """A ticket's state, its scans (all verdicts), access log, conflicts and audit trail.
+
+    ``used_at`` is its first admission (or when ops marked it used, if earlier).
+    """
     ticket = await _one(
         conn,
-        "SELECT id, category_id, status, code_version, suspicious, used_at FROM ticket"
-        " WHERE id = %s AND festival_id = %s",
+        "SELECT id, category_id, status, code_version, suspicious, least(t.used_at,"
+        "  (SELECT min(a.at) FROM zone_access_log a WHERE a.ticket_id = t.id"
+        "   AND a.action = 'ENTRY')) AS used_at"
+        " FROM ticket t WHERE id = %s AND festival_id = %s",
         (ticket_id, festival_id),
         f"ticket {ticket_id}",
     )
@@ -176,7 +196,7 @@ async def ticket_history(
         "access_log": await _rows(
             conn,
             "SELECT zone_id, action, at, event_id, device_id FROM zone_access_log"
-            " WHERE ticket_id = %s ORDER BY at, id",
+            " WHERE ticket_id = %s ORDER BY hlc, device_id, device_seq",
             (ticket_id,),
         ),
         "conflicts": await _rows(
@@ -197,7 +217,11 @@ async def ticket_history(
 async def account_ledger(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, account_id: uuid.UUID
 ) -> Json:
-    """A wristband's account, every ledger entry with balance before/after, its conflicts."""
+    """A wristband's account, every ledger entry with balance before/after, its conflicts.
+
+    Entries come in replay order (HLC for device facts, central's clock for its own), the
+    order that also gives each its balance before and after (see the `cashless_ledger` view).
+    """
     account = await _one(
         conn,
         "SELECT a.id, encode(a.tag_hash, 'hex') AS tag_hash, a.balance, a.debt, a.blocked,"
@@ -211,8 +235,8 @@ async def account_ledger(
         "ledger": await _rows(
             conn,
             "SELECT id, type, amount, balance_before, balance_after, event_id, device_id,"
-            " vendor_id, created_at FROM cashless_transaction WHERE account_id = %s"
-            " ORDER BY id",
+            " vendor_id, created_at FROM cashless_ledger WHERE account_id = %s"
+            ' ORDER BY ord_hlc, ord_device COLLATE "C", ord_seq',
             (account_id,),
         ),
         "conflicts": await _rows(

@@ -50,7 +50,7 @@ async def test_one_presence_and_account_change_per_subject_per_batch(rig: Rig) -
     assert len([r for r in accounts if r["seq"] > presence[0]["seq"]]) == 1  # once per batch
     # The ledger still has one entry per sale with its balance before and after.
     assert await rig.scalar(
-        "SELECT count(*) FROM cashless_transaction WHERE account_id = %s AND event_id IS NOT NULL",
+        "SELECT count(*) FROM cashless_ledger WHERE account_id = %s AND event_id IS NOT NULL",
         account,
     ) == 3  # fmt: skip
 

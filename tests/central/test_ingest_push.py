@@ -39,7 +39,7 @@ async def _state(rig: Rig) -> tuple[object, ...]:
     q = [
         "SELECT count(*) FROM device_event",
         "SELECT count(*) FROM zone_access_log",
-        "SELECT count(*) FROM cashless_transaction",
+        "SELECT count(*) FROM cashless_ledger",
         "SELECT count(*) FROM conflict",
         "SELECT coalesce(sum(balance), 0) FROM cashless_account",
         "SELECT coalesce(max(head), 0) FROM feed_head",
@@ -64,8 +64,8 @@ async def test_a_replayed_batch_changes_nothing(rig: Rig) -> None:
     balance = rig.fest.opening_balance - 900
     assert await rig.scalar("SELECT balance FROM cashless_account WHERE id = %s", a) == balance
     ledger = await rig.scalar(
-        "SELECT array_agg(ARRAY[balance_before, balance_after] ORDER BY id)"
-        " FROM cashless_transaction WHERE account_id = %s AND event_id IS NOT NULL",
+        "SELECT array_agg(ARRAY[balance_before, balance_after] ORDER BY ord_hlc)"
+        " FROM cashless_ledger WHERE account_id = %s AND event_id IS NOT NULL",
         a,
     )
     start = rig.fest.opening_balance

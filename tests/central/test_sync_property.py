@@ -88,7 +88,7 @@ async def _outcome(rig: Rig, labels: dict[str, str]) -> dict[str, Any]:
         conflicts = sorted(norm([dict(r) for r in await cur.fetchall()]), key=str)
         await cur.execute(
             "SELECT a.id, a.balance, a.debt, a.blocked, h.account_id IS NOT NULL AS held,"
-            " (SELECT sum(amount) FROM cashless_transaction t WHERE t.account_id = a.id) AS ledger"
+            " (SELECT sum(amount) FROM cashless_ledger t WHERE t.account_id = a.id) AS ledger"
             " FROM cashless_account a LEFT JOIN account_hold h ON h.account_id = a.id"
             " WHERE a.festival_id = %s ORDER BY a.id",
             (fid,),

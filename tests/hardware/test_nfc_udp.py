@@ -41,7 +41,7 @@ def read_one(port: int, *emulator_args: str) -> tuple[NfcWristbandReader, list[S
     return nfc, list(scans)
 
 
-def tap_until_ndef(*emulator_args: str, taps: int = 3) -> list[Scan]:
+def tap_until_ndef(*emulator_args: str, taps: int = 4) -> list[Scan]:
     """Tap again when a read was cut short, as a bartender would.
 
     Over the UDP driver a loaded machine can miss nfcpy's timing mid-read; the driver then
@@ -51,10 +51,11 @@ def tap_until_ndef(*emulator_args: str, taps: int = 3) -> list[Scan]:
     seen: list[Scan] = []
     for _ in range(taps):
         _, scans = read_one(free_udp_port(), *emulator_args)
-        assert len(scans) == 1
-        seen.append(scans[0])
-        if scans[0].ndef:
+        assert len(scans) <= 1  # one tag in the field is one scan, never two
+        seen += scans
+        if seen and seen[-1].ndef:
             break
+    assert seen, "no tap was read at all"
     return seen
 
 

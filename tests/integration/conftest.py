@@ -25,7 +25,6 @@ from edge.sync_link import Credentials, engine_for, load_credentials
 from sync.client import CentralClient
 from sync.engine import SyncEngine
 from sync.vocab import Role
-from tests.central.conftest import pg_admin_dsn, pg_dsn, pg_template  # noqa: F401
 
 
 class CentralServer:
@@ -63,7 +62,7 @@ class CentralServer:
 
 
 @pytest.fixture
-def central(pg_dsn: str) -> Iterator[CentralServer]:  # noqa: F811
+def central(pg_dsn: str) -> Iterator[CentralServer]:
     server = CentralServer(pg_dsn)
     server.start()
     try:
@@ -73,7 +72,7 @@ def central(pg_dsn: str) -> Iterator[CentralServer]:  # noqa: F811
 
 
 @pytest.fixture
-async def fest(pg_dsn: str) -> DemoFestival:  # noqa: F811
+async def fest(pg_dsn: str) -> DemoFestival:
     async with await AsyncConnection.connect(pg_dsn) as conn:
         return await create_demo_festival(conn, signed_tickets=6, opaque_tickets=1, wristbands=2)
 

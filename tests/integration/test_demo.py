@@ -12,13 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.central.conftest import pg_admin_dsn  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_short_demo_surfaces_the_conflicts_and_loses_no_event(
-    pg_admin_dsn: str,  # noqa: F811
+    pg_admin_dsn: str,
     tmp_path: Path,
 ) -> None:
     command = [sys.executable, "-m", "central.cli", "demo", "--gates", "3", "--bars", "2"]

@@ -75,7 +75,7 @@ CREATE TABLE ticket (
     code_version   integer NOT NULL DEFAULT 0 CHECK (code_version BETWEEN 0 AND 65535),
     suspicious     boolean NOT NULL DEFAULT false,
     purchase_price bigint NOT NULL DEFAULT 0 CHECK (purchase_price >= 0),
-    used_at        timestamptz,
+    used_at        timestamptz,  -- set by ops (status USED); first admission: see central.ops
     holder_ref     text,  -- personal data stays at central, never replicated
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now()
@@ -85,7 +85,6 @@ CREATE UNIQUE INDEX ticket_code_hash_idx ON ticket (festival_id, code_hash)
     WHERE code_hash IS NOT NULL;
 CREATE INDEX ticket_category_idx ON ticket (category_id);
 CREATE INDEX ticket_festival_status_idx ON ticket (festival_id, status);
-CREATE INDEX ticket_festival_used_idx ON ticket (festival_id, used_at);
 
 CREATE TABLE zone (
     id             uuid PRIMARY KEY,
@@ -101,33 +100,26 @@ CREATE TABLE zone (
     UNIQUE (festival_id, name)
 );
 
--- High-volume, append-only (one row per admitted scan), so no foreign keys: ingest writes
--- it only for tickets and zones it has just looked up in the device's festival (see
--- central.events), and festivals, zones and tickets are never deleted (soft deletes).
--- An FK check per row cost about as much as the insert itself (measured, issue 3).
-CREATE TABLE zone_access_log (
-    id          bigserial PRIMARY KEY,
-    festival_id uuid NOT NULL,  -- festival(id), checked by ingest
-    zone_id     uuid NOT NULL,  -- zone(id), checked by ingest
-    ticket_id   uuid NOT NULL,  -- ticket(id), checked by ingest
-    action      text NOT NULL CHECK (action IN ('ENTRY','EXIT')),
-    at          timestamptz NOT NULL,
-    event_id    uuid,
-    device_id   uuid
-);
--- Only the indexes a query uses (ops traffic per festival, a ticket's history): every
--- index is paid on each admitted scan.
-CREATE INDEX zone_access_log_festival_at_idx ON zone_access_log (festival_id, at);
-CREATE INDEX zone_access_log_ticket_idx ON zone_access_log (ticket_id, at);
-
+-- The zone access log (entries and exits) is not copied: it is the view `zone_access_log`
+-- over device_event (0002), which already holds every admitted scan with its ticket and
+-- zone. Presence is the latest admitted movement per (ticket, zone) in the order
+-- (hlc, device_id, device_seq), kept incrementally by ingest (a batch's latest is merged
+-- with the stored one: max is order-independent). `entry_device` is the first device seen
+-- admitting an entry and `multi` says a second device did too: only such tickets can hold
+-- a duplicate entry, so only they are re-classified. No foreign keys: ingest writes rows
+-- only for tickets and zones it has just found in the device's festival, and tickets and
+-- zones are never deleted (an FK check per row cost about as much as the row, issue 3).
 CREATE TABLE ticket_presence (
-    ticket_id uuid NOT NULL REFERENCES ticket(id),
-    zone_id   uuid NOT NULL REFERENCES zone(id),
-    inside    boolean NOT NULL,
-    hlc       bigint NOT NULL CHECK (hlc >= 0),
+    ticket_id    uuid NOT NULL,  -- ticket(id), checked by ingest
+    zone_id      uuid NOT NULL,  -- zone(id), checked by ingest
+    inside       boolean NOT NULL,
+    hlc          bigint NOT NULL CHECK (hlc >= 0),
+    device_id    uuid NOT NULL,  -- with device_seq: the latest movement's place in the order
+    device_seq   bigint NOT NULL,
+    entry_device uuid,
+    multi        boolean NOT NULL DEFAULT false,
     PRIMARY KEY (ticket_id, zone_id)
-);
-CREATE INDEX ticket_presence_zone_idx ON ticket_presence (zone_id) WHERE inside;
+) WITH (fillfactor = 80);  -- room for HOT updates: a row changes on every movement
 
 CREATE TABLE cashless_account (
     id          uuid PRIMARY KEY,
@@ -136,9 +128,18 @@ CREATE TABLE cashless_account (
     balance     bigint NOT NULL DEFAULT 0,  -- may go negative after offline overdrafts
     blocked     boolean NOT NULL DEFAULT false,
     debt        bigint NOT NULL DEFAULT 0 CHECK (debt >= 0),
+    -- What ingest knows of the replayed ledger, so a batch can tell whether it may change
+    -- the account's conflicts without replaying it (see central.classify, _MONEY): the
+    -- highest HLC of a device entry in the balance, a lower bound of the running balance
+    -- after each entry, the order (HLC) of the first entry, and the latest ops entry
+    -- (cashless_transaction.created_at) those two account for. NULL: not known yet.
+    ledger_hlc   bigint NOT NULL DEFAULT 0,
+    ledger_low   bigint,
+    ledger_first bigint,
+    ledger_ops   timestamptz,
     created_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (festival_id, tag_hash)  -- NFC lookup
-);
+) WITH (fillfactor = 80);  -- room for HOT updates: the balance changes on every sale
 
 CREATE TABLE vendor (
     id                 uuid PRIMARY KEY,
@@ -161,11 +162,14 @@ CREATE TABLE product (
     UNIQUE (vendor_id, name)
 );
 
--- The ledger: an account's balance is the sum of its entries' amounts.
--- High-volume and append-only, so no foreign keys: every writer (ingest, the ops desk,
--- imports) has the account row locked FOR UPDATE (or just created) when it appends, takes
--- the festival from that row and the vendor from the enrolled device; accounts, vendors and
--- festivals are never deleted. (FK checks cost as much as the insert, measured in issue 3.)
+-- The ledger: an account's balance is the sum of its entries' amounts. Device-sourced
+-- entries (sales, top-ups and refunds made at devices) are not copied here: they are
+-- approved device_event rows, and the view `cashless_ledger` (0002) unites both kinds with
+-- balance before/after in replay order. This table holds the entries central makes itself
+-- (opening balances, ops top-ups, refunds, corrections): low-volume, written under the
+-- account's row lock. No foreign keys: every writer has the account row locked FOR UPDATE
+-- (or just created) and takes the festival from it; accounts, vendors and festivals are
+-- never deleted. balance_before/after here are as written; the view's are authoritative.
 CREATE TABLE cashless_transaction (
     id             bigserial PRIMARY KEY,
     festival_id    uuid NOT NULL,  -- festival(id), from the locked account row
@@ -181,9 +185,7 @@ CREATE TABLE cashless_transaction (
     created_at     timestamptz NOT NULL DEFAULT now(),
     CHECK (balance_after = balance_before + amount)
 );
--- A ledger entry is written per sale, so only indexes a query uses: an account's ledger
--- here, sales per vendor in 0002. (No index on event_id or (festival, type): nothing reads
--- through them; add one with the query that needs it.)
+-- An account's ledger, and its latest ops entry (ingest's out-of-order test).
 CREATE INDEX cashless_transaction_account_idx ON cashless_transaction (account_id, created_at);
 
 CREATE TABLE block_list (
@@ -292,7 +294,7 @@ CREATE TABLE replica_row (
     seq         bigint NOT NULL,
     row         jsonb NOT NULL,
     PRIMARY KEY (festival_id, table_name, key)
-);
+) WITH (fillfactor = 80);  -- room for HOT updates: rewritten on every change of its key
 """
 
 

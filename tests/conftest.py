@@ -1,4 +1,4 @@
-"""Real PostgreSQL for central's tests: a migrated template, one fresh clone per test.
+"""Real PostgreSQL for every test that needs it: a migrated template, one fresh clone per test.
 
 With ``FESTGATE_TEST_DSN`` set, databases are made on that server; otherwise an embedded
 PostgreSQL starts once per session in a temporary directory. No test is ever skipped for
