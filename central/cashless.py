@@ -182,9 +182,13 @@ async def set_blocked(
 
 
 async def balance_from_ledger(conn: AsyncConnection[Any], account_id: uuid.UUID) -> int:
-    """The account's balance as the sum of its ledger (what `balance` must equal)."""
+    """The account's balance as the sum of its ledger (what `balance` must equal).
+
+    The ledger is central's own entries plus every approved device sale, top-up and refund
+    (the `cashless_entry` view over `device_event`): facts are stored once, then derived.
+    """
     cur = await conn.execute(
-        "SELECT coalesce(sum(amount), 0) FROM cashless_transaction WHERE account_id = %s",
+        "SELECT coalesce(sum(amount), 0) FROM cashless_entry WHERE account_id = %s",
         (account_id,),
     )
     rec = await cur.fetchone()

@@ -88,6 +88,8 @@ async def test_two_offline_bars_overspend_one_wristband(
             (bytes.fromhex(_tag_hash(fest, uid)),),
         )
         assert await cur.fetchone() == (-800, True)
+        account_id = found[0]["subject_id"]
+        assert await cashless.balance_from_ledger(conn, account_id) == -800
     for bar in (bar1, bar2):
         await bar.engine.sync_round()
         assert (await bar.device.charge(uid, amount=100)).verdict.code == "tag_blocked"
