@@ -10,7 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sync import hashing, ticketcode
-from sync.catalog import Snapshot
+from sync.catalog import TABLES, Snapshot
 from sync.vocab import TicketStatus, TicketType
 
 DAY = 86_400
@@ -39,21 +39,7 @@ def build_sample(*, seed: int = 7, now: int, tickets: int = 50) -> SampleFestiva
     # A throwaway signing key: the demo prints codes it signed, then forgets the private half.
     private = Ed25519PrivateKey.from_private_bytes(rng.randbytes(32))
     key_id = 1
-    rows: dict[str, list[dict[str, Any]]] = {
-        k: []
-        for k in (
-            "festival",
-            "signing_key",
-            "category",
-            "ticket",
-            "zone",
-            "presence",
-            "account",
-            "vendor",
-            "product",
-            "block",
-        )
-    }
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in TABLES}
     rows["festival"].append(
         {
             "id": fest_id,
