@@ -225,27 +225,17 @@ class Store:
         )
 
     async def apply_snapshot(self, snapshot: Snapshot) -> int:
-        """Replace the whole catalog with a snapshot in one transaction; returns rows applied."""
-        prepared = {
-            name: validate_rows(SPECS[name], rows) for name, rows in snapshot.tables.items()
-        }
-        if len(prepared.get("festival", [])) != 1:
-            raise ValueError("a snapshot holds exactly one festival row")
-        count = 0
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name in _CATALOG_TABLES:
-                await self.conn.execute(f"DELETE FROM {name}")
-            for name, params in prepared.items():
-                await self.conn.executemany(SPECS[name].upsert_sql, params)
-                count += len(params)
-            await self._set_cursor(snapshot.seq)
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        await self._reload()
-        return count
+        """Replace the whole catalog with a snapshot file's contents; returns rows applied."""
+
+        async def parts() -> AsyncIterator[SnapshotPart]:
+            # The same path as a bootstrap from central: one transaction, same checks.
+            yield SnapshotPart("header", seq=snapshot.seq, festival_id=snapshot.festival_id)
+            for table, rows in snapshot.tables.items():
+                if rows:
+                    yield SnapshotPart("rows", table=table, rows=rows)
+            yield SnapshotPart("end", seq=snapshot.seq)
+
+        return await self.apply_snapshot_parts(parts())
 
     async def apply_snapshot_parts(self, parts: AsyncIterator[SnapshotPart]) -> int:
         """Replace the catalog from a snapshot stream in one transaction; returns rows applied.
@@ -293,6 +283,9 @@ class Store:
                 await self.conn.execute(sql)
             await self._set_cursor(seq)
             await self.conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            await self.conn.execute("ROLLBACK")
+            raise ValueError(f"snapshot repeats a key: {exc}") from None
         except BaseException:
             await self.conn.execute("ROLLBACK")
             raise

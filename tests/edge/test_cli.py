@@ -75,3 +75,16 @@ def test_config_check(tmp_path: Path) -> None:
     assert result.exit_code == 2
     problems = json.loads(result.output)["problems"]
     assert "device.foo: unknown key" in problems
+
+
+def test_a_catalog_file_repeating_a_key_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    data, _ = _sample(tmp_path)
+    catalog = json.loads((tmp_path / "s" / "catalog.json").read_text())
+    catalog["tables"]["ticket"].append(catalog["tables"]["ticket"][0])
+    bad = tmp_path / "dup.json"
+    bad.write_text(json.dumps(catalog))
+    result = runner.invoke(app, ["catalog", "load", str(bad), "-d", str(data), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.output)["error"] == "bad_catalog"
+    status = json.loads(runner.invoke(app, ["status", "-d", str(data), "--json"]).output)
+    assert status["tables"]["ticket"] == 50  # the catalog loaded before is untouched
