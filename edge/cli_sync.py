@@ -104,7 +104,7 @@ async def sync_now(data_dir: Path, ca_bundle: Path | None = None) -> dict[str, A
                 pushed, pulled = await engine.sync_round()
             except CentralError as exc:
                 engine.status.last_error = str(exc)
-                await engine._save()
+                await engine.record_status()
                 raise BadInput("sync_failed", str(exc)) from None
         status: dict[str, Any] = json.loads(await device.store.get_state("sync_status") or "{}")
         return {"pushed": pushed, "pulled": pulled} | status

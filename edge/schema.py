@@ -83,6 +83,11 @@ MIGRATIONS: tuple[str, ...] = (
 
     CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: sync asks for unacknowledged events on every push; without this it scanned the
+    # whole journal (on the writer, between scans) once a festival had filled it.
+    """
+    CREATE INDEX journal_unacked ON journal (device_seq) WHERE acked = 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -130,7 +130,8 @@ class SyncEngine:
         if self.on_contact is not None:
             self.on_contact(now)
 
-    async def _save(self) -> None:
+    async def record_status(self) -> None:
+        """Persist the current status where `festgate status` reads it."""
         self.status.cursor = self.replica.cursor
         self.status.pending_events = await self.outbox.pending_count()
         await self.outbox.save_status(asdict(self.status) | {"lag": self.status.lag})
@@ -149,7 +150,7 @@ class SyncEngine:
                 yield part
 
         rows = await self.replica.apply_snapshot_parts(counted())
-        await self._save()
+        await self.record_status()
         return rows
 
     async def pull_once(self, wait_s: float = 0.0) -> int:
@@ -159,7 +160,7 @@ class SyncEngine:
             await self.replica.apply_changes(page.changes)
         self.status.head_seq = page.head_seq
         await self._contact(page.central_hlc)
-        await self._save()
+        await self.record_status()
         return len(page.changes)
 
     async def push_once(self) -> int:
@@ -177,7 +178,7 @@ class SyncEngine:
                 # Central holds less than we sent (a hole it is waiting to fill, or it lost
                 # data): try again on the next round instead of spinning.
                 break
-        await self._save()
+        await self.record_status()
         return acked
 
     async def sync_round(self) -> tuple[int, int]:
@@ -210,7 +211,7 @@ class SyncEngine:
         else:  # a bug or a bad page: keep the device running and say so loudly
             log.error("sync failed unexpectedly", exc_info=exc)
         try:
-            await self._save()
+            await self.record_status()
         except Exception:  # the status is best effort; the loop must go on
             log.exception("could not save sync status")
 

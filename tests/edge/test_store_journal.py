@@ -170,3 +170,24 @@ def _tag_hash(device: Device, uid: str) -> str:
 
     assert device.catalog.festival is not None
     return tag_hash(bytes.fromhex(device.catalog.festival.hash_key), uid).hex()
+
+
+async def test_a_version_1_replica_migrates_forward_keeping_its_journal(tmp_path: Path) -> None:
+    from edge.schema import MIGRATIONS
+
+    path = tmp_path / "replica.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version = 1; COMMIT;")
+    old.execute(
+        "INSERT INTO journal (device_seq, event_id, kind, verdict, hlc, wall_ms, catalog_seq,"
+        " payload) VALUES (1, 'e1', 'entry', 'ok', 1, 1, 0, '{}')"
+    )
+    old.close()
+    store = await Store.open(tmp_path)
+    await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("SELECT event_id FROM journal").fetchall() == [("e1",)]
+    plan = conn.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM journal WHERE acked = 0")
+    assert "journal_unacked" in str(plan.fetchall())
+    conn.close()
