@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
-from psycopg_pool import AsyncConnectionPool
-
 from central.auth import ROLE_ACTIONS, Action
-from central.demo import DemoFestival
 from sync.protocol import MAX_BATCH, ErrorBody
-from tests.central.sync_helpers import PROTO, Rig, open_rig
-
-
-@pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(pg_pool, festival) as r:
-        yield r
+from tests.central.sync_helpers import PROTO, Rig
 
 
 async def _stored(rig: Rig) -> tuple[Any, ...]:

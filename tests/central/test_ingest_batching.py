@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from central import feed
-from central.demo import DemoFestival
 from sync.catalog import PresenceRow, ZoneRow
 
-from .sync_helpers import Rig, open_rig
+from .sync_helpers import Rig
 
 
 @pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(pg_pool, festival, signed_tickets=4, wristbands=2) as r:
-        yield r
+def rig_festival() -> dict[str, Any]:
+    return {"signed_tickets": 4, "wristbands": 2}
 
 
 async def _changes(rig: Rig, table: str, key: str) -> list[dict[str, Any]]:

@@ -7,25 +7,16 @@ is the one deciding, and checks the outcome equals what replaying everything giv
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from central.demo import DemoFestival
-
-from .sync_helpers import Dev, Rig, open_rig
+from .sync_helpers import Dev, Rig
 
 
 @pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(
-        pg_pool, festival, signed_tickets=3, wristbands=2, opening_balance=1000
-    ) as r:
-        yield r
+def rig_festival() -> dict[str, Any]:
+    return {"signed_tickets": 3, "wristbands": 2, "opening_balance": 1000}
 
 
 def _money(rig: Rig, dev: Dev, kind: str, account: uuid.UUID, amount: int, at: int) -> Any:

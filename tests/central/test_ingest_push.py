@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from central.demo import DemoFestival
-from tests.central.sync_helpers import Rig, open_rig
+from tests.central.sync_helpers import Rig
 
 
 @pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(pg_pool, festival, signed_tickets=4, wristbands=2) as r:
-        yield r
+def rig_festival() -> dict[str, Any]:
+    return {"signed_tickets": 4, "wristbands": 2}
 
 
 async def test_push_stores_applies_and_acks(rig: Rig) -> None:

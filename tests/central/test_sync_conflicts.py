@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -16,13 +16,8 @@ from tests.central.sync_helpers import Rig, open_rig
 
 
 @pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(
-        pg_pool, festival, signed_tickets=3, wristbands=2, opening_balance=1000
-    ) as r:
-        yield r
+def rig_festival() -> dict[str, Any]:
+    return {"signed_tickets": 3, "wristbands": 2, "opening_balance": 1000}
 
 
 async def _conflicts(rig: Rig, **params: Any) -> list[dict[str, Any]]:

@@ -5,24 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from central import tickets
-from central.demo import DemoFestival
 from sync.catalog import Change
 from sync.protocol import ChangesResponse
-from tests.central.sync_helpers import Rig, open_rig
-
-
-@pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(pg_pool, festival) as r:
-        yield r
+from tests.central.sync_helpers import Rig
 
 
 async def test_changes_page_and_cursor(rig: Rig) -> None:

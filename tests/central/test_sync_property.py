@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from central.demo import DemoFestival
-from tests.central.sync_helpers import Dev, Rig, open_rig
+from tests.central.sync_helpers import Dev, Rig
 
 # (device, kind, verdict, subject index, amount, at_ms): a day at two gates' worth of trouble.
 SCRIPT: dict[str, list[tuple[str, str, int, int, int]]] = {
@@ -36,14 +34,6 @@ SCRIPT: dict[str, list[tuple[str, str, int, int, int]]] = {
            ("refund", "approved", 1, 200, 800)],
 }  # fmt: skip
 _reference: dict[str, Any] = {}
-
-
-@pytest.fixture
-async def rig(
-    pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[DemoFestival]]
-) -> AsyncIterator[Rig]:
-    async with open_rig(pg_pool, festival) as r:
-        yield r
 
 
 def _events(rig: Rig, devs: dict[str, Dev]) -> dict[str, list[dict[str, Any]]]:
