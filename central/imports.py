@@ -152,19 +152,25 @@ async def import_tickets(
             tid = uuid.uuid4()
             rec = {"id": tid, "festival_id": festival_id, "code_version": 0}
             text = signed_code(key, rec, category) if key is not None else code
+            signed_hash = (
+                hashing.code_hash(bytes(fest["hash_key"]), text) if key is not None else None
+            )
+            vouch = code_hash or signed_hash
             ticket = TicketRow(
                 id=str(tid),
                 festival_id=str(festival_id),
                 category_id=str(category["id"]),
                 status=status,
-                code_hash=None if code_hash is None else code_hash.hex(),
+                code_hash=None if vouch is None else vouch.hex(),
             )
             issued.append(IssuedTicket(ticket_id=tid, code=text, row=ticket))
-            args.append((tid, festival_id, category["id"], status, code_hash, price, holder))
+            args.append(
+                (tid, festival_id, category["id"], status, code_hash, signed_hash, price, holder)
+            )
         async with conn.cursor() as c:
             await c.executemany(
                 "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, "
-                "purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "signed_hash, purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 args,
             )
         seqs = await feed.publish_many(conn, festival_id, "ticket", [t.row for t in issued])

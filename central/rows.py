@@ -85,7 +85,9 @@ def category_row(r: Record) -> CategoryRow:
 
 def ticket_row(r: Record) -> TicketRow:
     """Project a ticket (no holder, no plaintext code)."""
-    code_hash = r["code_hash"]
+    # Devices see one keyed hash of the current code, opaque or signed: for a signed code it
+    # is central's vouch, so a gate holding the ticket can skip the signature check.
+    code_hash = r["code_hash"] if r["code_hash"] is not None else r.get("signed_hash")
     return TicketRow(
         id=str(r["id"]),
         festival_id=str(r["festival_id"]),

@@ -126,7 +126,9 @@ async def issue_ticket(
             holder_ref=holder_ref,
             purchase_price=purchase_price,
         )
-        return await _published(conn, rec, signed_code(key, rec, category), actor, "ticket.issue")
+        code = signed_code(key, rec, category)
+        rec = await _vouch(conn, rec, code)
+        return await _published(conn, rec, code, actor, "ticket.issue")
 
 
 async def add_opaque_ticket(
@@ -154,6 +156,16 @@ async def add_opaque_ticket(
             purchase_price=purchase_price,
         )
         return await _published(conn, rec, code, actor, "ticket.import")
+
+
+async def _vouch(conn: AsyncConnection[Any], rec: Record, code: str) -> Record:
+    """Record the keyed hash of a ticket's current signed code (the old code's hash goes)."""
+    signed_hash = hashing.code_hash(await _hash_key(conn, rec["festival_id"]), code)
+    return await fetch_one(
+        conn,
+        "UPDATE ticket SET signed_hash = %s WHERE id = %s RETURNING *",
+        (signed_hash, rec["id"]),
+    )
 
 
 async def _published(
@@ -254,6 +266,7 @@ async def transfer_ticket(
             )
             category = await _category(conn, fid, rec["category_id"])
             code = signed_code(await keys.current_key(conn, fid), rec, category)
+            rec = await _vouch(conn, rec, code)
         else:
             code = new_code if new_code is not None else secrets.token_urlsafe(16)
             try:

@@ -68,6 +68,9 @@ class GateContext:
     zone: ZoneRow
     code: ScannedCode
     key: SigningKeyRow | None = None  # the cached key named by a signed code, if any
+    # The scanned text's keyed hash is central's hash of the cached ticket's current code:
+    # central vouches for the very text, so the signature needs no checking here.
+    vouched: bool = False
     ticket: TicketRow | None = None
     category: CategoryRow | None = None
     blocked: bool = False  # ticket id on the block list
@@ -87,7 +90,9 @@ def _identify(ctx: GateContext) -> GateCode | None:
         if str(code.signed.festival_id) != ctx.festival_id:
             return GateCode.WRONG_FESTIVAL
         key = ctx.key
-        if key is None or key.revoked or not code.signed.verify(bytes.fromhex(key.public_key)):
+        if key is None or key.revoked:
+            return GateCode.FORGED
+        if not ctx.vouched and not code.signed.verify(bytes.fromhex(key.public_key)):
             return GateCode.FORGED
         return None
     return GateCode.UNKNOWN if ctx.ticket is None else None

@@ -182,13 +182,15 @@ class Device:
         async with self._lock:
             ticket_id = str(code.signed.ticket_id) if code.signed is not None else None
             code_hash = None
-            if code.kind == "opaque":
+            if code.kind in ("opaque", "signed"):
                 code_hash = hashing.code_hash(bytes.fromhex(festival.hash_key), code.text).hex()
             lookup = None
             key = self.catalog.keys.get(code.signed.key_id) if code.signed else None
             if ticket_id is not None or code_hash is not None:
                 lookup = self.store.gate_lookup(
-                    zone_id=zone_row.id, ticket_id=ticket_id, code_hash=code_hash
+                    zone_id=zone_row.id,
+                    ticket_id=ticket_id,
+                    code_hash=code_hash if ticket_id is None else None,
                 )
             ticket = lookup.ticket if lookup else None
             presence = lookup.presence if lookup else Presence.NEVER
@@ -197,6 +199,9 @@ class Device:
                 zone=zone_row,
                 code=code,
                 key=key,
+                vouched=ticket is not None
+                and ticket_id is not None
+                and ticket.code_hash == code_hash,
                 ticket=ticket,
                 category=lookup.category if lookup else None,
                 blocked=lookup.blocked if lookup else False,
@@ -215,7 +220,7 @@ class Device:
                 payload["ticket_id"] = resolved
             if code.signed is not None:
                 payload |= {"key_id": code.signed.key_id, "code_version": code.signed.code_version}
-            elif code_hash is not None:
+            elif code.kind == "opaque":
                 payload["code_hash"] = code_hash  # keyed hash only: the code itself never leaves
             event = await self.journal.append(
                 EventKind.EXIT if exit else EventKind.ENTRY,

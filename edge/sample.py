@@ -125,6 +125,8 @@ def build_sample(*, seed: int = 7, now: int, tickets: int = 50) -> SampleFestiva
                 ticket_id=uuid.UUID(tid),
                 ticket_type=ttype,
             )
+            # Central's vouch for the signed code it issued (see TicketRow.code_hash).
+            row["code_hash"] = hashing.code_hash(hash_key, sample.codes[label]).hex()
         rows["ticket"].append(row)
     # A ticket sold after the device's last sync: signed, valid, not in the cache.
     sample.codes["sold-after-sync"] = ticketcode.encode(

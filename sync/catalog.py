@@ -64,7 +64,11 @@ class TicketRow(Row):
     festival_id: Id
     category_id: Id
     status: TicketStatus
-    code_hash: Hex | None = Field(None, description="keyed hash of an opaque code, if any")
+    code_hash: Hex | None = Field(
+        None,
+        description="keyed hash of the current code: the opaque code's, or the signed code's"
+        " (central's vouch, so a gate holding the ticket can skip the signature check)",
+    )
     code_version: int = Field(0, ge=0, lt=2**16)
     suspicious: bool = False
 

@@ -104,7 +104,14 @@ async def test_signed_ticket_code_verifies_with_the_published_key(
             if c.table == "signing_key"
         ]
         assert SigningKeyRow.model_validate(published[0]).public_key == f.public_key.hex()
-        assert t.row.code_hash is None
+        # Central vouches for the code it issued: devices get its keyed hash, never the code.
+        assert t.row.code_hash == hashing.code_hash(f.hash_key, t.code).hex()
+        assert (
+            await _count(
+                conn, "SELECT count(*) FROM change_feed WHERE row::text LIKE %s", f"%{t.code}%"
+            )
+            == 0
+        )
 
 
 async def test_opaque_ticket_is_stored_as_keyed_hash_only(
@@ -165,6 +172,9 @@ async def test_transfer_of_a_signed_ticket_bumps_its_code_version(
             (await feed.read_after(conn, f.festival_id, moved.row.seq - 1, 1))[0].row
         )
         assert latest.code_version == 1
+        # ... and central's vouch moves to the new code: the old code's hash no longer matches.
+        assert latest.code_hash == hashing.code_hash(f.hash_key, moved.code).hex()
+        assert latest.code_hash != hashing.code_hash(f.hash_key, t.code).hex()
         cur = await conn.execute(
             "SELECT old_value, new_value FROM audit_log WHERE action = 'ticket.transfer'"
         )

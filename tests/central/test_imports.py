@@ -81,6 +81,7 @@ async def test_signed_ticket_import_outputs_verifiable_codes(
         code = ticketcode.decode(t.code)
         assert code.verify(f.public_key)
         assert code.ticket_id == t.ticket_id
+        assert t.row.code_hash == hashing.code_hash(f.hash_key, t.code).hex()  # central's vouch
 
 
 @pytest.mark.parametrize(

@@ -251,6 +251,11 @@ class Cache:
         """Classify a scan and gather the rows for it, as the device store does."""
         code = classify(raw)
         row = self.find_ticket(code)
+        vouched = (
+            code.signed is not None
+            and row is not None
+            and row.code_hash == code_hash(HASH_KEY, code.text).hex()
+        )
         ticket_id = row.id if row is not None else None
         if ticket_id is None and code.signed is not None:
             ticket_id = str(code.signed.ticket_id)  # the block list holds unsynced tickets too
@@ -259,6 +264,7 @@ class Cache:
             zone=zone_row,
             code=code,
             key=self.keys.get(code.signed.key_id) if code.signed is not None else None,
+            vouched=vouched,
             ticket=row,
             category=self.categories.get(row.category_id) if row is not None else None,
             blocked=ticket_id in self.blocked,

@@ -9,10 +9,12 @@ import pytest
 
 from edge.decide import Presence, decide_entry
 from sync import ticketcode
+from sync.hashing import code_hash
 from sync.verdicts import GateCode
 from sync.vocab import TICKET_TYPE_ORDER, TicketStatus, TicketType
 from tests.unit.factories import (
     FESTIVAL_BYTES,
+    HASH_KEY,
     HOUR,
     NOW,
     OTHER_FESTIVAL_ID,
@@ -63,6 +65,7 @@ class Case:
     signed_by: Literal["festival", "impostor", "other_festival", "unknown_key"] = "festival"
     key_revoked: bool = False
     mangle: Literal["none", "flip_signature", "flip_ticket_id", "flip_version", "truncate"] = "none"
+    vouched: bool = False  # the cached ticket carries central's hash of the code as issued
     # the zone and the device's view
     capacity: int | None = None
     occupancy: int = 0
@@ -95,6 +98,9 @@ CASES: list[Case] = [
          valid_until=NOW - HOUR, category_window=(None, NOW + HOUR)),
     Case("the stricter window applies: category not started", GateCode.NOT_YET_VALID, SIGNED,
          valid_from=NOW - HOUR, category_window=(NOW + HOUR, None)),
+    Case("central vouches for the code", GateCode.OK, SIGNED, vouched=True),
+    Case("vouched code, inside already", GateCode.ALREADY_INSIDE, SIGNED, vouched=True,
+         presence=Presence.INSIDE),
     Case("re-entry after an exit", GateCode.OK_REENTRY, presence=Presence.OUTSIDE),
     Case("uncached signed re-entry", GateCode.OK_REENTRY, SIGNED, cached=False,
          presence=Presence.OUTSIDE),
@@ -120,6 +126,11 @@ CASES: list[Case] = [
          cached=False),
     Case("signed by another key, exit", GateCode.FORGED, SIGNED, signed_by="impostor", exit=True),
     Case("revoked key", GateCode.FORGED, SIGNED, key_revoked=True),
+    Case("vouched code, revoked key", GateCode.FORGED, SIGNED, vouched=True, key_revoked=True),
+    Case("vouched code, signature bit flipped", GateCode.FORGED, SIGNED, vouched=True,
+         mangle="flip_signature"),
+    Case("vouched code, another festival's", GateCode.WRONG_FESTIVAL, SIGNED, vouched=True,
+         signed_by="other_festival"),
     Case("revoked key, uncached", GateCode.FORGED, SIGNED, key_revoked=True, cached=False),
     Case("key id not in cache", GateCode.FORGED, SIGNED, signed_by="unknown_key"),
     Case("signature bit flipped", GateCode.FORGED, SIGNED, mangle="flip_signature"),
@@ -240,6 +251,9 @@ def build(case: Case, kind: Kind) -> tuple[Cache, str]:
         valid_from=case.valid_from,
         valid_until=case.valid_until,
     )
+    if case.vouched and case.cached:
+        # Central's hash of the code it issued; a mangled scan no longer matches it.
+        cache.add(cat, row.model_copy(update={"code_hash": code_hash(HASH_KEY, text).hex()}))
     if case.mangle == "flip_signature":
         text = flip_bit(text, SIGNATURE_START + 10, 3)
     elif case.mangle == "flip_ticket_id":
@@ -357,3 +371,19 @@ def test_every_ticket_type_round_trips_through_a_zone_rule() -> None:
         others = zone(required_types=tuple(t for t in TicketType if t is not ticket_type))
         assert decide_entry(cache.gate_context(text, only_this), NOW).code == GateCode.OK
         assert decide_entry(cache.gate_context(text, others), NOW).code == GateCode.WRONG_ZONE
+
+
+def test_central_vouch_stands_in_for_the_signature() -> None:
+    # Proof that the vouch path skips verification: a code central vouched for is admitted
+    # even though the cached key did not sign it; without the vouch it is forged.
+    case = Case("impostor-signed, vouched", GateCode.OK, SIGNED, signed_by="impostor", vouched=True)
+    cache, text = build(case, "signed")
+    ctx = cache.gate_context(text, zone())
+    assert ctx.vouched
+    assert decide_entry(ctx, NOW).code == GateCode.OK
+    unvouched = build(
+        Case("impostor-signed", GateCode.FORGED, SIGNED, signed_by="impostor"), "signed"
+    )
+    assert (
+        decide_entry(unvouched[0].gate_context(unvouched[1], zone()), NOW).code == GateCode.FORGED
+    )
