@@ -107,7 +107,7 @@ class Device:
             # Until enrolment names it, a device is known by a random local id.
             device_id = f"local-{uuid.uuid4()}"
             await store.set_state("device_id", device_id)
-        journal = await Journal.open(store.conn, device_id)
+        journal = await Journal.open(store.conn, device_id, store.inline, store.write_lock)
         return cls(store, journal, role=role, **kwargs)
 
     async def close(self) -> None:

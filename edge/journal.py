@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,8 @@ INSERT INTO journal (device_seq, event_id, kind, verdict, hlc, wall_ms, catalog_
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _COLUMNS = "device_seq, event_id, kind, verdict, hlc, wall_ms, catalog_seq, payload"
+# json.dumps with options builds an encoder per call; a verdict's append reuses this one.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +56,81 @@ class JournalStats:
     last_seq: int
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class Journal:
     """Appends events with a gap-free device_seq and an HLC; gives sync its batches."""
 
-    def __init__(self, conn: aiosqlite.Connection, device_id: str, last_seq: int, last_hlc: int):
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        device_id: str,
+        last_seq: int,
+        last_hlc: int,
+        inline: sqlite3.Connection | None = None,
+        write_lock: asyncio.Lock | None = None,
+    ):
         self.conn = conn
+        # The store's lock over multi-statement writer transactions (see Store.write_lock).
+        self.write_lock = write_lock or asyncio.Lock()
+        # A second connection to the same file, used on the caller's thread with no busy wait
+        # (busy_timeout 0): an append commits inline when no other write holds the lock.
+        # The insert and its fsync cost less than the two thread wakeups of a trip through
+        # the aiosqlite writer; while the writer holds the lock (a catalog page, an ack), the
+        # append queues behind it on the writer instead of waiting on the event loop.
+        self.inline = inline
         self.device_id = device_id
         self.clock = HybridClock(last_hlc)
-        self._last_seq = last_seq
+        self._last_seq = last_seq  # advanced only once a row commits: a failure leaves no gap
+        self._pending: asyncio.Future[Any] | None = None
         # Called with each event right after its commit (the sync engine pushes at once).
         self.listeners: list[Callable[[Event], None]] = []
 
     @classmethod
-    async def open(cls, conn: aiosqlite.Connection, device_id: str) -> Journal:
+    async def open(
+        cls,
+        conn: aiosqlite.Connection,
+        device_id: str,
+        inline: sqlite3.Connection | None = None,
+        write_lock: asyncio.Lock | None = None,
+    ) -> Journal:
         """Resume after the last committed event (and never let the HLC run backwards)."""
         rows = list(await conn.execute_fetchall("SELECT max(device_seq), max(hlc) FROM journal"))
         state = list(await conn.execute_fetchall("SELECT value FROM sync_state WHERE key = 'hlc'"))
         last_hlc = max(int(rows[0][1] or 0), int(state[0][0]) if state else 0)
-        return cls(conn, device_id, int(rows[0][0] or 0), last_hlc)
+        return cls(conn, device_id, int(rows[0][0] or 0), last_hlc, inline, write_lock)
+
+    async def _insert(self, seq: int, params: tuple[Any, ...]) -> None:
+        """Commit one row and advance the last seq: inline, or through the writer when busy."""
+        if self.inline is not None:
+            try:
+                self.inline.execute(_INSERT, params)
+                self._last_seq = seq
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+        async with self.write_lock:
+            # Once queued, the writer commits the row even if this task is cancelled (a log
+            # line's append at shutdown): the seq must advance when it does, or the next
+            # append would reuse it. The next append waits for it (`_pending`).
+            op = asyncio.ensure_future(self._write(params))
+            op.add_done_callback(lambda done: self._settle(seq, done))
+            self._pending = op
+            await asyncio.shield(op)
+            self._last_seq = seq
+
+    async def _write(self, params: tuple[Any, ...]) -> None:
+        await self.conn.execute(_INSERT, params)
+
+    def _settle(self, seq: int, op: asyncio.Future[Any]) -> None:
+        if self._pending is op:
+            self._pending = None
+        if not op.cancelled() and op.exception() is None:
+            self._last_seq = max(self._last_seq, seq)
 
     @property
     def last_seq(self) -> int:
@@ -90,11 +151,13 @@ class Journal:
         delta: int = 0,
     ) -> Event:
         """Commit one event (one synced transaction) and return it. Callers serialise appends."""
+        if self._pending is not None:  # a cancelled append's row is still on the writer
+            await asyncio.wait([self._pending])
         seq = self._last_seq + 1
         hlc = self.clock.now(wall_ms)
         event_id = str(uuid7(wall_ms))
-        await self.conn.execute(
-            _INSERT,
+        await self._insert(
+            seq,
             (
                 seq,
                 event_id,
@@ -103,15 +166,13 @@ class Journal:
                 hlc,
                 wall_ms,
                 catalog_seq,
-                json.dumps(payload, separators=(",", ":")),
+                _COMPACT.encode(payload),
                 ticket_id,
                 zone_id,
                 account_id,
                 delta,
             ),
         )
-        # Only after the commit succeeded: a failed insert must not leave a gap.
-        self._last_seq = seq
         # Every field was made just above: construct without re-validating (hot path).
         event = Event.model_construct(
             event_id=event_id,

@@ -161,13 +161,21 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        # Reads on their own connection, writes through the one writer (`conn`). A decision's
-        # lookup is an indexed point read of tens of microseconds: it runs inline on the event
-        # loop, saving a thread hop per scan; WAL shows it every verdict committed before.
-        self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.reader.execute("PRAGMA query_only = ON")
+        # A decision's path, run inline on the event loop (no thread hop): its lookup, an
+        # indexed point read of tens of microseconds, and its journal append (see Journal).
+        # One connection for both, because a commit by another connection empties a
+        # connection's page cache, and its own commits do not. Same durability as the
+        # writer; busy_timeout 0 so a held write lock sends the append to the writer instead
+        # of blocking the loop. Everything else writes through the one writer (`conn`).
+        self.inline = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        _pragmas(self.inline)
+        self.inline.execute("PRAGMA busy_timeout = 0")
         self.catalog = Catalog(None, {}, {}, {}, {}, {})
         self._cursor = 0
+        # Held across every multi-statement transaction on the writer: a statement queued on
+        # the writer meanwhile (a journal append) would join that transaction, be reported
+        # committed before it is, and roll back with it.
+        self.write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
@@ -185,8 +193,8 @@ class Store:
         return store
 
     async def close(self) -> None:
-        """Close the connection (the WAL is checkpointed by SQLite)."""
-        self.reader.close()
+        """Close the connections (the WAL is checkpointed by SQLite)."""
+        self.inline.close()
         await self.conn.close()
 
     @property
@@ -238,6 +246,11 @@ class Store:
         return await self.apply_snapshot_parts(parts())
 
     async def apply_snapshot_parts(self, parts: AsyncIterator[SnapshotPart]) -> int:
+        """Replace the catalog from a snapshot stream in one transaction; returns rows applied."""
+        async with self.write_lock:  # scans meanwhile wait, they never join the load
+            return await self._load_snapshot(parts)
+
+    async def _load_snapshot(self, parts: AsyncIterator[SnapshotPart]) -> int:
         """Replace the catalog from a snapshot stream in one transaction; returns rows applied.
 
         Nothing is visible until the end line arrives: a cut stream rolls back whole, and a
@@ -311,15 +324,16 @@ class Store:
                 batches.append((spec.upsert_sql, validate_rows(spec, rows)))
             else:
                 batches.append((spec.delete_sql, [spec.key_params(r) for r in rows]))
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in batches:
-                await self.conn.executemany(sql, params)
-            await self._set_cursor(todo[-1].seq)
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
+        async with self.write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in batches:
+                    await self.conn.executemany(sql, params)
+                await self._set_cursor(todo[-1].seq)
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
         await self._reload()
         return self._cursor
 
@@ -342,7 +356,7 @@ class Store:
             sql, params["ticket_id"] = _GATE_BY_ID, ticket_id
         else:
             sql, params["code_hash"] = _GATE_BY_HASH, code_hash
-        rows = self.reader.execute(sql, params).fetchall()
+        rows = self.inline.execute(sql, params).fetchall()
         if not rows:
             return GateLookup(None, None, False, Presence.NEVER, 0)
         (tid, seq, fest, cat, status, chash, cver, susp, blocked, inside, phlc, local, pocc) = rows[
@@ -372,7 +386,7 @@ class Store:
 
     def bar_lookup(self, tag_hash: str) -> BarLookup:
         """The wristband account for a keyed tag hash, with this device's pending effects."""
-        rows = self.reader.execute(_BAR_SQL, {"tag_hash": tag_hash}).fetchall()
+        rows = self.inline.execute(_BAR_SQL, {"tag_hash": tag_hash}).fetchall()
         seq, aid, fest, thash, balance, blocked, tag_blocked, pending, spent = rows[0]
         account = None
         if aid is not None:

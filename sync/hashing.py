@@ -7,7 +7,6 @@ cannot be turned back into a working code.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 HASH_BYTES = 16
@@ -16,7 +15,9 @@ HASH_BYTES = 16
 def code_hash(key: bytes, code: str | bytes) -> bytes:
     """Keyed hash of an opaque ticket code as scanned (exact bytes, no normalisation)."""
     raw = code.encode("utf-8", "surrogateescape") if isinstance(code, str) else code
-    return hmac.new(key, b"code\x00" + raw, hashlib.sha256).digest()[:HASH_BYTES]
+    # hmac.digest is OpenSSL's one-shot HMAC: the same bytes as hmac.new(...).digest(), a
+    # fraction of the cost on a gate's hot path.
+    return hmac.digest(key, b"code\x00" + raw, "sha256")[:HASH_BYTES]
 
 
 def normalize_tag_uid(uid: str | bytes) -> bytes:
@@ -34,4 +35,4 @@ def normalize_tag_uid(uid: str | bytes) -> bytes:
 
 def tag_hash(key: bytes, uid: str | bytes) -> bytes:
     """Keyed hash of an NFC tag UID (raises ValueError for a UID that is not hex)."""
-    return hmac.new(key, b"tag\x00" + normalize_tag_uid(uid), hashlib.sha256).digest()[:HASH_BYTES]
+    return hmac.digest(key, b"tag\x00" + normalize_tag_uid(uid), "sha256")[:HASH_BYTES]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -190,4 +191,74 @@ async def test_a_version_1_replica_migrates_forward_keeping_its_journal(tmp_path
     assert conn.execute("SELECT event_id FROM journal").fetchall() == [("e1",)]
     plan = conn.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM journal WHERE acked = 0")
     assert "journal_unacked" in str(plan.fetchall())
+    conn.close()
+
+
+async def test_a_scan_during_a_catalog_transaction_is_not_part_of_it(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    # A catalog transaction is open on the writer (as apply_changes holds it between awaits)
+    # and then rolls back: the verdict must neither join it nor be lost with it.
+    gate = await make_device()
+    db = gate.store.path
+    async with gate.store.write_lock:
+        await gate.store.conn.execute("BEGIN IMMEDIATE")
+        await gate.store.conn.execute("DELETE FROM zone")
+        scan = asyncio.create_task(gate.scan(sample.codes["standard-8"]))
+        await asyncio.sleep(0.05)
+        assert not scan.done()  # waits for the transaction instead of joining it
+        await gate.store.conn.execute("ROLLBACK")
+    result = await scan
+    assert result.verdict.code == "ok"
+    assert journal_rows(db) == [(1, "entry", "ok", 1)]
+    assert dump(db)["zone"]  # the rolled-back delete did not happen
+
+
+async def test_a_scan_while_another_process_writes_waits_without_blocking_the_loop(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    # Another connection (a site tech's `festgate sync`) holds the write lock: the inline
+    # append is refused at once and the verdict commits through the writer when it is free.
+    gate = await make_device()
+    other = sqlite3.connect(gate.store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        scan = asyncio.create_task(gate.scan(sample.codes["standard-8"]))
+        ticks = 0
+        while ticks < 5:  # the event loop keeps running while the scan waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not scan.done()
+        other.execute("COMMIT")
+        result = await scan
+    finally:
+        other.close()
+    assert result.event.device_seq == 1
+    assert journal_rows(gate.store.path) == [(1, "entry", "ok", 1)]
+
+
+async def test_an_append_cancelled_on_the_writer_still_counts_its_row(
+    make_device: DeviceFactory,
+) -> None:
+    # A log line's append is cancelled at shutdown while its row waits on the writer (another
+    # process holds the write lock). The row still commits; the next append must take the
+    # seq after it, not the same one (which failed with a UNIQUE error and lost the line).
+    gate = await make_device()
+    other = sqlite3.connect(gate.store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        first = asyncio.create_task(gate.record_log({"msg": "stopping"}))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        await asyncio.sleep(0)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    event = await gate.record_log({"msg": "daemon stopped"})
+    assert event.device_seq == 2
+    conn = sqlite3.connect(gate.store.path)
+    rows = conn.execute("SELECT device_seq, json_extract(payload, '$.msg') FROM journal")
+    assert rows.fetchall() == [(1, "stopping"), (2, "daemon stopped")]
     conn.close()
