@@ -219,8 +219,9 @@ class Runtime:
                     backoff,
                     extra={"event": "reader.failed", "reader": reader.name, **describe(exc)},
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), backoff)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see SyncEngine.push_loop
+                async with asyncio.timeout(backoff):
+                    await self._stop.wait()
             backoff = min(backoff * 2, MAX_RESTART_S)
 
     async def _run_reader(self, reader: CodeReader) -> None:

@@ -237,8 +237,11 @@ class SyncEngine:
             async for attempt in self._retrying():
                 with attempt:
                     await self.push_once()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # lands as the event fires (a scan just before shutdown), and the loop never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake_push.wait(), timeout=self.push_interval_s)
+                async with asyncio.timeout(self.push_interval_s):
+                    await self.wake_push.wait()
             self.wake_push.clear()
 
     async def run(self) -> None:
