@@ -9,11 +9,14 @@ set the cursor, then one catch-up round on the change feed. ``seconds`` runs fro
 request to that round's end; ``rows_per_s`` = snapshot rows / ``seconds``. ``--runs``
 devices are bootstrapped in turn from the same central; figures are medians over them.
 
-Breakdown (the device loop awaits the stream and the inserts in turn, so they add up):
-``server_ttfb_s`` snapshot request → header line; ``stream_s`` time the device waited for
-the next line after it (network, server, client parsing); ``validate_insert_s`` the device
-validating and inserting rows; ``commit_s`` end line → committed (index build, fsync,
-catalog reload); ``enrol_s`` and ``catch_up_s`` before and after.
+Breakdown of the device loop's wall time (its parts add up): ``server_ttfb_s`` snapshot
+request → header line; ``stream_s`` time the loop waited for the next line after it
+(network, server, client parsing); ``validate_insert_s`` the rest until the end line: the
+loop validating chunks and waiting for the writer thread, which inserts one chunk while
+the loop reads and validates the next; ``commit_s`` end line → committed (index build, WAL
+fsync, checkpoint, catalog reload); ``enrol_s`` and ``catch_up_s`` before and after.
+``device_cpu_s`` is the device process's CPU time over ``seconds`` (all its threads): on a
+shared machine it moves less than the wall times do.
 
 Baseline in the same run: the same rows (read back from the device's replica) bulk-inserted
 into a fresh SQLite file with the device's schema and pragmas (WAL, synchronous=FULL),
@@ -53,7 +56,6 @@ from edge.sync_link import Credentials, engine_for, save_credentials
 from sync.client import CentralClient, SnapshotPart
 from sync.vocab import Role
 
-_STAGES = ("enrol_s", "server_ttfb_s", "stream_s", "validate_insert_s", "commit_s", "catch_up_s")
 _STAGES = ("enrol_s", "server_ttfb_s", "stream_s", "validate_insert_s", "commit_s", "catch_up_s")
 _BATCH = 100_000  # rows per import transaction (setup)
 _SERVE = """
@@ -170,7 +172,7 @@ class _Timed:
 
 async def _init_device(url: str, code: str, data_dir: Path) -> dict[str, Any]:
     """What `festgate init` does, with the snapshot stream timed; returns the figures."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     device = await Device.open(data_dir, role=Role.GATE)
     try:
         async with CentralClient(url) as anonymous:
@@ -206,6 +208,7 @@ async def _init_device(url: str, code: str, data_dir: Path) -> dict[str, Any]:
         "validate_insert_s": timed.device_s,
         "commit_s": t_ready - timed.t_end,
         "catch_up_s": t_done - t_ready,
+        "device_cpu_s": time.process_time() - cpu0,
     }
 
 
@@ -291,6 +294,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "baseline_deferred_indexes_rows_per_s": round(deferred_rate, 1),
         "ratio_vs_deferred_indexes": round(rate / deferred_rate, 3),
         "breakdown_s": {k: round(statistics.median(r[k] for r in runs), 3) for k in _STAGES},
+        "device_cpu_s": round(statistics.median(r["device_cpu_s"] for r in runs), 3),
         "seconds_each": [round(r["seconds"], 2) for r in runs],
         "cursor": runs[-1]["cursor"],
         "setup_s": round(setup_s, 1),

@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from edge import journal
+from edge.bulkload import BulkWriter
 from edge.decide import Presence
 from edge.replica import SPECS, TableSpec, validate_rows
 from edge.schema import migrate
@@ -259,7 +260,9 @@ class Store:
         Bulk-load shape, all inside that one transaction: the catalog tables' secondary
         indexes are dropped first and rebuilt (sorted, in one pass each) after the last row,
         instead of taking a million random inserts each; a larger page cache holds the load
-        until the commit, which syncs as always (synchronous=FULL).
+        until the commit, which syncs as always (synchronous=FULL). Each chunk goes in as
+        one multi-row INSERT on the writer thread while the next is read and validated
+        (see `edge.bulkload`).
         """
         count, seq, festival_rows = 0, None, 0
         marks = ", ".join("?" for _ in _CATALOG_TABLES)
@@ -270,6 +273,8 @@ class Store:
                 _CATALOG_TABLES,
             )
         )
+        writer = BulkWriter(self.conn)
+        await writer.start()
         await self.conn.execute(f"PRAGMA cache_size = -{_BOOTSTRAP_CACHE_KIB}")
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -285,11 +290,12 @@ class Store:
                     params = _snapshot_params(spec, part)
                     # Tables were emptied above: plain inserts, and a repeated key refuses
                     # the snapshot instead of silently keeping one of two rows.
-                    await self.conn.executemany(spec.insert_sql, params)
+                    await writer.put(spec, params)
                     count += len(params)
                     festival_rows += len(params) if part.table == "festival" else 0
                 elif part.kind == "end":
                     seq = part.seq
+            await writer.settle()
             if seq is None or festival_rows != 1:
                 raise ValueError("snapshot ended without its end line or festival row")
             for _name, sql in indexes:  # a duplicate key refuses the snapshot here
@@ -297,9 +303,11 @@ class Store:
             await self._set_cursor(seq)
             await self.conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
+            writer.abandon()
             await self.conn.execute("ROLLBACK")
             raise ValueError(f"snapshot repeats a key: {exc}") from None
         except BaseException:
+            writer.abandon()
             await self.conn.execute("ROLLBACK")
             raise
         finally:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from edge.sample import SampleFestival
+from sync.catalog import TableName
 from sync.client import CentralUnavailable, RawRows, SnapshotPart
 from tests.edge.conftest import DeviceFactory, dump
 
@@ -97,3 +99,104 @@ async def test_a_bad_stream_is_refused_whole(
     with pytest.raises(ValueError, match=reason):
         await device.store.apply_snapshot_parts(_stream(parts))
     assert dump(device.store.path) == before
+
+
+def _catalog(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return dump(path, skip=("journal", "sync_state"))
+
+
+def _split(sample: SampleFestival, table: TableName, pieces: int) -> list[SnapshotPart]:
+    """The sample's stream with one table's rows cut into `pieces` raw chunks."""
+    parts: list[SnapshotPart] = []
+    for part in _parts(sample, raw=True):
+        if part.table != table:
+            parts.append(part)
+            continue
+        rows = sample.snapshot.tables[table]
+        size = -(-len(rows) // pieces)
+        for i in range(0, len(rows), size):
+            chunk = rows[i : i + size]
+            parts.append(
+                SnapshotPart(
+                    "rows", table=table, rows=RawRows(json.dumps(chunk).encode(), len(chunk))
+                )
+            )
+    return parts
+
+
+async def test_chunks_wider_than_one_statement_land_whole(
+    make_device: DeviceFactory, sample: SampleFestival, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = await make_device(name="reference")  # loaded one statement per chunk
+    # 17 parameters: two ticket rows per INSERT, so a 15-row chunk takes seven and a
+    # remainder of one.
+    monkeypatch.setattr("edge.bulkload._max_params", lambda: 17)
+    device = await make_device(name="narrow", load=False)
+    await device.store.apply_snapshot_parts(_stream(_split(sample, "ticket", 4)))
+    assert _catalog(device.store.path) == _catalog(reference.store.path)
+
+
+async def test_non_canonical_json_is_read_as_the_lax_models_read_it(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    reference = await make_device(name="reference")
+    device = await make_device(name="lax", load=False)
+    tickets = [
+        # What strict parsing refuses and the row model accepts: 3.0 for 3, 0 for false.
+        row | {"code_version": float(cast(int, row.get("code_version", 0))), "suspicious": 0}
+        for row in sample.snapshot.tables["ticket"]
+    ]
+    parts = [
+        SnapshotPart(
+            "rows", table="ticket", rows=RawRows(json.dumps(tickets).encode(), len(tickets))
+        )
+        if p.table == "ticket"
+        else p
+        for p in _parts(sample, raw=True)
+    ]
+    await device.store.apply_snapshot_parts(_stream(parts))
+    assert _catalog(device.store.path) == _catalog(reference.store.path)
+
+
+async def test_a_bad_row_behind_an_insert_in_flight_stores_nothing(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    device = await make_device()
+    before = dump(device.store.path)
+    parts = _split(sample, "ticket", 3)
+    last = max(i for i, p in enumerate(parts) if p.table == "ticket")
+    rows = [*json.loads(parts[last].rows.raw), {"id": "t-bad", "status": "BOGUS"}]  # type: ignore[attr-defined]
+    parts[last] = SnapshotPart(
+        "rows", table="ticket", rows=RawRows(json.dumps(rows).encode(), len(rows))
+    )
+    with pytest.raises(ValueError, match=r"ticket row \d+"):
+        await device.store.apply_snapshot_parts(_stream(parts))
+    assert dump(device.store.path) == before
+    # The writer is out of its transaction: the next snapshot goes through.
+    await device.store.apply_snapshot(sample.snapshot)
+    assert (await device.scan(sample.codes["standard-8"])).verdict.code == "ok"
+
+
+async def test_a_bootstrap_cancelled_mid_stream_stores_nothing(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    device = await make_device()
+    before, cursor = dump(device.store.path), device.store.cursor
+    waiting = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[SnapshotPart]:
+        for part in _split(sample, "ticket", 3)[:-2]:
+            yield part
+        waiting.set()  # chunks are in (one still in flight); the stream then hangs
+        await asyncio.Event().wait()
+        yield SnapshotPart("end")  # pragma: no cover
+
+    task = asyncio.create_task(device.store.apply_snapshot_parts(stalls()))
+    await waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert dump(device.store.path) == before
+    assert device.store.cursor == cursor
+    await device.store.apply_snapshot(sample.snapshot)
+    assert device.store.cursor == sample.snapshot.seq

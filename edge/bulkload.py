@@ -1,0 +1,120 @@
+"""Bulk load of a snapshot into the replica: the writer thread inserts while the loop validates."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from functools import cache
+from itertools import chain
+from typing import Any
+
+import aiosqlite
+
+from edge.replica import TableSpec
+
+
+@cache
+def _max_params() -> int:
+    """Parameters SQLite takes per statement (32766 since 3.32, 999 before)."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    finally:
+        probe.close()
+
+
+# Called on the first value of every bootstrap INSERT (see BulkWriter).
+_BOUND_FN = "festgate_bootstrap_bound"
+# Rows per bootstrap INSERT at most (a whole chunk as central sends them): the statement's
+# text stays far below SQLite's default 1 MB limit.
+_MAX_ROWS = 4096
+
+
+class BulkWriter:
+    """Inserts a snapshot's chunks on the writer thread, one at a time, each overlapped with
+    the event loop reading and validating the next chunk.
+
+    sqlite3 binds parameters holding the GIL and lets go of it while SQLite steps. A
+    chunk's rows go in as one multi-row INSERT, so the writer thread needs the GIL once per
+    chunk, not once per row; and the loop waits until that binding is done (the first
+    value passes through `_BOUND_FN`) before it validates the next chunk, else the woken
+    writer would queue for the GIL behind that whole validation and nothing would overlap.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self.loop = asyncio.get_running_loop()
+        self.inflight: asyncio.Task[None] | None = None
+        self._bound: asyncio.Future[None] | None = None
+        self._sql: dict[tuple[str, int], str] = {}
+
+    async def start(self) -> None:
+        """Register the binding signal on the writer connection."""
+        await self.conn.create_function(_BOUND_FN, 1, self._on_bound)
+
+    def _on_bound(self, value: Any) -> Any:
+        # Writer thread, parameters bound, statement running: wake the loop.
+        bound = self._bound
+        if bound is not None:
+            self.loop.call_soon_threadsafe(_resolve, bound)
+        return value
+
+    def _insert_sql(self, spec: TableSpec, rows: int) -> str:
+        sql = self._sql.get((spec.name, rows))
+        if sql is None:
+            first = ", ".join([f"{_BOUND_FN}(?)", *("?" for _ in spec.columns[1:])])
+            other = ", ".join("?" for _ in spec.columns)
+            values = ", ".join([f"({first})", *(f"({other})" for _ in range(rows - 1))])
+            sql = f"INSERT INTO {spec.name} ({', '.join(spec.columns)}) VALUES {values}"
+            self._sql[(spec.name, rows)] = sql
+        return sql
+
+    async def put(self, spec: TableSpec, params: list[tuple[Any, ...]]) -> None:
+        """Start inserting a validated chunk once the previous one is in; return when it runs."""
+        await self.settle()
+        bound = self._bound = self.loop.create_future()
+        self.inflight = asyncio.ensure_future(self._insert(spec, params))
+        self.inflight.add_done_callback(lambda _: _resolve(bound))
+        await bound
+
+    async def _insert(self, spec: TableSpec, params: list[tuple[Any, ...]]) -> None:
+        # As few statements as SQLite's limits allow: one for a chunk as central sends it.
+        width = len(spec.columns)
+        per = max(1, min(len(params), _max_params() // width, _MAX_ROWS))
+        flat = list(chain.from_iterable(params))
+        whole = len(params) - len(params) % per
+        step = per * width
+        if whole == len(params) == per:
+            await self.conn.execute(self._insert_sql(spec, per), flat)
+        elif whole:
+            batches = [flat[i : i + step] for i in range(0, whole * width, step)]
+            await self.conn.executemany(self._insert_sql(spec, per), batches)
+        if whole < len(params):
+            rest = len(params) - whole
+            await self.conn.execute(self._insert_sql(spec, rest), flat[whole * width :])
+
+    async def settle(self) -> None:
+        """Wait for the chunk in flight; its error (a repeated key) is raised here."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is not None:
+            await inflight
+
+    def abandon(self) -> None:
+        """Stop the chunk in flight before a rollback is queued behind it.
+
+        The writer thread runs requests in the order they are queued, and a cancelled
+        insert queues nothing more: a rollback queued after this call runs after all of
+        the insert's SQL, so no row can land outside the transaction.
+        """
+        inflight, self.inflight = self.inflight, None
+        if inflight is None:
+            return
+        if not inflight.done():
+            inflight.cancel()
+        elif not inflight.cancelled():
+            inflight.exception()  # seen: the caller raises the error that stopped the load
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
