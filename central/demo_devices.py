@@ -18,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,8 @@ class Daemon:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # its threads' stacks go to daemon.log
+                time.sleep(0.5)
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import queue
+import signal
 import threading
 import time
 from pathlib import Path
@@ -41,7 +43,21 @@ def run(config: ConfigOpt = None) -> None:
 
     cfg = _config(config)
     setup_json_logging()
-    asyncio.run(run_daemon(cfg))
+    # `kill -USR1` prints every thread's stack to stderr: how a site tech sees a wedged daemon.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    grace = cfg.timeouts.shutdown_s + STOP_GRACE_S
+    asyncio.run(run_daemon(cfg, on_stop=lambda: arm_stop_watchdog(grace)))
+
+
+# Past shutdown_s, closing the store and the interpreter's own exit get this long.
+STOP_GRACE_S = 10.0
+
+
+def arm_stop_watchdog(seconds: float) -> None:
+    """After SIGTERM: if the process is still alive `seconds` later, print every thread's stack
+    to stderr and exit with status 1. Journal commits are durable before a verdict is shown,
+    so a forced exit loses nothing; a daemon that never exits blocks its replacement."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
 
 
 def hardware_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

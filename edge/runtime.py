@@ -88,6 +88,7 @@ class Runtime:
         *,
         side_loops: Sequence[SideLoop] = (),
         queue_size: int = 64,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -102,9 +103,12 @@ class Runtime:
         self._inflight: asyncio.Task[None] | None = None
         self._basket: list[tuple[str, int]] = []
         self.started = asyncio.Event()
+        self.on_stop = on_stop  # called once, as shutdown begins (the daemon arms a watchdog)
 
     def stop(self) -> None:
         """Begin a bounded shutdown (the SIGTERM handler calls this)."""
+        if self.on_stop is not None and not self._stop.is_set():
+            self.on_stop()
         self.halt.set()
         self._stop.set()
 
@@ -377,7 +381,12 @@ async def open_device(config: DeviceConfig) -> Device:
     )
 
 
-async def run_daemon(config: DeviceConfig, *, side_loops: Sequence[SideLoop] = ()) -> Runtime:
+async def run_daemon(
+    config: DeviceConfig,
+    *,
+    side_loops: Sequence[SideLoop] = (),
+    on_stop: Callable[[], None] | None = None,
+) -> Runtime:
     """`festgate run`: open the device, wire its hardware, run until SIGTERM, close."""
     device = await open_device(config)
     client = None
@@ -399,7 +408,7 @@ async def run_daemon(config: DeviceConfig, *, side_loops: Sequence[SideLoop] = (
             )  # fmt: skip
             loops.append(engine.run)
         readers, actuators = build_parts(config)
-        runtime = Runtime(config, device, readers, actuators, side_loops=loops)
+        runtime = Runtime(config, device, readers, actuators, side_loops=loops, on_stop=on_stop)
         await runtime.run()
         return runtime
     finally:

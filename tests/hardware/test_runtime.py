@@ -148,12 +148,16 @@ async def test_side_loops_run_in_the_group_and_are_cancelled_at_shutdown(
             seen.append("cancelled")
             raise
 
-    runtime = Runtime(config(tmp_path), gate, [], [], side_loops=[sync_loop])
+    runtime = Runtime(
+        config(tmp_path), gate, [], [], side_loops=[sync_loop],
+        on_stop=lambda: seen.append("on_stop"),
+    )  # fmt: skip
     task = asyncio.create_task(runtime.run())
     assert await wait_until(lambda: seen == ["started"])
     runtime.stop()
+    runtime.stop()  # a second SIGTERM: the hook (the daemon's watchdog) is armed once
     await asyncio.wait_for(task, 5)
-    assert seen == ["started", "cancelled"]
+    assert seen == ["started", "on_stop", "cancelled"]
 
 
 def test_rate_limiter_bursts_then_refills_and_reports_suppressed() -> None:
@@ -212,11 +216,13 @@ name = "lamp"
         lines.append(json.loads(line))
         if lines[-1].get("event") == "actuator.shown":
             break
+    proc.send_signal(signal.SIGUSR1)  # a site tech asking a running daemon where it is
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, rest = proc.communicate(timeout=10)
     took = time.monotonic() - sent
-    lines += [json.loads(x) for x in rest.splitlines()]
+    lines += [json.loads(x) for x in rest.splitlines() if x.startswith("{")]
+    assert "most recent call first" in rest  # the stack dump, and the daemon went on
     assert proc.returncode == 0
     assert took < 2 + 1.5  # shutdown_s plus interpreter exit
     assert lines[-1]["event"] == "daemon.stopped"
@@ -225,6 +231,25 @@ name = "lamp"
     kinds = [r[0] for r in conn.execute("SELECT kind FROM journal ORDER BY device_seq")]
     conn.close()
     assert kinds == ["log", "entry", "log"]
+
+
+def test_a_daemon_wedged_after_sigterm_prints_its_stacks_and_exits() -> None:
+    # What `festgate run` arms when SIGTERM arrives; the wedge here is a thread that never
+    # ends (as an unclosed library thread would), which keeps the interpreter from exiting.
+    script = (
+        "import threading\n"
+        "from edge.cli_hardware import arm_stop_watchdog\n"
+        "arm_stop_watchdog(0.5)\n"
+        "threading.Thread(target=threading.Event().wait, name='wedged').start()\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 1
+    assert time.monotonic() - started < 20
+    assert "most recent call first" in proc.stderr
+    assert "in wait" in proc.stderr  # the wedged thread's frame is in the dump
 
 
 async def test_bar_till_scanned_products_are_paid_by_the_next_tap(

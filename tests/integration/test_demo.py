@@ -28,7 +28,7 @@ def test_short_demo_surfaces_the_conflicts_and_loses_no_event(
     lines = proc.stdout.strip().splitlines()
     assert lines, proc.stderr[-4000:]
     report = json.loads(lines[-1])
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, proc.stderr[-4000:] + _stack_dumps(tmp_path / "demo")
     assert report["ok"] is True
     counts = report["conflict_counts"]
     assert counts.get("duplicate_entry", 0) >= 1
@@ -49,3 +49,14 @@ def test_short_demo_surfaces_the_conflicts_and_loses_no_event(
     assert {duplicate["stands"]["device"], duplicate["flagged"]["device"]} == {"gate-1", "gate-2"}
     assert report["totals"]["sales_approved"] >= 2
     assert report["daemon_problems"] == []
+
+
+def _stack_dumps(work_dir: Path) -> str:
+    """The thread stacks a daemon killed for not stopping wrote to its log (SIGUSR1)."""
+    dumps = []
+    for log in sorted(work_dir.glob("devices/*/daemon.log")):
+        text = log.read_text(errors="replace")
+        at = text.find("Thread 0x")
+        if at >= 0:
+            dumps.append(f"\n--- {log.parent.name} ---\n{text[max(0, at - 2000) :]}")
+    return "".join(dumps)
