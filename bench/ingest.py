@@ -5,28 +5,32 @@ Path measured: a push body (JSON bytes) → ``PushRequest.model_validate_json`` 
 (``--via direct``, the default) or through the real app in-process over httpx's ASGI
 transport (``--via asgi``, adds auth and HTTP framing). Devices are half gates (entries and
 exits, with some tickets scanned at two gates: duplicate-entry conflicts) and half bars
-(sales, some wristbands overdrawn: overdraft conflicts). Every device pushes its events in
-full batches (``--batch``, default MAX_BATCH, as devices do), one push after the other on
-its own connection, all K devices at once and independently (a device does not wait for
-the others' pushes, as real ones do not); ``events_per_s`` is all events over the wall
-time from the first push to the last ack, so it includes waiting on the festival's locks
-and the feed head. ``push_ms_p50``/``push_ms_p99`` are the latencies of single pushes.
-Every push is the whole of ingest: stored once, applied (access log, ledger with balance
-before/after), classified, published down, committed durably (synchronous_commit on).
+(sales, some wristbands overdrawn: overdraft conflicts). Every device pushes its backlog in
+full batches of what a device sends at most (``--batch``, default `DEVICE_BATCH`: the sync
+engine's push size), one push after the other on its own connection, all K devices at
+once and independently (a device does not wait for the others' pushes, as real ones do
+not); ``events_per_s`` is all events over the wall time from the first push to the last
+ack, so it includes waiting on the festival's locks and the feed head.
+``push_ms_p50``/``push_ms_p99`` are the latencies of single pushes. Every push is the whole
+of ingest: stored once, applied (access log, ledger with balance before/after), classified,
+published down, committed durably (synchronous_commit on).
 
 Baseline in the same run and database: ``COPY`` of the same rows (read back from
 ``device_event``) into a plain table with no index or constraint, one transaction per
-MAX_BATCH rows; ``baseline_rows_per_s`` is the median over those transactions and
-``ratio`` = events_per_s / baseline_rows_per_s.
+``--batch`` rows, as the pushes commit them; ``baseline_rows_per_s`` is the median over
+those transactions and ``ratio`` = events_per_s / baseline_rows_per_s.
 
 (Until issue 3's second ingest pass the devices pushed in lock-step rounds and the figure
-was the median round; a round then ended with its slowest push while the others idled.)
+was the median round; a round then ended with its slowest push while the others idled.
+Until the third, every push and COPY transaction held MAX_BATCH rows, twice what a device
+pushes: ``--batch 1000`` still measures that.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import statistics
 import tempfile
@@ -47,9 +51,13 @@ from central.demo import create_demo_festival
 from central.enrol import create_enrol_code, enrol
 from central.imports import import_tickets, import_wristbands
 from central.ingest import ingest_batch
+from sync.engine import SyncEngine
 from sync.hlc import pack
 from sync.ids import uuid7
 from sync.protocol import MAX_BATCH, PushRequest
+
+# Events per push a device sends at most (its sync engine's default batch).
+DEVICE_BATCH: int = inspect.signature(SyncEngine).parameters["batch"].default
 
 _CPU: dict[str, float] = {}  # CPU seconds the Python side used while ingesting (direct)
 _BASELINE = """CREATE TABLE IF NOT EXISTS bench_copy (
@@ -207,7 +215,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         stored = await cur.fetchone()
         cur = await conn.execute("SELECT kind, count(*) FROM conflict GROUP BY kind ORDER BY kind")
         conflicts: dict[str, int] = dict(await cur.fetchall())
-        baseline = await _baseline(conn)
+        baseline = await _baseline(conn, args.batch)
     events = sum(n for pushes in streams.values() for _, n in pushes)
     rate = events / total_s
     latencies.sort()
@@ -255,8 +263,8 @@ async def _direct(
     return result
 
 
-async def _baseline(conn: psycopg.AsyncConnection[Any]) -> float:
-    """COPY the stored rows again, batch by batch, into a plain table: median rows/s."""
+async def _baseline(conn: psycopg.AsyncConnection[Any], size: int) -> float:
+    """COPY the stored rows again, `size` per transaction, into a plain table: median rows/s."""
     await conn.execute(_BASELINE)
     await conn.commit()
     cur = await conn.execute(
@@ -267,8 +275,8 @@ async def _baseline(conn: psycopg.AsyncConnection[Any]) -> float:
     rows = await cur.fetchall()
     await conn.commit()
     rates = []
-    for i in range(0, len(rows), MAX_BATCH):
-        chunk = rows[i : i + MAX_BATCH]
+    for i in range(0, len(rows), size):
+        chunk = rows[i : i + size]
         t0 = time.perf_counter()
         async with conn.cursor() as c, c.copy("COPY bench_copy FROM STDIN") as copy:
             for row in chunk:
@@ -315,7 +323,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--devices", type=int, default=4, help="devices pushing (half gates)")
     parser.add_argument("--events", type=int, default=40_000, help="events in total")
-    parser.add_argument("--batch", type=int, default=MAX_BATCH, help="events per push")
+    parser.add_argument(
+        "--batch", type=int, default=DEVICE_BATCH, help="events per push (and per COPY)"
+    )
     parser.add_argument("--via", choices=("direct", "asgi"), default="direct")
     args = parser.parse_args(argv)
     if not 1 <= args.batch <= MAX_BATCH or args.devices < 1 or args.events < 1:

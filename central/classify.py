@@ -18,9 +18,10 @@ ever grow (so skipping a subject never hides a conflict, whatever the order fact
   sorts before an entry already in the balance (a late fact: `ledger_hlc`, or an ops entry
   made after it happened), or its tag was ever block-listed.
 
-Everything else a batch does is aggregate SQL over the batch: presence merged per
-(ticket, zone) and occupancy moved by the difference (`settle_gate`), balances moved per
-account with holds settled (`settle_money`), each published down in one statement per table.
+Everything else a batch does is aggregate SQL over the batch's stored rows (read back by
+primary key): presence merged per (ticket, zone) and occupancy moved by the difference
+(`settle_gate`), balances moved per account with holds settled (`settle_money`), each
+published down in the same statement unless a rule must run first.
 
 Callers hold the festival's ingest lock (see `central.ingest.festival_lock`), so two
 classifications of one subject never interleave.
@@ -162,12 +163,16 @@ async def _history(
     out: dict[str, list[CatalogChange]] = defaultdict(list)
     if not keys:
         return out
+    # One index probe per (table, key): a filter over the festival's whole catalog history
+    # would grow with every ticket it ever issued.
     cur = await conn.execute(
-        "SELECT table_name, key, op, seq, row->>'status',"
-        " (extract(epoch FROM committed_at) * 1000)::bigint FROM change_feed"
-        " WHERE festival_id = %s AND table_name IN ('ticket', 'block') AND table_name = ANY(%s)"
-        " AND key = ANY(%s)",
-        (festival_id, sorted({t for t, _ in keys}), sorted({k for _, k in keys})),
+        "SELECT k.t, k.key, f.op, f.seq, f.status, f.at_ms"
+        " FROM unnest(%s::text[], %s::text[]) AS k(t, key), LATERAL ("
+        "  SELECT op, seq, row->>'status' AS status,"
+        "   (extract(epoch FROM committed_at) * 1000)::bigint AS at_ms FROM change_feed"
+        "  WHERE festival_id = %s AND table_name IN ('ticket', 'block') AND table_name = k.t"
+        "  AND key = k.key OFFSET 0) f",
+        ([t for t, _ in keys], [k for _, k in keys], festival_id),
     )
     for table_name, key, op, seq, status, at_ms in await cur.fetchall():
         subject = keys.get((table_name, key))
@@ -204,10 +209,13 @@ async def publish_accounts(
 
 async def _ticket_conflicts(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, candidates: list[uuid.UUID]
-) -> None:
-    """Run the ticket rule on these tickets, store what it finds, settle suspicion."""
+) -> int | None:
+    """Run the ticket rule on these tickets, store what it finds, settle suspicion.
+
+    Returns the last feed seq it published (a ticket's suspicion changed), else None.
+    """
     if not candidates:
-        return
+        return None
     cur = await conn.execute(
         f"SELECT {_EVENT_COLS} FROM device_event WHERE ticket_id = ANY(%s) AND {ADMITS_GATE}",
         (candidates,),
@@ -225,14 +233,17 @@ async def _ticket_conflicts(
         found.extend(classify_ticket(str(tid), events.get(str(tid), []), history.get(str(tid), ())))
     stored = await store_conflicts(conn, festival_id, "ticket", candidates, TICKET_KINDS, found)
     touched = {k.split(":")[2] for k in stored.inserted | stored.removed if k.startswith("dup")}
-    if touched:
-        await refresh_suspicious(conn, festival_id, [uuid.UUID(t) for t in sorted(touched)])
+    if not touched:
+        return None
+    seqs = await refresh_suspicious(conn, festival_id, [uuid.UUID(t) for t in sorted(touched)])
+    return seqs[-1] if seqs else None
 
 
 async def refresh_suspicious(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, ticket_ids: list[uuid.UUID]
-) -> None:
-    """suspicious := has an open duplicate entry, for tickets whose duplicates just changed."""
+) -> list[int]:
+    """suspicious := has an open duplicate entry, for tickets whose duplicates just changed;
+    returns the seqs of the ticket rows it published."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "UPDATE ticket t SET suspicious = s.open, updated_at = now() FROM ("
@@ -243,7 +254,7 @@ async def refresh_suspicious(
             (ticket_ids,),
         )
         rows = [ticket_row(r) for r in await cur.fetchall()]
-    await feed.publish_rows(conn, festival_id, "ticket", rows)
+    return await feed.publish_rows(conn, festival_id, "ticket", rows)
 
 
 # A change-feed row that made a ticket or tag unusable (the partial index's predicate).
@@ -251,25 +262,54 @@ _UNUSABLE = (
     "(f.table_name = 'block'"
     " OR (f.table_name = 'ticket' AND f.row->>'status' IN ('CANCELLED', 'REFUNDED')))"
 )
-# A gate batch's presence, merged into the stored one in one statement. The batch arrives as
-# the JSON `central.events.STORE` built: per (ticket, zone) its latest admitted movement
-# (hlc, seq) and whether it admitted an entry. Presence is the latest movement in the order
-# (hlc, device_id, device_seq), so merging is a max: the same whatever the arrival order.
-# Only rows that change are written. The statement answers the presence rows to publish
-# (their JSON, as the feed takes it), occupancy's moves per zone (the difference in
-# `inside`) and the tickets that may hold a conflict.
+# The rows a device's push just stored that move presence or money (migration 0004's
+# `pushed_effects`, which says the same as `ADMITS_GATE` and `ADMITS_MONEY`).
+_BATCH = "pushed_effects(%(dev)s, %(first)s, %(last)s, %(seqs)s::bigint[], '{effect}')"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The rows one device's push stored: its new seqs (their range, or the list)."""
+
+    device_id: uuid.UUID
+    first: int
+    last: int
+    seqs: list[int] | None = None  # None: every seq from first to last
+
+    def params(self, festival_id: uuid.UUID) -> dict[str, Any]:
+        """The parameters `_BATCH` reads, and the festival's."""
+        return {"dev": self.device_id, "first": self.first, "last": self.last,
+                "seqs": self.seqs, "fid": festival_id}  # fmt: skip
+
+
+# A gate batch's presence, merged into the stored one and published in one statement. The
+# batch is read back from the rows this transaction just stored (`_BATCH`): per (ticket,
+# zone) its latest admitted movement (hlc, seq) and whether it admitted an entry. Presence
+# is the latest movement in the order (hlc, device_id, device_seq), so merging is a max:
+# the same whatever the arrival order. Only rows that change are written, and occupancy
+# moves by the difference in `inside` per zone. Stored presence is read by the batch's
+# ticket ids and unusable marks by key, both through an index (not a scan of tables that
+# grow with every ticket that ever entered). When no ticket of the batch may hold a
+# conflict (the usual case), the changed presence and zone rows are published here too;
+# otherwise the statement answers their JSON and those tickets instead, and they are
+# published after the rules ran: the feed head, taken by the first publish and held to
+# commit, comes last in the lock order (zones, then tickets a rule marks suspicious; only
+# gate batches move occupancy, one at a time per festival) and is held as briefly as can be.
 _GATE = f"""
 WITH b AS (
-  SELECT (x->>0)::uuid AS ticket_id, (x->>1)::uuid AS zone_id, (x->>2)::boolean AS inside,
-         (x->>3)::bigint AS hlc, (x->>4)::bigint AS device_seq, (x->>5)::boolean AS entry
-  FROM jsonb_array_elements(%(batch)s::jsonb) AS x),
+  SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, kind = 'entry' AS inside, hlc,
+         device_seq, bool_or(kind = 'entry') OVER (PARTITION BY ticket_id, zone_id) AS entry
+  FROM {{batch}}
+  ORDER BY ticket_id, zone_id, hlc DESC, device_seq DESC),
 cur AS (
   SELECT b.*, p.ticket_id IS NOT NULL AS held, p.inside AS was_inside, p.hlc AS was_hlc,
          p.device_id AS was_device, p.device_seq AS was_seq, p.entry_device AS was_entry,
          coalesce(p.multi, false) AS was_multi,
          p.ticket_id IS NULL OR (b.hlc, %(dev)s::uuid, b.device_seq)
            > (p.hlc, p.device_id, p.device_seq) AS newer
-  FROM b LEFT JOIN ticket_presence p ON p.ticket_id = b.ticket_id AND p.zone_id = b.zone_id),
+  FROM b LEFT JOIN LATERAL (  -- OFFSET 0: a probe per row, whatever the planner guesses
+    SELECT * FROM ticket_presence p WHERE p.ticket_id = b.ticket_id AND p.zone_id = b.zone_id
+    OFFSET 0) p ON true),
 n AS (
   SELECT ticket_id, zone_id, newer, was_inside, was_hlc,
          CASE WHEN newer THEN inside ELSE was_inside END AS inside,
@@ -291,55 +331,67 @@ up AS (
       hlc = EXCLUDED.hlc, device_id = EXCLUDED.device_id, device_seq = EXCLUDED.device_seq,
       entry_device = EXCLUDED.entry_device, multi = EXCLUDED.multi),
 changed AS (
-  SELECT * FROM n WHERE (inside, hlc) IS DISTINCT FROM (was_inside, was_hlc))
-SELECT
-  (SELECT json_agg(json_build_object('ticket_id', ticket_id::text, 'zone_id', zone_id::text,
-                   'inside', inside, 'hlc', hlc) ORDER BY ticket_id, zone_id)::text
-   FROM changed),
-  (SELECT count(*) FROM changed),
-  (SELECT json_agg(json_build_array(zone_id, delta) ORDER BY zone_id)::text
-   FROM (SELECT zone_id, sum(inside::int - coalesce(was_inside, false)::int) AS delta
-         FROM changed GROUP BY zone_id) d WHERE delta <> 0),
-  (SELECT coalesce(array_agg(t.id ORDER BY t.id), '{{}}')
-   FROM (SELECT DISTINCT ticket_id AS id FROM n) t
-   WHERE EXISTS (SELECT 1 FROM n WHERE n.ticket_id = t.id AND n.multi)
-      OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s AND {_UNUSABLE}
-                 AND f.key IN (t.id::text, 'ticket:' || t.id::text)))
+  SELECT * FROM n WHERE (inside, hlc) IS DISTINCT FROM (was_inside, was_hlc)),
+z AS (
+  UPDATE zone z SET occupancy = z.occupancy + d.delta
+  FROM (SELECT zone_id, sum(inside::int - coalesce(was_inside, false)::int) AS delta
+        FROM changed GROUP BY zone_id) d
+  WHERE z.id = d.zone_id AND d.delta <> 0
+  RETURNING z.id, jsonb_build_object('id', z.id::text, 'festival_id', z.festival_id::text,
+    'name', z.name, 'capacity', z.capacity, 'occupancy', greatest(z.occupancy, 0),
+    'required_types', to_jsonb(z.required_types), 'reentry', z.reentry) AS row),
+cand AS MATERIALIZED (
+  SELECT t.id FROM (SELECT ticket_id AS id, bool_or(multi) AS multi FROM n GROUP BY ticket_id) t
+  WHERE t.multi
+     OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s AND {_UNUSABLE}
+                AND f.key = t.id::text)
+     OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s AND {_UNUSABLE}
+                AND f.key = 'ticket:' || t.id::text)),
+later AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM cand) AS yes),
+p AS (  -- PresenceRow's JSON, then ZoneRow's
+  SELECT 1 AS part, 'presence' AS table_name, ticket_id::text || ':' || zone_id::text AS key,
+         jsonb_build_object('ticket_id', ticket_id::text, 'zone_id', zone_id::text,
+                            'inside', inside, 'hlc', hlc) AS row
+  FROM changed
+  UNION ALL
+  SELECT 2, 'zone', id::text, row FROM z),
+pub AS (
+  SELECT table_name, key, row, row_number() OVER (ORDER BY part, key) AS ord
+  FROM p WHERE NOT (SELECT yes FROM later)),{{publish}}
+SELECT {{published}}, (SELECT coalesce(array_agg(id ORDER BY id), '{{{{}}}}') FROM cand),
+  (SELECT jsonb_agg(row ORDER BY key)::text FROM p WHERE part = 1 AND (SELECT yes FROM later)),
+  (SELECT count(*) FROM p WHERE part = 1 AND (SELECT yes FROM later)),
+  (SELECT jsonb_agg(row ORDER BY key)::text FROM p WHERE part = 2 AND (SELECT yes FROM later)),
+  (SELECT count(*) FROM p WHERE part = 2 AND (SELECT yes FROM later))
 """
-# Occupancy moved by a batch's presence changes; answers the zone rows to publish.
-_OCCUPANCY = """
-UPDATE zone z SET occupancy = z.occupancy + (d->>1)::int
-FROM json_array_elements(%s::json) AS d
-WHERE z.id = (d->>0)::uuid
-RETURNING json_build_object('id', z.id::text, 'festival_id', z.festival_id::text,
-  'name', z.name, 'capacity', z.capacity, 'occupancy', greatest(z.occupancy, 0),
-  'required_types', to_json(z.required_types), 'reentry', z.reentry)::text
-"""
+_GATE_SQL = _GATE.format(
+    batch=_BATCH.format(effect="gate"),
+    publish=feed.publish_ctes(unique=True),
+    published=feed.PUBLISHED,
+)
 
 
 async def settle_gate(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, device_id: uuid.UUID, batch: str
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, batch: Batch
 ) -> int | None:
-    """Merge a gate batch's presence (`batch`: the JSON `central.events.STORE` built), move
-    occupancy, re-run the ticket rules where a conflict may be, publish presence and zones.
+    """Merge a gate batch's presence (the rows `batch` stored), move occupancy, publish
+    presence and zones, re-run the ticket rules where a conflict may be.
 
     Returns the last feed seq published, or None when nothing changed.
     """
     # Prepared at once (not after psycopg's fifth use): planning these takes milliseconds.
-    params = {"batch": batch, "dev": device_id, "fid": festival_id}
-    cur = await conn.execute(_GATE, params, prepare=True)
+    cur = await conn.execute(_GATE_SQL, batch.params(festival_id), prepare=True)
     rec = await cur.fetchone()
     assert rec is not None
-    presence, n_presence, deltas, candidates = rec
-    # Lock order as catalog writes take it: tickets (marking one suspicious), zones, then
-    # the feed head, taken by the first publish and held to commit: publish as late as can be.
-    await _ticket_conflicts(conn, festival_id, list(candidates))
-    zones: list[str] = []
-    if deltas is not None:
-        cur = await conn.execute(_OCCUPANCY, (deltas,))
-        zones = [r[0] for r in await cur.fetchall()]
-    seqs = await feed.publish_json(conn, festival_id, "presence", presence or "[]", n_presence)
-    seqs += await feed.publish_json(conn, festival_id, "zone", f"[{','.join(zones)}]", len(zones))
+    last, _, candidates, presence, n_presence, zones, n_zones = rec
+    if not candidates:
+        return None if last is None else int(last)
+    # Some may hold a conflict: their rules first (a ticket marked suspicious is locked and
+    # published), then this batch's presence and zones.
+    seq = await _ticket_conflicts(conn, festival_id, list(candidates))
+    seqs = [] if seq is None else [seq]
+    seqs += await feed.publish_json(conn, festival_id, "presence", presence or "[]", n_presence)
+    seqs += await feed.publish_json(conn, festival_id, "zone", zones or "[]", n_zones)
     return seqs[-1] if seqs else None
 
 
@@ -362,11 +414,11 @@ WHERE a.id = ANY(%(ids)s) AND (
   OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = a.festival_id AND {_UNUSABLE}
              AND f.key = 'tag:' || encode(a.tag_hash, 'hex')))
 """
-# A batch's money, applied in one statement. The batch arrives as the JSON
-# `central.events.STORE` built: per account the total, the lowest running sum, the first
-# and last HLC of its entries, whether one is a credit, and the sum of its debits. Accounts
-# are locked in id order; balance, debt and the debt hold follow (held while in debt; a
-# block from elsewhere is left as it is).
+# A batch's money, applied and published in one statement. The batch is read back from the
+# rows this transaction just stored (`_BATCH`): per account the total, the lowest running
+# sum, the first and last HLC of its entries, whether one is a credit, and the sum of its
+# debits. Accounts are locked in id order; balance, debt and the debt hold follow (held
+# while in debt; a block from elsewhere is left as it is).
 #
 # Which accounts may hold a conflict (an account whose tag was ever block-listed always
 # may: stale_catalog). Each account keeps `ledger_low`, a lower bound of its replayed
@@ -384,13 +436,22 @@ WHERE a.id = ANY(%(ids)s) AND (
 #   none to remove), and it is the new bound;
 # - otherwise the account's whole ledger (this batch included) is replayed here in SQL:
 #   a candidate if it goes below zero or already holds a conflict; the bounds become exact.
-# The statement answers the account rows to publish and the candidates.
+# The changed accounts are published (in id order) once all of that is written, so the
+# feed head is taken after the accounts' locks, as everywhere. The statement answers the
+# last seq published and the candidates.
 _MONEY = f"""
-WITH b AS (
-  SELECT (x->>0)::uuid AS id, (x->>1)::bigint AS total, (x->>2)::bigint AS low,
-         (x->>3)::bigint AS first_hlc, (x->>4)::bigint AS last_hlc, (x->>5)::boolean AS credit,
-         (x->>6)::bigint AS debits
-  FROM jsonb_array_elements(%(batch)s::jsonb) AS x),
+WITH m AS (
+  SELECT account_id,
+         sum(CASE WHEN kind = 'sale' THEN -amount ELSE amount END)
+           OVER (PARTITION BY account_id ORDER BY hlc, device_seq) AS run,
+         sum(CASE WHEN kind = 'sale' THEN -amount ELSE amount END)
+           OVER (PARTITION BY account_id) AS total, hlc, kind <> 'sale' AS credit,
+         CASE WHEN kind = 'sale' THEN -amount ELSE 0 END AS debit
+  FROM {{batch}}),
+b AS (
+  SELECT account_id AS id, min(total) AS total, min(run) AS low, min(hlc) AS first_hlc,
+         max(hlc) AS last_hlc, bool_or(credit) AS credit, sum(debit) AS debits
+  FROM m GROUP BY account_id),
 a AS (
   SELECT a.id, a.balance AS before, a.balance + b.total AS after, b.total, b.low,
          b.first_hlc, b.last_hlc, b.credit, b.debits, a.ledger_hlc,
@@ -414,11 +475,13 @@ o AS (
       ELSE 'replay' END AS path
   FROM a),
 r AS (  -- the replayed accounts' whole ledgers (this batch included), in rule order
-  SELECT account_id, ord_hlc,
-         sum(amount) OVER (PARTITION BY account_id
-                           ORDER BY ord_hlc, ord_device COLLATE "C", ord_seq) AS run,
-         sum(amount) OVER (PARTITION BY account_id) AS total
-  FROM cashless_entry WHERE account_id = ANY(ARRAY(SELECT id FROM o WHERE path = 'replay'))),
+  SELECT e.account_id, e.ord_hlc,
+         sum(e.amount) OVER (PARTITION BY e.account_id
+                             ORDER BY e.ord_hlc, e.ord_device COLLATE "C", e.ord_seq) AS run,
+         sum(e.amount) OVER (PARTITION BY e.account_id) AS total
+  FROM o, LATERAL (  -- each account's entries by index (OFFSET 0: whatever the planner guesses)
+    SELECT * FROM cashless_entry x WHERE x.account_id = o.id OFFSET 0) e
+  WHERE o.path = 'replay'),
 rep AS (  -- an opening balance set outside the ledger shifts every running balance
   SELECT r.account_id, min(r.run - r.total) + min(o.after) AS low, min(r.ord_hlc) AS first
   FROM r JOIN o ON o.id = r.account_id GROUP BY r.account_id),
@@ -445,30 +508,39 @@ hon AS (
   INSERT INTO account_hold (account_id, reason)
   SELECT id, 'overdraft' FROM u WHERE debt > 0 AND NOT held),
 hoff AS (
-  DELETE FROM account_hold h USING u WHERE h.account_id = u.id AND u.debt = 0 AND u.held)
-SELECT json_agg(json_build_object(
-         'id', id::text, 'festival_id', festival_id::text, 'tag_hash', encode(tag_hash, 'hex'),
-         'balance', balance, 'blocked', blocked) ORDER BY id)::text,
-       count(*), coalesce(array_agg(id ORDER BY id) FILTER (WHERE candidate), '{{}}')
-FROM u
+  DELETE FROM account_hold h USING u WHERE h.account_id = u.id AND u.debt = 0 AND u.held),
+pub AS (  -- AccountRow's JSON
+  SELECT 'account' AS table_name, id::text AS key,
+         jsonb_build_object('id', id::text, 'festival_id', festival_id::text,
+           'tag_hash', encode(tag_hash, 'hex'), 'balance', balance, 'blocked', blocked) AS row,
+         row_number() OVER (ORDER BY id) AS ord
+  FROM u),{{publish}}
+SELECT {{published}},
+  (SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE candidate), '{{{{}}}}') FROM u)
 """
+_MONEY_SQL = _MONEY.format(
+    batch=_BATCH.format(effect="money"),
+    publish=feed.publish_ctes(unique=True),
+    published=feed.PUBLISHED,
+)
 
 
 async def settle_money(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, batch: str
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, batch: Batch
 ) -> int | None:
-    """Apply a batch's money (`batch`: the JSON `central.events.STORE` built) to balances
-    and holds, re-run the account rules where a conflict may be, publish the accounts.
+    """Apply a batch's money (the rows `batch` stored) to balances and holds, publish the
+    accounts, re-run the account rules where a conflict may be.
 
     Returns the last feed seq published, or None when nothing changed.
     """
-    cur = await conn.execute(_MONEY, {"batch": batch, "fid": festival_id}, prepare=True)
+    cur = await conn.execute(_MONEY_SQL, batch.params(festival_id), prepare=True)
     rec = await cur.fetchone()
     assert rec is not None
-    accounts, count, candidates = rec
+    last, _, candidates = rec
+    # The rules store conflicts only (no account row changes), so they may run after the
+    # publish: no lock they take comes before the feed head's in any other writer.
     await _account_conflicts(conn, festival_id, list(candidates))
-    seqs = await feed.publish_json(conn, festival_id, "account", accounts or "[]", count)
-    return seqs[-1] if seqs else None
+    return None if last is None else int(last)
 
 
 async def classify_accounts(
@@ -571,6 +643,19 @@ async def _account_conflicts(
     await store_conflicts(conn, festival_id, "account", candidates, ACCOUNT_KINDS, found)
 
 
+def continues(acked_through: int, max_seq: int, new: tuple[int, int, int]) -> bool:
+    """Whether the seqs just stored, `new` (count, lowest, highest), continue the device's
+    ack without a hole while nothing above it was held: then there is no gap to find."""
+    count, first, last = new
+    # Distinct seqs: count spans first..last, no hole.
+    return (
+        max_seq <= acked_through
+        and count > 0
+        and first == acked_through + 1
+        and (last - first + 1 == count)
+    )
+
+
 async def classify_device(
     conn: AsyncConnection[Any],
     festival_id: uuid.UUID,
@@ -591,12 +676,7 @@ async def classify_device(
     """
     if check_clock:
         await _clock_conflicts(conn, festival_id, device_id, skew_bound_ms)
-    if (
-        max_seq <= acked_through
-        and new[0] > 0
-        and new[1] == acked_through + 1
-        and new[2] - new[1] + 1 == new[0]  # distinct seqs: count spans first..last, no hole
-    ):
+    if continues(acked_through, max_seq, new):
         return new[2], new[2]
     cur = await conn.execute(
         "SELECT device_seq, event_id FROM device_event WHERE device_id = %s AND device_seq > %s"

@@ -2,15 +2,21 @@
 
 One transaction per batch; steps 2-3 under the festival's ingest lock(s):
 
-1. check and store: the batch goes over as one JSON array and one ``INSERT ... SELECT ...
-   ON CONFLICT DO NOTHING`` checks every event against the catalog, stores it (rejected
-   ones with a reason, so a replayed event changes nothing and a bad one never blocks the
-   device's queue) and sums up this batch's effects per subject (`central.events.STORE`);
+1. check and store: what each event says on its own is read from the parsed push
+   (`central.events.row`), the batch goes over as one JSON array, and one ``INSERT ...
+   SELECT`` checks every event against the catalog and stores it (rejected ones with a
+   reason, so a replayed event changes nothing and a bad one never blocks the device's
+   queue; `central.events.STORE`). Seqs the device row says are held are not sent, and a
+   batch whose seqs are all past the highest held one skips the per-row "held already?"
+   check (`STORE_FRESH`). A push that continues the device's ack writes its device row
+   here, before the festival lock;
 2. apply them: presence merged per (ticket, zone) and occupancy, balances per account with
-   debt holds (`central.classify.settle_gate` / `settle_money`); facts are stored once, the
-   access log and the device part of the ledger are views over ``device_event``;
+   debt holds, the batch's rows read back by primary key (`central.classify.settle_gate` /
+   `settle_money`); facts are stored once, the access log and the device part of the
+   ledger are views over ``device_event``;
 3. classify only the subjects where a conflict can be (see `central.classify`), sequence
-   gaps and clock skew of the device, and publish the outcomes down, as late as can be;
+   gaps and clock skew of the device, and publish the outcomes down, as late as can be
+   (in the same statement as applying them when no rule must run in between);
 4. answer the highest contiguous ``device_seq`` held, and the feed head that covers it.
 
 The lock serialises steps 2-3 per festival: classification reads all facts of a subject,
@@ -22,7 +28,8 @@ the feed head. It is taken after storing, so one device's batch stores while ano
 classifies (a batch that waits sees the other's facts once it has the lock). The feed head,
 held from a batch's first publish to its commit, is the one point every batch of a festival
 passes in turn, so publishing comes last. Lock order everywhere: device row, tickets half,
-accounts half, accounts, feed head (`festival_lock` with no arguments takes both halves).
+accounts half, zones, tickets, accounts, feed head (`festival_lock` with no arguments
+takes both halves).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 from pydantic_core import to_json
 
 from central import classify, events, feed
@@ -66,8 +73,9 @@ class _Stored:
     newest_skew_ms: int | None
     skewed: bool  # some new event's clock is off beyond the bound
     skipped: list[int]  # seqs above the ack the insert skipped (held, or event id taken)
-    gate: str | None  # per (ticket, zone) effects, JSON (see STORE)
-    money: str | None  # per account effects, JSON
+    gate: bool  # some moves presence (see STORE)
+    money: bool  # some moves a balance
+    batch: classify.Batch | None  # the rows stored, as `central.classify` reads them back
 
 
 def central_hlc(now_ms: int) -> int:
@@ -99,36 +107,36 @@ async def festival_lock(
 async def _store(
     conn: AsyncConnection[Any],
     device: DevicePrincipal,
-    rows: str,
+    rows: events.Rows,
     *,
+    fresh: bool,
     received_ms: int,
-    acked: int,
     skew_bound_ms: int,
 ) -> _Stored:
     cur = await conn.execute(
-        events.STORE,
-        {"dev": device.id, "fid": device.festival_id, "zone": device.zone_id, "rows": rows,
-         "kinds": sorted(events.KINDS_BY_ROLE.get(device.role, ())),
-         "verdicts": events.VERDICTS_JSON, "recv": received_ms,
-         "at": datetime.fromtimestamp(received_ms / 1000, UTC), "acked": acked,
+        events.STORE_FRESH if fresh else events.STORE,
+        {"dev": device.id, "fid": device.festival_id, "rows": rows.json, "sent": rows.count,
+         "recv": received_ms, "at": datetime.fromtimestamp(received_ms / 1000, UTC),
          "bound": skew_bound_ms},
         prepare=True,  # at once, not after psycopg's fifth use: planning it takes milliseconds
     )  # fmt: skip
     rec = await cur.fetchone()
     assert rec is not None
-    count, first, last, rejected, skew, skewed, skipped, gate, money = rec
-    return _Stored(count, first, last, rejected, skew, skewed, list(skipped or ()), gate, money)
+    count, first, last, rejected, skew, skewed, skipped, gate, money, seqs = rec
+    batch = classify.Batch(device.id, first, last, seqs) if count else None
+    skipped = list(skipped or ())
+    return _Stored(count, first, last, rejected, skew, skewed, skipped, gate, money, batch)
 
 
 async def _reject_taken_ids(
-    conn: AsyncConnection[Any], device_id: uuid.UUID, batch: list[Event], skipped: list[int]
-) -> str | None:
+    conn: AsyncConnection[Any], device: DevicePrincipal, batch: list[Event], skipped: list[int]
+) -> events.Rows | None:
     """Events the insert skipped although their (device, seq) is not held: their event id is
     already another event's (a device bug). Keep each, rejected, under a derived id, so the
-    device's queue still moves: returns their rows for `STORE`, or None when there are none."""
+    device's queue still moves: returns their rows for `STORE`, or None."""
     cur = await conn.execute(
         "SELECT device_seq FROM device_event WHERE device_id = %s AND device_seq = ANY(%s)",
-        (device_id, skipped),
+        (device.id, skipped),
     )
     held = {r[0] for r in await cur.fetchall()}
     taken = [seq for seq in skipped if seq not in held]
@@ -137,14 +145,15 @@ async def _reject_taken_ids(
     first: dict[int, Event] = {}
     for event in batch:
         first.setdefault(event.device_seq, event)
+    ctx = events.RowContext.of(device)
     rows = []
     for seq in taken:
         event = first[seq]
-        derived = str(uuid.uuid5(_DUP_NAMESPACE, f"{device_id}:{seq}"))
+        derived = str(uuid.uuid5(_DUP_NAMESPACE, f"{device.id}:{seq}"))
         payload = {"duplicate_event_id": event.event_id, "payload": event.payload}
         replaced = event.model_copy(update={"payload": payload})
-        rows.append(events.row(replaced, event_id=derived, forced="duplicate_event_id"))
-    return to_json(rows).decode()
+        rows.append(events.row(ctx, replaced, event_id=derived, forced="duplicate_event_id"))
+    return events.Rows(to_json(rows).decode(), len(rows), taken[0])
 
 
 async def ingest_batch(
@@ -162,47 +171,79 @@ async def ingest_batch(
     festival. `conn` must be idle; the transaction commits before this returns.
     """
     events.check_identity(device, batch)
-    rows = events.batch_json(batch) if batch else None
+    kw = {"received_ms": received_ms, "skew_bound_ms": skew_bound_ms}
+    try:
+        return await _ingest(conn, device, batch, careful=False, pending=pending, **kw)
+    except errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "device_event_event_id_key":
+            raise
+        # An event id of this batch is taken (a device bug): again, checking every row.
+        return await _ingest(conn, device, batch, careful=True, pending=pending, **kw)
+
+
+async def _ingest(
+    conn: AsyncConnection[Any],
+    device: DevicePrincipal,
+    batch: list[Event],
+    *,
+    careful: bool,
+    received_ms: int,
+    skew_bound_ms: int,
+    pending: int | None,
+) -> IngestResult:
+    ctx = events.RowContext.of(device)
     async with conn.transaction():
+        # Generic plans from the first push on: ingest's statements take their batch as one
+        # JSON parameter, so a plan made for its values is no better, and planning the big
+        # ones costs milliseconds (PostgreSQL plans a statement's first five runs afresh).
         cur = await conn.execute(
-            "SELECT acked_through, max_seq FROM device WHERE id = %s FOR UPDATE", (device.id,)
+            "SELECT acked_through, max_seq,"
+            " set_config('plan_cache_mode', 'force_generic_plan', true)"
+            " FROM device WHERE id = %s FOR UPDATE",
+            (device.id,),
         )
         rec = await cur.fetchone()
         acked, max_seq = (int(rec[0]), int(rec[1])) if rec else (0, 0)
-        stored = _Stored(0, None, None, 0, None, False, [], None, None)
+        # Under the device row's lock: seqs up to the ack are held and need no round trip,
+        # and past the highest held one need no check that they are held.
+        rows = events.batch_rows(ctx, batch, acked=acked)
+        stored = _Stored(0, None, None, 0, None, False, [], False, False, None)
         if rows is not None:
-            kw = {"received_ms": received_ms, "acked": acked, "skew_bound_ms": skew_bound_ms}
-            stored = await _store(conn, device, rows, **kw)
+            at = {"received_ms": received_ms, "skew_bound_ms": skew_bound_ms}
+            fresh = not careful and rows.lowest > max_seq
+            stored = await _store(conn, device, rows, fresh=fresh, **at)
             if stored.skipped:
-                retry = await _reject_taken_ids(conn, device.id, batch, stored.skipped)
+                retry = await _reject_taken_ids(conn, device, batch, stored.skipped)
                 if retry is not None:
-                    stored = _merge(stored, await _store(conn, device, retry, **kw))
+                    stored = _merge(stored, await _store(conn, device, retry, fresh=False, **at))
+        new = (stored.count, stored.first or 0, stored.last or 0)
+        # A push that continues the device's ack, clock in bound (the usual case), has no
+        # device conflict to find: its device row is written now, not while the festival's
+        # lock is held. (It is written before the feed head is taken, by the first publish.)
+        plain = not stored.skewed and classify.continues(acked, max_seq, new)
+        if plain or not stored.count:
+            acked, max_seq = (new[2], new[2]) if plain else (acked, max_seq)
+            await _update_device(conn, device.id, acked, max_seq, stored.newest_skew_ms, pending)
         # Storing needs no festival-wide order (the device row lock orders one device's
         # pushes), so other devices' batches store while this one classifies. From here on
         # subjects' facts are read whole, so pushes touching tickets (or accounts) go one at
         # a time per festival.
-        await festival_lock(
-            conn, device.festival_id, tickets=stored.gate is not None,
-            accounts=stored.money is not None,
-        )  # fmt: skip
+        await festival_lock(conn, device.festival_id, tickets=stored.gate, accounts=stored.money)
         last_seq: int | None = None
         if stored.count:
-            acked, max_seq = await classify.classify_device(
-                conn, device.festival_id, device.id, acked_through=acked, max_seq=max_seq,
-                new=(stored.count, stored.first or 0, stored.last or 0),
-                skew_bound_ms=skew_bound_ms, check_clock=stored.skewed,
-            )  # fmt: skip
-            # The device row is written before the feed head is taken (by the first publish).
-            await _update_device(conn, device.id, acked, max_seq, stored.newest_skew_ms, pending)
-            if stored.gate is not None:
-                last_seq = await classify.settle_gate(
-                    conn, device.festival_id, device.id, stored.gate
+            if not plain:
+                acked, max_seq = await classify.classify_device(
+                    conn, device.festival_id, device.id, acked_through=acked, max_seq=max_seq,
+                    new=new, skew_bound_ms=skew_bound_ms, check_clock=stored.skewed,
+                )  # fmt: skip
+                await _update_device(
+                    conn, device.id, acked, max_seq, stored.newest_skew_ms, pending
                 )
-            if stored.money is not None:
-                seq = await classify.settle_money(conn, device.festival_id, stored.money)
+            if stored.gate and stored.batch is not None:
+                last_seq = await classify.settle_gate(conn, device.festival_id, stored.batch)
+            if stored.money and stored.batch is not None:
+                seq = await classify.settle_money(conn, device.festival_id, stored.batch)
                 last_seq = seq if seq is not None else last_seq
-        else:
-            await _update_device(conn, device.id, acked, max_seq, None, pending)
         # What this batch published is covered by its own last seq (the feed head is held
         # to commit); a batch that published nothing answers the committed head.
         head = last_seq if last_seq is not None else await feed.head(conn, device.festival_id)
@@ -224,6 +265,7 @@ def _merge(stored: _Stored, again: _Stored) -> _Stored:
         [],
         stored.gate,  # the retry's events are all rejected: they take no effect
         stored.money,
+        stored.batch,
     )
 
 
