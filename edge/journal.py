@@ -12,8 +12,9 @@ from typing import Any
 import aiosqlite
 
 from sync.hlc import HybridClock
-from sync.ids import uuid7
+from sync.ids import uuid7_text
 from sync.protocol import Event
+from sync.trusted import trusted
 from sync.vocab import EventKind
 
 # Run inside the catalog-apply transaction when the cursor moves to :cursor: events central
@@ -155,7 +156,7 @@ class Journal:
             await asyncio.wait([self._pending])
         seq = self._last_seq + 1
         hlc = self.clock.now(wall_ms)
-        event_id = str(uuid7(wall_ms))
+        event_id = uuid7_text(wall_ms)
         await self._insert(
             seq,
             (
@@ -174,17 +175,12 @@ class Journal:
             ),
         )
         # Every field was made just above: construct without re-validating (hot path).
-        event = Event.model_construct(
-            event_id=event_id,
-            device_id=self.device_id,
-            device_seq=seq,
-            hlc=hlc,
-            wall_ms=wall_ms,
-            catalog_seq=catalog_seq,
-            kind=kind,
-            verdict=verdict,
-            payload=payload,
-        )
+        event = trusted(
+            Event,
+            {"event_id": event_id, "device_id": self.device_id, "device_seq": seq, "hlc": hlc,
+             "wall_ms": wall_ms, "catalog_seq": catalog_seq, "kind": kind, "verdict": verdict,
+             "payload": payload},
+        )  # fmt: skip
         for listener in self.listeners:
             listener(event)
         return event

@@ -30,6 +30,7 @@ from sync.catalog import (
     ZoneRow,
 )
 from sync.client import RawRows, SnapshotPart
+from sync.trusted import trusted
 from sync.vocab import TicketStatus
 
 DB_NAME = "replica.sqlite3"
@@ -373,16 +374,12 @@ class Store:
         ticket = None
         if seq is not None:
             # Validated when it was written to the replica; only the enum needs rebuilding.
-            ticket = TicketRow.model_construct(
-                seq=seq,
-                id=tid,
-                festival_id=fest,
-                category_id=cat,
-                status=TicketStatus(status),
-                code_hash=chash,
-                code_version=cver,
-                suspicious=bool(susp),
-            )
+            ticket = trusted(
+                TicketRow,
+                {"seq": seq, "id": tid, "festival_id": fest, "category_id": cat,
+                 "status": TicketStatus(status), "code_hash": chash, "code_version": cver,
+                 "suspicious": bool(susp)},
+            )  # fmt: skip
         central = (inside, phlc) if inside is not None else None
         return GateLookup(
             ticket=ticket,
