@@ -14,7 +14,10 @@ request → header line; ``stream_s`` time the loop waited for the next line aft
 (network, server, client parsing); ``validate_insert_s`` the rest until the end line: the
 loop validating chunks and waiting for the writer thread, which inserts one chunk while
 the loop reads and validates the next; ``commit_s`` end line → committed (index build, WAL
-fsync, checkpoint, catalog reload); ``enrol_s`` and ``catch_up_s`` before and after.
+fsync, catalog reload); ``enrol_s`` and ``catch_up_s`` before and after. The checkpoint
+that copies the loaded catalog from the WAL into the database file runs in the background
+once the load has committed (as on a device): it overlaps the catch-up round and is not
+in ``seconds``.
 ``device_cpu_s`` is the device process's CPU time over ``seconds`` (all its threads): on a
 shared machine it moves less than the wall times do.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ DB_NAME = "replica.sqlite3"
 _CATALOG_TABLES = tuple(SPECS)
 # Page cache while a snapshot loads (KiB), then back to SQLite's default.
 _BOOTSTRAP_CACHE_KIB = 64 * 1024
+log = logging.getLogger(__name__)
 _DEFAULT_CACHE = -2000
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _SMALL_TABLES = ("festival", "signing_key", "zone", "vendor", "product", "category")
 
 
@@ -59,6 +62,16 @@ def _pragmas(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 5000")
+
+
+def _checkpoint(path: Path) -> None:
+    # Its own short-lived connection: the writer and the event loop go on meanwhile (a
+    # PASSIVE checkpoint runs beside readers and writers of a WAL database).
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()
 
 
 def _open_and_migrate(path: Path) -> None:
@@ -178,6 +191,7 @@ class Store:
         # the writer meanwhile (a journal append) would join that transaction, be reported
         # committed before it is, and roll back with it.
         self.write_lock = asyncio.Lock()
+        self._housekeeping: asyncio.Task[None] | None = None  # a checkpoint after a bulk load
 
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
@@ -196,8 +210,14 @@ class Store:
 
     async def close(self) -> None:
         """Close the connections (the WAL is checkpointed by SQLite)."""
-        self.inline.close()
-        await self.conn.close()
+        try:
+            if self._housekeeping is not None:
+                await self._housekeeping
+            self.inline.close()
+        finally:
+            # Always: the writer's thread is not a daemon thread, and an open one keeps the
+            # process from exiting.
+            await self.conn.close()
 
     @property
     def cursor(self) -> int:
@@ -274,9 +294,17 @@ class Store:
                 _CATALOG_TABLES,
             )
         )
+        if self._housekeeping is not None:
+            await self._housekeeping
         writer = BulkWriter(self.conn)
         await writer.start()
         await self.conn.execute(f"PRAGMA cache_size = -{_BOOTSTRAP_CACHE_KIB}")
+        # The commit leaves the whole catalog in the WAL; copying it into the database file
+        # (over a second at a million rows) is left to a background checkpoint, so the
+        # device is ready as soon as the load is durable. Until then no commit checkpoints.
+        self._autocheckpoint(0)
+        await self.conn.execute_fetchall("PRAGMA wal_autocheckpoint = 0")
+        loaded = False
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
             for name, _sql in indexes:
@@ -303,6 +331,7 @@ class Store:
                 await self.conn.execute(sql)
             await self._set_cursor(seq)
             await self.conn.execute("COMMIT")
+            loaded = True
         except sqlite3.IntegrityError as exc:
             writer.abandon()
             await self.conn.execute("ROLLBACK")
@@ -313,8 +342,27 @@ class Store:
             raise
         finally:
             await self.conn.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE}")
+            if not loaded:
+                await self._resume_autocheckpoint()
+        self._housekeeping = asyncio.create_task(self._checkpoint_in_background())
         await self._reload()
         return count
+
+    def _autocheckpoint(self, pages: int) -> None:
+        # This pragma answers a row: fetched, so no statement stays active on the connection.
+        self.inline.execute(f"PRAGMA wal_autocheckpoint = {pages}").fetchall()
+
+    async def _resume_autocheckpoint(self) -> None:
+        self._autocheckpoint(_AUTOCHECKPOINT_PAGES)
+        await self.conn.execute_fetchall(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+
+    async def _checkpoint_in_background(self) -> None:
+        try:
+            await asyncio.to_thread(_checkpoint, self.path)
+        except sqlite3.Error as exc:  # harmless: the next commits checkpoint instead
+            log.warning("checkpoint after bulk load failed: %s", exc)
+        finally:
+            await self._resume_autocheckpoint()
 
     async def apply_changes(self, changes: Iterable[Change]) -> int:
         """Apply a page of the change feed in one transaction with the new cursor; returns it.

@@ -200,3 +200,51 @@ async def test_a_bootstrap_cancelled_mid_stream_stores_nothing(
     assert device.store.cursor == cursor
     await device.store.apply_snapshot(sample.snapshot)
     assert device.store.cursor == sample.snapshot.seq
+
+
+def _wal_state(path: Path) -> tuple[int, int]:
+    """(frames in the WAL, frames of it copied into the database file)."""
+    conn = sqlite3.connect(path)
+    try:
+        _busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return log, done
+    finally:
+        conn.close()
+
+
+async def test_the_load_commits_without_checkpointing_and_a_background_one_follows(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    device = await make_device(load=False)
+    store = device.store
+
+    async def stream() -> AsyncIterator[SnapshotPart]:
+        async for part in _stream(_parts(sample)):
+            yield part
+        # Last part read, commit still to come: no commit checkpoints meanwhile.
+        assert store.inline.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        rows = await store.conn.execute_fetchall("PRAGMA wal_autocheckpoint")
+        assert list(rows) == [(0,)]
+
+    await store.apply_snapshot_parts(stream())
+    task = store._housekeeping
+    assert task is not None
+    # The device decides while the checkpoint runs (or after it ran).
+    assert (await device.scan(sample.codes["standard-8"])).verdict.code == "ok"
+    await task
+    log, done = _wal_state(store.path)
+    assert log == done  # everything in the WAL reached the database file
+    assert store.inline.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    assert list(await store.conn.execute_fetchall("PRAGMA wal_autocheckpoint")) == [(1000,)]
+
+
+async def test_a_refused_load_turns_commit_checkpoints_back_on_at_once(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    device = await make_device(load=False)
+    store = device.store
+    with pytest.raises(CentralUnavailable):
+        await store.apply_snapshot_parts(_stream(_parts(sample), cut_after=3))
+    assert store._housekeeping is None  # nothing loaded, nothing to copy
+    assert store.inline.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    assert list(await store.conn.execute_fetchall("PRAGMA wal_autocheckpoint")) == [(1000,)]
