@@ -248,3 +248,34 @@ async def test_a_refused_load_turns_commit_checkpoints_back_on_at_once(
     assert store._housekeeping is None  # nothing loaded, nothing to copy
     assert store.inline.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
     assert list(await store.conn.execute_fetchall("PRAGMA wal_autocheckpoint")) == [(1000,)]
+
+
+async def _sort_pragmas(store: Any) -> tuple[list[Any], list[Any]]:
+    threads = list(await store.conn.execute_fetchall("PRAGMA threads"))
+    cache = list(await store.conn.execute_fetchall("PRAGMA cache_size"))
+    return threads, cache
+
+
+async def test_indexes_rebuilt_by_the_threaded_sorter_refuse_a_repeated_code_hash(
+    make_device: DeviceFactory, sample: SampleFestival
+) -> None:
+    device = await make_device()
+    store = device.store
+    before, pragmas = dump(store.path), await _sort_pragmas(store)
+    indexes = _indexes(store.path)
+    parts = _parts(sample, raw=True)
+    at = next(i for i, p in enumerate(parts) if p.table == "ticket")
+    tickets = [dict(t) for t in sample.snapshot.tables["ticket"]]
+    hashed = [t for t in tickets if t.get("code_hash")]
+    hashed[1]["code_hash"] = hashed[0]["code_hash"]  # distinct ids: only the index sees it
+    parts[at] = SnapshotPart(
+        "rows", table="ticket", rows=RawRows(json.dumps(tickets).encode(), len(tickets))
+    )
+    with pytest.raises(ValueError, match="repeats a key"):
+        await store.apply_snapshot_parts(_stream(parts))
+    assert dump(store.path) == before
+    assert await _sort_pragmas(store) == pragmas  # sorter threads and cache back as they were
+    await store.apply_snapshot_parts(_stream(_parts(sample, raw=True)))
+    assert await _sort_pragmas(store) == pragmas
+    assert _indexes(store.path) == indexes
+    assert (await device.scan(sample.codes["standard-8"])).verdict.code == "ok"
