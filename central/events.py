@@ -194,13 +194,20 @@ class Rows:
     lowest: int
 
 
-def batch_rows(ctx: RowContext, events: list[Event], *, acked: int) -> Rows | None:
-    """The batch as `STORE`'s rows, in seq order (the first copy of a seq counts, as it would
-    across batches), without seqs up to `acked` (held already); None when none is left."""
+def first_by_seq(events: list[Event], *, above: int = 0) -> dict[int, Event]:
+    """Each seq above `above` with the first event the batch gives it: a seq sent twice in one
+    batch counts once, as it would across batches."""
     first: dict[int, Event] = {}
     for event in events:
-        if event.device_seq > acked:
+        if event.device_seq > above:
             first.setdefault(event.device_seq, event)
+    return first
+
+
+def batch_rows(ctx: RowContext, events: list[Event], *, acked: int) -> Rows | None:
+    """The batch as `STORE`'s rows, in seq order (`first_by_seq`), without seqs up to
+    `acked` (held already); None when none is left."""
+    first = first_by_seq(events, above=acked)
     if not first:
         return None
     seqs = sorted(first)

@@ -142,9 +142,7 @@ async def _reject_taken_ids(
     taken = [seq for seq in skipped if seq not in held]
     if not taken:
         return None
-    first: dict[int, Event] = {}
-    for event in batch:
-        first.setdefault(event.device_seq, event)
+    first = events.first_by_seq(batch)
     ctx = events.RowContext.of(device)
     rows = []
     for seq in taken:
