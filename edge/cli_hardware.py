@@ -21,6 +21,9 @@ from hardware.base import Actuator, CodeReader, HardwareUnsupported, ReaderUnava
 out = Console()
 err = Console(stderr=True)
 
+# Past shutdown_s, closing the store and the interpreter's own exit get this long.
+STOP_GRACE_S = 10.0
+
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", envvar="FESTGATE_CONFIG", help="device TOML file")
 ]
@@ -47,10 +50,6 @@ def run(config: ConfigOpt = None) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     grace = cfg.timeouts.shutdown_s + STOP_GRACE_S
     asyncio.run(run_daemon(cfg, on_stop=lambda: arm_stop_watchdog(grace)))
-
-
-# Past shutdown_s, closing the store and the interpreter's own exit get this long.
-STOP_GRACE_S = 10.0
 
 
 def arm_stop_watchdog(seconds: float) -> None:
