@@ -50,6 +50,17 @@ from sync.protocol import Event, PushResponse
 DEFAULT_SKEW_BOUND_MS = 120_000
 _DUP_NAMESPACE = uuid.UUID("6b0a3c1e-5a4f-4c1e-9a57-2f7e0c0f6e11")
 _clock = HybridClock()
+# Set for each ingest transaction (select-list items; local to it). Generic plans from the
+# first push on: ingest's statements take their batch as one JSON parameter, so a plan made
+# for its values is no better, and planning the big ones costs milliseconds (PostgreSQL
+# plans a statement's first five runs afresh). No sequential scans: each statement touches
+# a batch's rows by a probe each, and a generic plan outlives the statistics it was made
+# from (presence analysed while still empty, then scanned whole per row as it grows: pushes
+# three times slower).
+PLAN_SETTINGS = (
+    "set_config('plan_cache_mode', 'force_generic_plan', true),"
+    " set_config('enable_seqscan', 'off', true)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,19 @@ def festival_lock_key(festival_id: uuid.UUID, half: str = "tickets") -> int:
     return base if half == "tickets" else base ^ 0x5A5A
 
 
+def _lock_keys(festival_id: uuid.UUID, *, tickets: bool, accounts: bool) -> list[int]:
+    """The advisory-lock keys of the halves asked for, in lock order (tickets first)."""
+    return [festival_lock_key(festival_id, half) for half, on in
+            (("tickets", tickets), ("accounts", accounts)) if on]  # fmt: skip
+
+
+# Takes the keys in array order (one statement: a round trip less while other pushes wait).
+_LOCK = (
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)s::bigint[]) WITH ORDINALITY AS x(k, o)"
+    " ORDER BY o"
+)
+
+
 async def festival_lock(
     conn: AsyncConnection[Any],
     festival_id: uuid.UUID,
@@ -97,11 +121,9 @@ async def festival_lock(
     accounts: bool = True,
 ) -> None:
     """Take the festival's ingest lock (both halves unless told) until the transaction ends."""
-    if tickets:
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (festival_lock_key(festival_id),))
-    if accounts:
-        key = festival_lock_key(festival_id, "accounts")
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+    keys = _lock_keys(festival_id, tickets=tickets, accounts=accounts)
+    if keys:
+        await conn.execute(_LOCK, {"keys": keys})
 
 
 async def _store(
@@ -191,13 +213,8 @@ async def _ingest(
 ) -> IngestResult:
     ctx = events.RowContext.of(device)
     async with conn.transaction():
-        # Generic plans from the first push on: ingest's statements take their batch as one
-        # JSON parameter, so a plan made for its values is no better, and planning the big
-        # ones costs milliseconds (PostgreSQL plans a statement's first five runs afresh).
         cur = await conn.execute(
-            "SELECT acked_through, max_seq,"
-            " set_config('plan_cache_mode', 'force_generic_plan', true)"
-            " FROM device WHERE id = %s FOR UPDATE",
+            f"SELECT acked_through, max_seq, {PLAN_SETTINGS} FROM device WHERE id = %s FOR UPDATE",
             (device.id,),
         )
         rec = await cur.fetchone()
@@ -219,14 +236,18 @@ async def _ingest(
         # device conflict to find: its device row is written now, not while the festival's
         # lock is held. (It is written before the feed head is taken, by the first publish.)
         plain = not stored.skewed and classify.continues(acked, max_seq, new)
-        if plain or not stored.count:
-            acked, max_seq = (new[2], new[2]) if plain else (acked, max_seq)
-            await _update_device(conn, device.id, acked, max_seq, stored.newest_skew_ms, pending)
         # Storing needs no festival-wide order (the device row lock orders one device's
         # pushes), so other devices' batches store while this one classifies. From here on
         # subjects' facts are read whole, so pushes touching tickets (or accounts) go one at
         # a time per festival.
-        await festival_lock(conn, device.festival_id, tickets=stored.gate, accounts=stored.money)
+        keys = _lock_keys(device.festival_id, tickets=stored.gate, accounts=stored.money)
+        if plain or not stored.count:
+            acked, max_seq = (new[2], new[2]) if plain else (acked, max_seq)
+            # The device row, then the lock, in one statement.
+            row = (acked, max_seq, stored.newest_skew_ms, pending)
+            await _update_device(conn, device.id, *row, then_lock=keys)
+        elif keys:
+            await conn.execute(_LOCK, {"keys": keys})
         last_seq: int | None = None
         if stored.count:
             if not plain:
@@ -274,14 +295,24 @@ async def _update_device(
     max_seq: int,
     offset: int | None,
     pending: int | None,
+    *,
+    then_lock: list[int] | None = None,
 ) -> None:
-    await conn.execute(
+    """Write the device row's ack and health; with `then_lock`, take those advisory locks
+    in the same statement."""
+    update = (
         "UPDATE device SET last_seen_at = now(), last_push_at = now(),"
-        " acked_through = %s, max_seq = greatest(max_seq, %s),"
-        " clock_offset_ms = coalesce(%s, clock_offset_ms),"
-        " pending_events = coalesce(%s, pending_events) WHERE id = %s",
-        (acked, max_seq, offset, pending, device_id),
+        " acked_through = %(acked)s, max_seq = greatest(max_seq, %(max)s),"
+        " clock_offset_ms = coalesce(%(offset)s, clock_offset_ms),"
+        " pending_events = coalesce(%(pending)s, pending_events) WHERE id = %(id)s"
     )
+    params = {"acked": acked, "max": max_seq, "offset": offset, "pending": pending,
+              "id": device_id, "keys": then_lock}  # fmt: skip
+    if then_lock:
+        # A data-modifying CTE runs to completion whatever the outer query reads.
+        await conn.execute(f"WITH d AS ({update}) {_LOCK}", params)
+    else:
+        await conn.execute(update, params)
 
 
 def push_response(result: IngestResult, now_ms: int) -> PushResponse:
