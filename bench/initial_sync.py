@@ -132,7 +132,14 @@ async def _setup(dsn: str, tickets: int, accounts: int, runs: int) -> tuple[list
             for _ in range(runs)
         ]  # fmt: skip
         await conn.commit()
-        cur = await conn.execute("SELECT count(*) FROM replica_row WHERE festival_id = %s", (fid,))
+        # The snapshot's rows: replica rows, and the tables it reads directly (feed.OWN_ROWS).
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM replica_row WHERE festival_id = %(f)s)"
+            " + (SELECT count(*) FROM cashless_account WHERE festival_id = %(f)s)"
+            " + (SELECT count(*) FROM ticket_presence p JOIN zone z ON z.id = p.zone_id"
+            "    WHERE z.festival_id = %(f)s)",
+            {"f": fid},
+        )
         rec = await cur.fetchone()
         return codes, int(rec[0]) if rec else 0
 

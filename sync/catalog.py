@@ -1,7 +1,8 @@
 """Catalog rows as central replicates them down: one model per replicated table.
 
-Every row carries the change-feed ``seq`` that last touched it. Times are unix
-seconds (int); money is integer cents; hashes and keys are lowercase hex.
+Every row carries the change-feed ``seq`` that last touched it (a snapshot's presence and
+account rows carry the snapshot's seq, at or after that). Times are unix seconds (int);
+money is integer cents; hashes and keys are lowercase hex.
 Nothing here is personal data.
 """
 
@@ -22,7 +23,11 @@ class Row(BaseModel):
     """Base of every replicated row."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    seq: int = Field(0, ge=0, description="change-feed seq that last touched this row")
+    seq: int = Field(
+        0,
+        ge=0,
+        description="change-feed seq that last touched this row, or a later one it is as of",
+    )
 
 
 class FestivalRow(Row):

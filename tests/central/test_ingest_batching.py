@@ -65,17 +65,26 @@ async def test_publish_rows_takes_models_and_mappings_in_one_statement(rig: Rig)
         with pytest.raises(ValueError, match="not a replicated table"):
             await feed.publish_rows(conn, fid, "device_event", [{"id": "x"}])
         await conn.commit()
+        renamed = zone.model_dump(mode="json") | {"name": "renamed"}
+        assert await feed.publish_rows(conn, fid, "zone", [zone, renamed]) == [head + 4, head + 5]
+        await conn.commit()
         cur = await conn.execute(
-            "SELECT seq, row FROM replica_row WHERE festival_id = %s AND table_name = 'presence'"
+            "SELECT seq, row FROM replica_row WHERE festival_id = %s AND table_name = 'zone'"
             " AND key = %s",
-            (fid, f"{t}:{zone.id}"),
+            (fid, zone.id),
         )
         rec = await cur.fetchone()
         # Two changes of one key in one publish: both in the feed, the later one replicated.
-        assert rec is not None and rec[0] == head + 3 and rec[1]["inside"] is False
+        assert rec is not None and rec[0] == head + 5 and rec[1]["name"] == "renamed"
         changes = await feed.read_after(conn, fid, head, 10)
-        assert [c.seq for c in changes] == [head + 1, head + 2, head + 3]
+        assert [c.seq for c in changes] == [head + i for i in range(1, 6)]
         assert changes[1].row == inside.model_dump(mode="json") | {"seq": head + 2}
+        # Presence is snapshotted from ticket_presence (feed.OWN_ROWS): no replica copy.
+        cur = await conn.execute(
+            "SELECT count(*) FROM replica_row WHERE festival_id = %s AND table_name = 'presence'",
+            (fid,),
+        )
+        assert await cur.fetchone() == (0,)
 
 
 async def test_reused_event_id_is_stored_rejected_in_a_batch_of_new_events(rig: Rig) -> None:

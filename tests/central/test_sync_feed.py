@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
-from central import tickets
-from sync.catalog import Change
+from central import cashless, feed, tickets
+from sync.catalog import TABLES, Change
 from sync.protocol import ChangesResponse
 from tests.central.sync_helpers import Rig
 
@@ -73,3 +74,55 @@ async def test_snapshot_streams_ndjson_and_changes_continue_from_its_seq(rig: Ri
         "/v1/sync/changes", params={"after": end["seq"]}, headers=gate.headers
     )
     assert [c["seq"] for c in after.json()["changes"]] == [end["seq"] + 1]
+
+
+async def _snapshot(
+    rig: Rig, headers: dict[str, str]
+) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+    """The snapshot's seq and its rows per table, through the HTTP stream."""
+    async with rig.client.stream("GET", "/v1/sync/snapshot", headers=headers) as resp:
+        lines = [json.loads(line) async for line in resp.aiter_lines() if line]
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for chunk in lines[1:-1]:
+        tables.setdefault(chunk["table"], []).extend(chunk["rows"])
+    return lines[0]["seq"], tables
+
+
+async def test_snapshot_presence_and_accounts_are_the_feed_replayed(rig: Rig) -> None:
+    # Presence and accounts come from central's own tables (feed.OWN_ROWS), not from copies
+    # kept at publish time: what a device bootstraps must still be what the feed left.
+    gate, bar = await rig.enrol("gate"), await rig.enrol("bar")
+    t0, t1 = rig.fest.tickets[0].ticket_id, rig.fest.tickets[1].ticket_id
+    scans = [rig.entry(gate, t0, at_ms=10), rig.entry(gate, t1, at_ms=11)]
+    scans.append(rig.exit(gate, t1, at_ms=12))
+    assert (await rig.push(gate, scans)).status_code == 200
+    a0 = rig.fest.account_ids[0]
+    opening = await rig.scalar("SELECT balance FROM cashless_account WHERE id = %s", a0)
+    sales = [rig.sale(bar, a0, 300, at_ms=20), rig.sale(bar, a0, 100, at_ms=21)]
+    assert (await rig.push(bar, sales)).status_code == 200
+    async with rig.pool.connection() as conn:
+        await cashless.topup(conn, a0, 1000, actor="test")
+        await cashless.set_blocked(conn, a0, True, actor="test")
+    seq, tables = await _snapshot(rig, gate.headers)
+
+    async with rig.pool.connection() as conn:
+        replayed: dict[tuple[str, str], dict[str, Any]] = {}
+        for change in await feed.read_after(conn, rig.fest.festival_id, 0, 100_000):
+            if change.table in feed.OWN_ROWS:
+                replayed[(change.table, feed.row_key(change.table, change.row))] = change.row
+    for table in feed.OWN_ROWS:
+        got = {feed.row_key(table, r): r for r in tables.get(table, [])}
+        want = {k: r for (t, k), r in replayed.items() if t == table}
+        assert sorted(got) == sorted(want) and got  # every key the feed holds, no other
+        for key, row in got.items():
+            TABLES[table].model_validate(row, strict=True)
+            assert row["seq"] == seq >= want[key]["seq"]  # as of the snapshot's seq
+            assert {**row, "seq": 0} == {**want[key], "seq": 0}
+    balance = {r["id"]: r["balance"] for r in tables["account"]}
+    assert balance[str(a0)] == opening - 300 - 100 + 1000
+    assert [r["blocked"] for r in tables["account"]] == [True]
+    inside = {r["ticket_id"]: r["inside"] for r in tables["presence"]}
+    assert inside == {str(t0): True, str(t1): False}
+    assert await rig.scalar(
+        "SELECT count(*) FROM replica_row WHERE table_name IN ('presence', 'account')"
+    ) == 0  # fmt: skip
