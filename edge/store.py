@@ -344,11 +344,11 @@ class Store:
             loaded = True
         except sqlite3.IntegrityError as exc:
             writer.abandon()
-            await self.conn.execute("ROLLBACK")
+            await self._rollback()
             raise ValueError(f"snapshot repeats a key: {exc}") from None
         except BaseException:
             writer.abandon()
-            await self.conn.execute("ROLLBACK")
+            await self._rollback()
             raise
         finally:
             await self.conn.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE}")
@@ -400,10 +400,23 @@ class Store:
                 await self._set_cursor(todo[-1].seq)
                 await self.conn.execute("COMMIT")
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
         await self._reload()
         return self._cursor
+
+    async def _rollback(self) -> None:
+        """Roll back the open transaction, if there still is one.
+
+        A cancel (the daemon stopping) that lands while COMMIT runs on the connection's
+        thread finds the transaction committed: a plain ROLLBACK would then fail and its
+        error replace the CancelledError, and a sync loop that lost its cancel never stops.
+        """
+        try:
+            await self.conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            if self.conn.in_transaction:
+                raise
 
     async def _set_cursor(self, seq: int) -> None:
         # Inside the caller's transaction: the cursor moves with the rows it covers.
