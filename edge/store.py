@@ -312,8 +312,9 @@ class Store:
         self._autocheckpoint(0)
         await self.conn.execute_fetchall("PRAGMA wal_autocheckpoint = 0")
         loaded = False
-        await self.conn.execute("BEGIN IMMEDIATE")
         try:
+            # In the try: a cancel while BEGIN runs on the thread still rolls it back.
+            await self.conn.execute("BEGIN IMMEDIATE")
             for name, _sql in indexes:
                 await self.conn.execute(f'DROP INDEX "{name}"')
             for name in _CATALOG_TABLES:
@@ -393,8 +394,8 @@ class Store:
             else:
                 batches.append((spec.delete_sql, [spec.key_params(r) for r in rows]))
         async with self.write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # BEGIN in the try, as in `apply_snapshot_parts`
+                await self.conn.execute("BEGIN IMMEDIATE")
                 for sql, params in batches:
                     await self.conn.executemany(sql, params)
                 await self._set_cursor(todo[-1].seq)

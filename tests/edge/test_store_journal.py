@@ -265,35 +265,39 @@ async def test_an_append_cancelled_on_the_writer_still_counts_its_row(
     conn.close()
 
 
-async def test_a_cancel_during_the_commit_of_a_page_stays_a_cancel(
-    make_device: DeviceFactory,
+@pytest.mark.parametrize("at", ["BEGIN IMMEDIATE", "COMMIT"])
+async def test_a_cancel_while_a_page_begins_or_commits_stays_a_cancel(
+    make_device: DeviceFactory, at: str
 ) -> None:
-    # The daemon stops by cancelling its sync loop; if that lands while a page's COMMIT
-    # runs on the connection's thread, the page is committed and there is nothing to roll
-    # back. The cancel must still come out as a cancel (an error in its place was caught
-    # by the pull loop, which then never stopped: the demo's "gate exited with 1").
+    # The daemon stops by cancelling its sync loop; the cancel can land while BEGIN or
+    # COMMIT runs on the connection's thread. At COMMIT the page is committed and there is
+    # nothing to roll back, yet the cancel must come out as a cancel: an error in its place
+    # was caught by the pull loop, which then never stopped (the demo's "gate exited with
+    # 1"). At BEGIN the transaction must not stay open for the connection's next user.
     device = await make_device()
     store = device.store
     zone = next(iter(device.catalog.zones.values()))
+    before = (store.cursor, zone.capacity)
     change = Change(seq=300, table="zone", row=zone.model_dump(mode="json") | {"capacity": 9})
     execute = store.conn.execute
 
-    def cancel_at_commit(sql: str, *args: Any) -> Any:
-        if sql == "COMMIT":
+    def cancel_at(sql: str, *args: Any) -> Any:
+        if sql == at:
             task = asyncio.current_task()
             assert task is not None
-            task.cancel()  # delivered at the await below, once COMMIT is on the thread
+            task.cancel()  # delivered at the await below, once the statement is on the thread
         return execute(sql, *args)
 
-    store.conn.execute = cancel_at_commit  # type: ignore[method-assign]
+    store.conn.execute = cancel_at  # type: ignore[method-assign]
     try:
         with pytest.raises(asyncio.CancelledError):
             await store.apply_changes([change])
     finally:
         store.conn.execute = execute  # type: ignore[method-assign]
     conn = sqlite3.connect(store.path)
-    committed = conn.execute("SELECT value FROM sync_state WHERE key = 'cursor'").fetchone()
-    capacity = conn.execute("SELECT capacity FROM zone WHERE id = ?", (zone.id,)).fetchone()
+    (cursor,) = conn.execute("SELECT value FROM sync_state WHERE key = 'cursor'").fetchone()
+    (capacity,) = conn.execute("SELECT capacity FROM zone WHERE id = ?", (zone.id,)).fetchone()
     conn.close()
-    assert (committed, capacity) == (("300",), (9,))  # the page and its cursor, together
+    # The page and its cursor together: committed, or not at all.
+    assert (int(cursor), capacity) == ((300, 9) if at == "COMMIT" else before)
     assert await store.apply_changes([change]) == 300  # and the store goes on
