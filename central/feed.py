@@ -245,17 +245,17 @@ async def read_after(
 
 
 async def snapshot_rows(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, batch: int = 2000
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, seq: int, *, batch: int = 2000
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Stream (table, row) for every live replicated row, parents first (`snapshot_text`,
-    parsed). Must run inside `snapshot_view` (or `snapshot`), which gives it its seq."""
-    async for table, texts in snapshot_text(conn, festival_id, batch=batch):
+    parsed). Must run inside `snapshot_view` (or `snapshot`), whose seq it takes."""
+    async for table, texts in snapshot_text(conn, festival_id, seq, batch=batch):
         for text in texts:
             yield table, json.loads(text)
 
 
 async def snapshot_text(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, batch: int = 5000
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, seq: int, *, batch: int = 5000
 ) -> AsyncIterator[tuple[str, list[str]]]:
     """Stream (table, rows) for every live replicated row, parents first, each row as its
     JSON text straight from PostgreSQL (no parse and re-serialise here), up to `batch`
@@ -269,9 +269,9 @@ async def snapshot_text(
     tickets. A device loads rows in any order, only slower. Rows of `OWN_ROWS` tables come
     from central's own tables, stamped with the view's seq.
 
-    Must run inside `snapshot_view`: its REPEATABLE READ makes the rows those of one seq.
+    Must run inside `snapshot_view`, with the seq it yielded: its REPEATABLE READ makes
+    the rows those of that seq.
     """
-    seq = await head(conn, festival_id)  # the view's: the same as snapshot_view yielded
     for table in TABLE_ORDER:
         query = OWN_ROWS.get(table) or (
             "SELECT row::text FROM replica_row WHERE festival_id = %(fid)s"
@@ -309,4 +309,4 @@ async def snapshot(
     `conn` must be idle (no transaction open); the transaction ends when the block exits.
     """
     async with snapshot_view(conn, festival_id) as seq:
-        yield seq, snapshot_rows(conn, festival_id)
+        yield seq, snapshot_rows(conn, festival_id, seq)

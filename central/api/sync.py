@@ -172,7 +172,7 @@ async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncIterator[b
         yield _line({"type": "header", "format": SNAPSHOT_FORMAT,
                      "festival_id": str(fid), "seq": seq})  # fmt: skip
         total = 0
-        async for table, texts in feed.snapshot_text(conn, fid, batch=max(chunk, 5000)):
+        async for table, texts in feed.snapshot_text(conn, fid, seq, batch=max(chunk, 5000)):
             for i in range(0, len(texts), chunk):
                 part = texts[i : i + chunk]
                 head = f'{{"type":"rows","table":"{table}","count":{len(part)},"rows":['
