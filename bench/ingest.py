@@ -14,6 +14,8 @@ ack, so it includes waiting on the festival's locks and the feed head.
 ``push_ms_p50``/``push_ms_p99`` are the latencies of single pushes. Every push is the whole
 of ingest: stored once, applied (access log, ledger with balance before/after), classified,
 published down, committed durably (synchronous_commit on).
+The process runs with the server's garbage-collector settings (`central.server_gc.settle`,
+as ``festgate-central serve`` does once started).
 
 Baseline in the same run and database: ``COPY`` of the same rows (read back from
 ``device_event``) into a plain table with no index or constraint, one transaction per
@@ -45,7 +47,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from central import pg
+from central import pg, server_gc
 from central.auth import DevicePrincipal
 from central.demo import create_demo_festival
 from central.enrol import create_enrol_code, enrol
@@ -257,6 +259,7 @@ async def _direct(
         now = time.time_ns() // 1_000_000
         await ingest_batch(conns[dev], by_id[dev], list(req.events), received_ms=now)
 
+    server_gc.settle()  # as the server process does once started
     cpu0 = time.process_time()
     try:
         result = await _drive(streams, push)

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from central import pg
+from central import pg, server_gc
 from central.api import errors, ops, sync
 from central.api.deps import AppState, SyncSettings
 from central.api.longpoll import FeedWaiters
@@ -44,9 +44,11 @@ def create_app(
     *,
     pool: AsyncConnectionPool | None = None,
     sync_settings: SyncSettings | None = None,
+    settle_gc: bool = False,
 ) -> FastAPI:
     """Build central's HTTP app. With `pool` given it is used (and not closed) instead of one
-    opened from `settings.dsn` at startup; either way the database must be migrated."""
+    opened from `settings.dsn` at startup; either way the database must be migrated.
+    `settle_gc` is for a server process: once started, `central.server_gc.settle`."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +59,8 @@ def create_app(
         waiters = FeedWaiters()
         listener = asyncio.create_task(waiters.listen(str(the_pool.conninfo)))
         app.state.central = AppState(the_pool, waiters, sync_settings or SyncSettings())
+        if settle_gc:  # everything a server loads is loaded by now
+            server_gc.settle()
         try:
             yield
         finally:

@@ -363,7 +363,7 @@ def serve(
     with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
         pg.migrate(dsn)
         config = _config(ctx).model_copy(update={"dsn": SecretStr(dsn), "host": host, "port": port})
-        uvicorn.run(create_app(config), host=host, port=port)
+        uvicorn.run(create_app(config, settle_gc=True), host=host, port=port)
 
 
 @app.command()
