@@ -12,7 +12,7 @@ from config.hardware import NfcReaderConfig
 from hardware.base import Scan
 from hardware.faults import nfc_fault
 from hardware.nfc_wristband import NfcWristbandReader
-from tests.hardware.helpers import Running, TagEmulator, free_udp_port
+from tests.hardware.helpers import Running, TagEmulator, free_udp_port, wait_for
 
 UID7 = "04a1b2c3d4e5f6"
 IDM = "01010501b00ac30b"
@@ -97,16 +97,22 @@ def test_tag_removed_mid_read_then_next_tag_reads() -> None:
         )  # fmt: skip
         first.proc.wait(15)
         first.stop()
-        second = TagEmulator(
-            "--port", str(port), "--type", "3", "--uid", IDM, "--ndef", MESSAGE.hex()
-        )
-        running.wait(1, 15)
-        second.stop()
+        # The half-read tap is dropped and counted before the next guest comes.
+        assert wait_for(lambda: nfc.counters["tag_lost"] == 1, 15)
+        # The next guest taps until the reader has the tag (as in `tap_until_ndef`: over the
+        # UDP driver a loaded machine can miss a tap, and then the guest taps again).
+        for _ in range(3):
+            second = TagEmulator(
+                "--port", str(port), "--type", "3", "--uid", IDM, "--ndef", MESSAGE.hex()
+            )
+            got = running.wait(1, 10)
+            second.stop()
+            if got:
+                break
     finally:
         scans = running.stop()
-    # The half-read tap was dropped and counted; the reader went on and read the next tag.
+    # The reader went on and read the next tag; the half-read one gave no scan.
     assert [s.tag_uid for s in scans] == [bytes.fromhex(IDM)]
-    assert nfc.counters["tag_lost"] == 1
 
 
 def test_kernel_driver_and_missing_reader_faults_say_what_to_do() -> None:
