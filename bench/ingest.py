@@ -16,6 +16,11 @@ of ingest: stored once, applied (access log, ledger with balance before/after), 
 published down, committed durably (synchronous_commit on).
 The process runs with the server's garbage-collector settings (`central.server_gc.settle`,
 as ``festgate-central serve`` does once started).
+``python_cpu_share`` (direct path only: with ``--via asgi`` the process is client too) and
+``server_cpu_share`` are the CPU seconds this process and the database server's processes
+used while the devices pushed, over the wall time: cores busy on average, out of ``cores``.
+The server's figure is read from /proc and given only when it runs on this host
+(`bench.server_cpu`); their sum near ``cores`` says the run was bound by the machine's CPU.
 
 Baseline in the same run and database: ``COPY`` of the same rows (read back from
 ``device_event``) into a plain table with no index or constraint, one transaction per
@@ -40,6 +45,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from bench import server_cpu
 from central import pg, server_gc
 from central.auth import DevicePrincipal
 from central.demo import create_demo_festival
@@ -168,6 +175,17 @@ async def _setup(
 
 
 Streams = dict[uuid.UUID, list[tuple[bytes, int]]]  # per device: (JSON body, event count)
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """What `_drive` measured: wall seconds, each push's latency, the server's CPU seconds."""
+
+    wall_s: float
+    latencies: list[float]
+    server_cpu_s: float | None
+
+
 Push = Callable[[uuid.UUID, bytes], Awaitable[None]]
 
 
@@ -182,10 +200,11 @@ def _streams(script: dict[uuid.UUID, list[dict[str, Any]]], size: int) -> Stream
     }  # fmt: skip
 
 
-async def _drive(streams: Streams, push: Push) -> tuple[float, list[float]]:
+async def _drive(streams: Streams, push: Push, server_pid: int | None) -> Drive:
     """Every device pushes its batches one after the other, all devices at once.
 
-    Returns the wall time from the first push to the last answer and each push's latency.
+    Returns the wall time from the first push to the last answer, each push's latency and
+    the CPU seconds the database server used meanwhile (None: not a server on this host).
     """
     latencies: list[float] = []
 
@@ -195,9 +214,13 @@ async def _drive(streams: Streams, push: Push) -> tuple[float, list[float]]:
             await push(dev, body)
             latencies.append(time.perf_counter() - t0)
 
+    cpu0 = None if server_pid is None else server_cpu.process_tree_cpu_s(server_pid)
     t0 = time.perf_counter()
     await asyncio.gather(*(device(dev) for dev in streams))
-    return time.perf_counter() - t0, latencies
+    wall = time.perf_counter() - t0
+    cpu1 = None if server_pid is None else server_cpu.process_tree_cpu_s(server_pid)
+    used = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return Drive(wall, latencies, used)
 
 
 async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
@@ -210,10 +233,13 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     by_id = {d.id: d for d in devices}
     start_ms = time.time_ns() // 1_000_000
     streams = _streams(_script(devices, tickets, accounts, per_device, start_ms), args.batch)
+    with psycopg.connect(dsn) as conn:
+        server_pid = server_cpu.local_server_pid(conn)
     if args.via == "asgi":
-        total_s, latencies = await _via_asgi(dsn, streams, tokens)
+        drive = await _via_asgi(dsn, streams, tokens, server_pid)
     else:
-        total_s, latencies = await _direct(dsn, streams, by_id)
+        drive = await _direct(dsn, streams, by_id, server_pid)
+    total_s, latencies = drive.wall_s, sorted(drive.latencies)
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE status = 'applied') FROM device_event"
@@ -224,7 +250,6 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         baseline = await _baseline(conn, args.batch)
     events = sum(n for pushes in streams.values() for _, n in pushes)
     rate = events / total_s
-    latencies.sort()
     figures = {
         "via": args.via,
         "devices": args.devices,
@@ -245,12 +270,15 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     }
     if args.via == "direct":  # how much of the wall time this process was on a CPU
         figures["python_cpu_share"] = round(_CPU.pop("python_cpu_s", 0.0) / total_s, 2)
+    if drive.server_cpu_s is not None:  # the database server's processes, when on this host
+        figures["server_cpu_share"] = round(drive.server_cpu_s / total_s, 2)
+    figures["cores"] = os.cpu_count()
     return figures
 
 
 async def _direct(
-    dsn: str, streams: Streams, by_id: dict[uuid.UUID, DevicePrincipal]
-) -> tuple[float, list[float]]:
+    dsn: str, streams: Streams, by_id: dict[uuid.UUID, DevicePrincipal], server_pid: int | None
+) -> Drive:
     """Each device on its own connection, calling ingest directly."""
     conns = {d: await psycopg.AsyncConnection.connect(dsn) for d in by_id}
 
@@ -262,7 +290,7 @@ async def _direct(
     server_gc.settle()  # as the server process does once started
     cpu0 = time.process_time()
     try:
-        result = await _drive(streams, push)
+        result = await _drive(streams, push, server_pid)
     finally:
         for conn in conns.values():
             await conn.close()
@@ -294,8 +322,8 @@ async def _baseline(conn: psycopg.AsyncConnection[Any], size: int) -> float:
 
 
 async def _via_asgi(
-    dsn: str, streams: Streams, tokens: dict[uuid.UUID, str]
-) -> tuple[float, list[float]]:
+    dsn: str, streams: Streams, tokens: dict[uuid.UUID, str], server_pid: int | None
+) -> Drive:
     """The same pushes through the real app (auth, parsing, ErrorBody) over ASGI."""
     import httpx
 
@@ -320,7 +348,7 @@ async def _via_asgi(
                     if resp.status_code != 200:
                         raise RuntimeError(f"push refused: {resp.status_code} {resp.text}")
 
-                return await _drive(streams, push)
+                return await _drive(streams, push, server_pid)
     finally:
         await pool.close()
 
