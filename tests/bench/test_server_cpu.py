@@ -26,8 +26,9 @@ def test_finds_the_local_server_whose_backends_are_its_children(pg_dsn: str) -> 
     with psycopg.connect(pg_dsn) as conn:
         pid = server_cpu.local_server_pid(conn)
         rec = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert pid is not None and rec is not None
-    backend_stat = (Path("/proc") / str(rec[0]) / "stat").read_text()
+        assert pid is not None and rec is not None
+        # Read while the connection, so its backend, is still there.
+        backend_stat = (Path("/proc") / str(rec[0]) / "stat").read_text()
     assert int(backend_stat.rsplit(")", 1)[1].split()[1]) == pid  # the backend's parent
 
 
