@@ -68,7 +68,6 @@ from sync.protocol import MAX_BATCH, PushRequest
 # Events per push a device sends at most (its sync engine's default batch).
 DEVICE_BATCH: int = inspect.signature(SyncEngine).parameters["batch"].default
 
-_CPU: dict[str, float] = {}  # CPU seconds the Python side used while ingesting (direct)
 _BASELINE = """CREATE TABLE IF NOT EXISTS bench_copy (
     device_id uuid, device_seq bigint, event_id uuid, festival_id uuid, kind text,
     verdict text, hlc bigint, wall_ms bigint, catalog_seq bigint, payload jsonb,
@@ -179,10 +178,12 @@ Streams = dict[uuid.UUID, list[tuple[bytes, int]]]  # per device: (JSON body, ev
 
 @dataclass(frozen=True, slots=True)
 class Drive:
-    """What `_drive` measured: wall seconds, each push's latency, the server's CPU seconds."""
+    """What `_drive` measured: wall seconds, each push's latency, this process's and the
+    database server's CPU seconds (None: not a server on this host)."""
 
     wall_s: float
     latencies: list[float]
+    python_cpu_s: float
     server_cpu_s: float | None
 
 
@@ -203,8 +204,7 @@ def _streams(script: dict[uuid.UUID, list[dict[str, Any]]], size: int) -> Stream
 async def _drive(streams: Streams, push: Push, server_pid: int | None) -> Drive:
     """Every device pushes its batches one after the other, all devices at once.
 
-    Returns the wall time from the first push to the last answer, each push's latency and
-    the CPU seconds the database server used meanwhile (None: not a server on this host).
+    Measures from the first push to the last answer (see `Drive`).
     """
     latencies: list[float] = []
 
@@ -214,13 +214,13 @@ async def _drive(streams: Streams, push: Push, server_pid: int | None) -> Drive:
             await push(dev, body)
             latencies.append(time.perf_counter() - t0)
 
-    cpu0 = None if server_pid is None else server_cpu.process_tree_cpu_s(server_pid)
-    t0 = time.perf_counter()
+    server0 = None if server_pid is None else server_cpu.process_tree_cpu_s(server_pid)
+    cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(device(dev) for dev in streams))
-    wall = time.perf_counter() - t0
-    cpu1 = None if server_pid is None else server_cpu.process_tree_cpu_s(server_pid)
-    used = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
-    return Drive(wall, latencies, used)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    server1 = None if server_pid is None else server_cpu.process_tree_cpu_s(server_pid)
+    server = None if server0 is None or server1 is None else server1 - server0
+    return Drive(wall, latencies, cpu, server)
 
 
 async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
@@ -269,7 +269,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         "server": "dsn" if os.environ.get("FESTGATE_BENCH_DSN") else "embedded",
     }
     if args.via == "direct":  # how much of the wall time this process was on a CPU
-        figures["python_cpu_share"] = round(_CPU.pop("python_cpu_s", 0.0) / total_s, 2)
+        figures["python_cpu_share"] = round(drive.python_cpu_s / total_s, 2)
     if drive.server_cpu_s is not None:  # the database server's processes, when on this host
         figures["server_cpu_share"] = round(drive.server_cpu_s / total_s, 2)
     figures["cores"] = os.cpu_count()
@@ -288,14 +288,11 @@ async def _direct(
         await ingest_batch(conns[dev], by_id[dev], list(req.events), received_ms=now)
 
     server_gc.settle()  # as the server process does once started
-    cpu0 = time.process_time()
     try:
-        result = await _drive(streams, push, server_pid)
+        return await _drive(streams, push, server_pid)
     finally:
         for conn in conns.values():
             await conn.close()
-    _CPU["python_cpu_s"] = time.process_time() - cpu0
-    return result
 
 
 async def _baseline(conn: psycopg.AsyncConnection[Any], size: int) -> float:

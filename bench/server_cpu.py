@@ -17,10 +17,7 @@ from typing import Any
 import psycopg
 
 _PROC = Path("/proc")
-
-
-def _ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -32,6 +29,13 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds process `pid` itself has used (user and system), or None if it is gone."""
+    fields = _stat_fields(pid)
+    # After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+
+
 def process_tree_cpu_s(pid: int) -> float | None:
     """CPU seconds of process `pid`, its children that have exited and those running now.
 
@@ -41,15 +45,14 @@ def process_tree_cpu_s(pid: int) -> float | None:
     own = _stat_fields(pid)
     if own is None:
         return None
-    # After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    ticks = sum(int(own[i]) for i in (11, 12, 13, 14))
+    ticks = sum(int(own[i]) for i in (11, 12, 13, 14))  # see `process_cpu_s`
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
         if fields is not None and int(fields[1]) == pid:
             ticks += int(fields[11]) + int(fields[12])
-    return ticks / _ticks()
+    return ticks / _TICKS_PER_S
 
 
 def local_server_pid(conn: psycopg.Connection[Any]) -> int | None:

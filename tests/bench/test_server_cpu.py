@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -15,11 +14,6 @@ from bench import server_cpu
 
 # Enough work for a backend to be on a CPU for several clock ticks.
 _BURN = "SELECT count(*) FROM generate_series(1, 3000000)"
-
-
-def _backend_cpu_s(pid: int) -> float:
-    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[12]) + int(fields[13])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_finds_the_local_server_whose_backends_are_its_children(pg_dsn: str) -> None:
@@ -41,16 +35,18 @@ def test_counts_a_backend_working_and_keeps_it_after_the_backend_exits(pg_dsn: s
     rec = conn.execute("SELECT pg_backend_pid()").fetchone()
     assert rec is not None
     backend = rec[0]
-    own0 = _backend_cpu_s(backend)
+    own0 = server_cpu.process_cpu_s(backend)
     conn.execute(_BURN)
-    used = _backend_cpu_s(backend) - own0
+    own1 = server_cpu.process_cpu_s(backend)
     during = server_cpu.process_tree_cpu_s(pid)
     conn.close()
     deadline = time.monotonic() + 10
     while (Path("/proc") / str(backend)).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     after = server_cpu.process_tree_cpu_s(pid)
+    assert own0 is not None and own1 is not None
     assert before is not None and during is not None and after is not None
+    used = own1 - own0
     assert used > 0
     assert during - before >= used  # the running backend's time is in the sum
     assert after - before >= used  # and stays there once the postmaster has reaped it
@@ -59,6 +55,7 @@ def test_counts_a_backend_working_and_keeps_it_after_the_backend_exits(pg_dsn: s
 def test_no_figure_for_a_process_that_is_not_there() -> None:
     gone = 2**22 + 1  # above the kernel's largest pid
     assert server_cpu.process_tree_cpu_s(gone) is None
+    assert server_cpu.process_cpu_s(gone) is None
 
 
 def test_no_figure_when_the_role_may_not_read_where_the_server_runs(pg_dsn: str) -> None:
