@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from config.device import ConfigError, DeviceConfig, load_device_config
 from edge import cli_sync
@@ -50,7 +51,8 @@ def _fail(code: str, detail: str, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"error": code, "detail": detail}))
     else:
-        err.print(f"[bold red]error[/] {code}: {detail}")
+        # One line however long (a fix command must stay copyable); the detail is not markup.
+        err.print(f"[bold red]error[/] {code}: {escape(detail)}", soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from config.device import ConfigError, DeviceConfig, load_device_config
 from hardware.base import Actuator, CodeReader, HardwareUnsupported, ReaderUnavailable, Scan, Shown
@@ -49,7 +50,11 @@ def run(config: ConfigOpt = None) -> None:
     # `kill -USR1` prints every thread's stack to stderr: how a site tech sees a wedged daemon.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     grace = cfg.timeouts.shutdown_s + STOP_GRACE_S
-    asyncio.run(run_daemon(cfg, on_stop=lambda: arm_stop_watchdog(grace)))
+    try:
+        asyncio.run(run_daemon(cfg, on_stop=lambda: arm_stop_watchdog(grace)))
+    except ConfigError as exc:  # the data dir, found on opening it: exit 2 as for bad TOML
+        err.print(f"[bold red]error[/] config: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def arm_stop_watchdog(seconds: float) -> None:

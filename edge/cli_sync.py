@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from edge.datadir import write_private
 from edge.decide import BadInput
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, load_credentials, save_credentials
@@ -135,7 +136,7 @@ def register(app: typer.Typer, run: Any) -> None:
                 as_json,
             )  # fmt: skip
         target = write_config or data_dir / "festgate.toml"
-        target.write_text(summary.pop("config"))
+        write_private(target, summary.pop("config"))
         summary["config_file"] = str(target)
         if as_json:
             print(json.dumps(summary))

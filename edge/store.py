@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 
-from edge import journal
+from edge import datadir, journal
 from edge.bulkload import BulkWriter
 from edge.decide import Presence
 from edge.replica import SPECS, TableSpec, validate_rows
@@ -81,14 +81,15 @@ def _checkpoint(path: Path) -> None:
         conn.close()
 
 
-def _open_and_migrate(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _open_and_migrate(data_dir: Path) -> Path:
+    path = datadir.prepare(data_dir, DB_NAME)  # created private, or refused when not private
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         _pragmas(conn)
         migrate(conn)
     finally:
         conn.close()
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +203,10 @@ class Store:
 
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
-        """Open (creating and migrating) the replica in `data_dir`."""
-        path = data_dir / DB_NAME
-        await asyncio.to_thread(_open_and_migrate, path)
+        """Open (creating and migrating) the replica in `data_dir`; every entry point (CLI,
+        daemon, enrolment) comes through here, so here a data dir that is not private to
+        this user is refused (`edge.datadir.DataDirNotPrivate`, a config error)."""
+        path = await asyncio.to_thread(_open_and_migrate, data_dir)
         # isolation_level=None: a lone INSERT is its own transaction, committed (and synced)
         # before the call returns; multi-statement writes use explicit BEGIN IMMEDIATE.
         conn = await aiosqlite.connect(path, isolation_level=None)

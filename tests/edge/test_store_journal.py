@@ -185,6 +185,7 @@ async def test_a_version_1_replica_migrates_forward_keeping_its_journal(tmp_path
         " payload) VALUES (1, 'e1', 'entry', 'ok', 1, 1, 0, '{}')"
     )
     old.close()
+    path.chmod(0o600)  # as festgate creates it: an open one is refused (tests/edge/test_datadir)
     store = await Store.open(tmp_path)
     await store.close()
     conn = sqlite3.connect(path)

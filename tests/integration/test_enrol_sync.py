@@ -49,7 +49,11 @@ def test_festgate_init_enrols_bootstraps_and_writes_config(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["role"] == "gate" and summary["rows"] > 0
-    assert stat.S_IMODE((data / "credentials.json").stat().st_mode) == 0o600
+    # Private to this user: the replica holds the hash key, the credentials the token.
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
+    assert {"replica.sqlite3", "credentials.json", "festgate.toml"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
     config = load_device_config(Path(summary["config_file"]))
     assert (config.device.role, config.device.zone) == ("gate", str(fest.zone_id))
     scan = CliRunner().invoke(app, ["scan", fest.tickets[0].code, "-d", str(data), "--json"])
