@@ -117,7 +117,8 @@ async def _setup(dsn: str, tickets: int, accounts: int, runs: int) -> tuple[list
                 {"category": "Weekend", "code": f"IS-{i}"}
                 for i in range(start, min(tickets, start + _BATCH))
             ]
-            await import_tickets(conn, fid, rows, actor="bench", sign=False)
+            # Counter codes, weak by design: they never leave the bench.
+            await import_tickets(conn, fid, rows, actor="bench", sign=False, accept_weak_codes=True)
         for start in range(0, accounts, _BATCH):
             bands = [
                 {"tag_uid": f"0b{i:012x}", "balance": "5000"}

@@ -21,6 +21,7 @@ import typer
 from psycopg import AsyncConnection
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from central import catalog, imports, keys, pg, users
@@ -216,16 +217,32 @@ def import_tickets(
     festival: FestivalOpt,
     sign: Annotated[bool, typer.Option(help="issue signed codes here (no code column)")] = False,
     out: Annotated[Path | None, typer.Option(help="write ticket_id,code CSV here")] = None,
+    accept_weak_codes: Annotated[
+        bool,
+        typer.Option(
+            help="import outside codes too weak to survive offline guessing with a stolen "
+            "device's hash key (see docs/security.md)"
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import tickets: opaque codes from an outside system, or --sign to issue QR codes."""
-    issued = _import(ctx, festival, file, "tickets", sign=sign, source=file.name)
+    done: imports.TicketImport = _import(
+        ctx, festival, file, "tickets", sign=sign, source=file.name,
+        accept_weak_codes=accept_weak_codes,
+    )  # fmt: skip
+    issued, strength = done.tickets, done.strength
+    if strength is not None and strength.weak:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(strength.warning())}", soft_wrap=True)
     if out is not None:
         with out.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["ticket_id", "code"])
             writer.writerows([t.ticket_id, t.code] for t in issued)
     data: dict[str, Any] = {"imported": len(issued)}
+    if strength is not None:
+        data["code_bits_min"] = min(strength.bits)
+        data["weak_codes"] = strength.weak
     if sign and out is None:
         data["tickets"] = [{"ticket_id": str(t.ticket_id), "code": t.code} for t in issued]
     _emit(as_json, data, f"imported {len(issued)} tickets")

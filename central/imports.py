@@ -12,12 +12,13 @@ import io
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncConnection, errors
 
-from central import audit, catalog, feed, keys
+from central import audit, catalog, code_entropy, feed, keys
 from central.errors import CatalogError, ImportRowError
 from central.rows import Record, fetch_one
 from central.tickets import IssuedTicket, signed_code
@@ -26,6 +27,14 @@ from sync.catalog import AccountRow, TicketRow, ZoneRow
 from sync.vocab import TicketStatus, TicketType
 
 ImportRow = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketImport:
+    """The tickets an import stored, and how its outside codes stand up to offline guessing."""
+
+    tickets: list[IssuedTicket]
+    strength: code_entropy.Assessment | None  # None for signed codes
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -91,11 +100,14 @@ async def import_tickets(
     actor: str,
     sign: bool,
     source: str = "",
-) -> list[IssuedTicket]:
+    accept_weak_codes: bool = False,
+) -> TicketImport:
     """Import tickets: opaque codes from an outside system, or (`sign`) issue signed codes here.
 
     Columns: category (name), code (opaque mode only), holder_ref, price (cents), status.
-    Returns each ticket with its code: the QR text to hand out in signed mode.
+    Returns each ticket with its code (the QR text to hand out in signed mode). Outside codes
+    too weak to survive offline guessing with a stolen device's hash key refuse the file
+    (`central.code_entropy`) unless `accept_weak_codes`; each one's estimate is stored.
     """
     async with conn.transaction():
         fest = await fetch_one(conn, "SELECT hash_key FROM festival WHERE id = %s", (festival_id,))
@@ -145,10 +157,17 @@ async def import_tickets(
             )
             for (taken,) in await cur.fetchall():
                 raise ImportRowError(seen[bytes(taken)], "a ticket with this code exists")
+        codes = [code for _n, _category, code, *_ in planned]
+        strength = None if sign else await _strength(conn, festival_id, codes)
+        if strength is not None and strength.weak and not accept_weak_codes:
+            raise ImportRowError(strength.weakest_row, strength.refusal())  # rows are in order
+        code_bits = strength.bits if strength is not None else (None,) * len(planned)
         key = await keys.current_key(conn, festival_id) if sign else None
         issued: list[IssuedTicket] = []
         args = []
-        for _n, category, code, code_hash, status, price, holder in planned:
+        for (_n, category, code, code_hash, status, price, holder), bits in zip(
+            planned, code_bits, strict=True
+        ):
             tid = uuid.uuid4()
             rec = {"id": tid, "festival_id": festival_id, "code_version": 0}
             text = signed_code(key, rec, category) if key is not None else code
@@ -165,12 +184,14 @@ async def import_tickets(
             )
             issued.append(IssuedTicket(ticket_id=tid, code=text, row=ticket))
             args.append(
-                (tid, festival_id, category["id"], status, code_hash, signed_hash, price, holder)
-            )
+                (tid, festival_id, category["id"], status, code_hash, bits, signed_hash, price,
+                 holder)
+            )  # fmt: skip
         async with conn.cursor() as c:
             await c.executemany(
-                "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, "
-                "signed_hash, purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, code_bits, "
+                "signed_hash, purchase_price, holder_ref) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 args,
             )
         seqs = await feed.publish_many(conn, festival_id, "ticket", [t.row for t in issued])
@@ -181,12 +202,35 @@ async def import_tickets(
             entity_type="festival",
             entity_id=festival_id,
             festival_id=festival_id,
-            new={"count": len(issued), "mode": "signed" if sign else "opaque", "source": source},
+            new={"count": len(issued), "mode": "signed" if sign else "opaque", "source": source}
+            | _strength_audit(strength),
         )
-    return [
+    tickets = [
         IssuedTicket(t.ticket_id, t.code, t.row.model_copy(update={"seq": s}))
         for t, s in zip(issued, seqs, strict=True)
     ]
+    return TicketImport(tickets, strength)
+
+
+async def _strength(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, codes: list[str]
+) -> code_entropy.Assessment | None:
+    """The import's outside codes judged among all of the festival's (a thief's every guess
+    is tested against every hash on the device, so the count includes those stored)."""
+    if not codes:
+        return None
+    stored = await fetch_one(
+        conn,
+        "SELECT count(*) AS n FROM ticket WHERE festival_id = %s AND code_hash IS NOT NULL",
+        (festival_id,),
+    )
+    return code_entropy.assess(codes, int(stored["n"]) + len(codes))
+
+
+def _strength_audit(strength: code_entropy.Assessment | None) -> dict[str, Any]:
+    if strength is None:
+        return {}
+    return {"code_bits_min": min(strength.bits), "weak_codes_accepted": strength.weak}
 
 
 async def import_wristbands(

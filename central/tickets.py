@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors
 
-from central import audit, feed, keys
+from central import audit, code_entropy, feed, keys
 from central.errors import Conflict, NotFound
 from central.rows import Record, fetch_one, fetch_opt, ticket_row, unix
 from sync import hashing
@@ -83,18 +83,20 @@ async def _insert(
     status: TicketStatus,
     holder_ref: str | None,
     purchase_price: int | None,
+    code_bits: int | None = None,
 ) -> Record:
     try:
         return await fetch_one(
             conn,
-            "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, "
-            "purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, code_bits, "
+            "purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
             (
                 uuid.uuid4(),
                 festival_id,
                 category["id"],
                 status,
                 code_hash,
+                code_bits,
                 category["price"] if purchase_price is None else purchase_price,
                 holder_ref,
             ),
@@ -142,7 +144,8 @@ async def add_opaque_ticket(
     purchase_price: int | None = None,
     status: TicketStatus = S.SOLD,
 ) -> IssuedTicket:
-    """Add a ticket whose code comes from an outside system (stored only as a keyed hash)."""
+    """Add a ticket whose code comes from an outside system (stored only as a keyed hash, with
+    its estimated entropy; one code alone is not refused: `central.imports` is ops' way in)."""
     async with conn.transaction():
         category = await _category(conn, festival_id, category_id)
         code_hash = hashing.code_hash(await _hash_key(conn, festival_id), code)
@@ -151,6 +154,7 @@ async def add_opaque_ticket(
             festival_id,
             category,
             code_hash=code_hash,
+            code_bits=code_entropy.code_bits(code),
             status=status,
             holder_ref=holder_ref,
             purchase_price=purchase_price,
@@ -272,9 +276,14 @@ async def transfer_ticket(
             try:
                 rec = await fetch_one(
                     conn,
-                    "UPDATE ticket SET code_hash = %s, holder_ref = %s, updated_at = now() "
-                    "WHERE id = %s RETURNING *",
-                    (hashing.code_hash(await _hash_key(conn, fid), code), holder_ref, ticket_id),
+                    "UPDATE ticket SET code_hash = %s, code_bits = %s, holder_ref = %s, "
+                    "updated_at = now() WHERE id = %s RETURNING *",
+                    (
+                        hashing.code_hash(await _hash_key(conn, fid), code),
+                        code_entropy.code_bits(code),
+                        holder_ref,
+                        ticket_id,
+                    ),
                 )
             except errors.UniqueViolation:
                 raise Conflict("a ticket with this code exists") from None

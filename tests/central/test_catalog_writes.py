@@ -10,7 +10,7 @@ import pytest
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from central import cashless, catalog, feed, keys, rows, tickets, users
+from central import cashless, catalog, code_entropy, feed, keys, rows, tickets, users
 from central.demo import DemoFestival
 from central.errors import CatalogError, Conflict, NotFound
 from sync import hashing, ticketcode
@@ -195,6 +195,23 @@ async def test_transfer_of_an_opaque_ticket_replaces_its_hash(
         generated = await tickets.transfer_ticket(conn, t.ticket_id, actor="ops")
         assert generated.code
         assert generated.row.code_hash == hashing.code_hash(f.hash_key, generated.code).hex()
+
+
+async def test_an_outside_code_keeps_its_estimated_bits_through_a_transfer(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()  # its outside code: EXT-<slug>-0
+    t = f.opaque_tickets[0]
+
+    async def bits() -> int:
+        return await _count(conn, "SELECT code_bits FROM ticket WHERE id = %s", t.ticket_id)
+
+    async with pg_pool.connection() as conn:
+        assert await bits() == code_entropy.code_bits(t.code)
+        await tickets.transfer_ticket(conn, t.ticket_id, new_code="123456", actor="ops")
+        assert await bits() == 19
+        await tickets.transfer_ticket(conn, t.ticket_id, actor="ops")  # a random 128-bit code
+        assert await bits() >= 120
 
 
 async def test_ticket_lifecycle_allows_only_seed_transitions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,11 @@ async def test_opaque_ticket_import_stores_hashes(
     rows = [{"category": "Weekend", "code": f"X-{i}", "holder_ref": f"crm:{i}"} for i in range(5)]
     async with pg_pool.connection() as conn:
         head = await feed.head(conn, f.festival_id)
-        got = await imports.import_tickets(conn, f.festival_id, rows, actor="ops", sign=False)
+        got = (
+            await imports.import_tickets(
+                conn, f.festival_id, rows, actor="ops", sign=False, accept_weak_codes=True
+            )
+        ).tickets
         assert [t.row.code_hash for t in got] == [
             hashing.code_hash(f.hash_key, f"X-{i}").hex() for i in range(5)
         ]
@@ -73,9 +78,11 @@ async def test_signed_ticket_import_outputs_verifiable_codes(
 ) -> None:
     f = await festival()
     async with pg_pool.connection() as conn:
-        got = await imports.import_tickets(
+        done = await imports.import_tickets(
             conn, f.festival_id, [{"category": "Weekend"}] * 3, actor="ops", sign=True
         )
+    assert done.strength is None  # signed codes: forging one needs central's private key
+    got = done.tickets
     assert len({t.code for t in got}) == 3
     for t in got:
         code = ticketcode.decode(t.code)
@@ -143,6 +150,92 @@ async def test_ticket_import_refuses_a_code_already_stored(
             await imports.import_tickets(conn, f.festival_id, rows, actor="ops", sign=False)
         await conn.rollback()
         assert await _state(conn, f) == before
+
+
+def _codes(n: int, alphabet: str, length: int, seed: int = 14) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choices(alphabet, k=length)) for _ in range(n)]
+
+
+async def _code_bits(conn: AsyncConnection[Any], f: DemoFestival) -> list[int | None]:
+    cur = await conn.execute(
+        "SELECT code_bits FROM ticket WHERE festival_id = %s AND code_hash IS NOT NULL "
+        "ORDER BY created_at, code_bits",
+        (f.festival_id,),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def test_six_digit_outside_codes_are_refused_naming_the_bits(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    rows = [{"category": "Weekend", "code": f"{i:06d}"} for i in range(0, 1_000_000, 1999)]
+    async with pg_pool.connection() as conn:
+        before = await _state(conn, f)
+        with pytest.raises(ImportRowError) as err:
+            await imports.import_tickets(conn, f.festival_id, rows, actor="ops", sign=False)
+        await conn.rollback()
+        assert await _state(conn, f) == before  # nothing stored
+    reason = err.value.reason
+    assert "too weak to survive offline guessing" in reason
+    assert "about 19.9 bits (6 characters of 0-9)" in reason
+    assert "among the festival's 502 outside codes" in reason  # 501 new + the demo's one
+    assert "codes need 73 bits here" in reason and "--accept-weak-codes" in reason
+
+
+async def test_weak_codes_accepted_with_the_option_keep_their_bits_and_say_so(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival(opaque_tickets=0)
+    rows = [{"category": "Weekend", "code": c} for c in _codes(200, "0123456789", 6)]
+    rows = list({r["code"]: r for r in rows}.values())  # no repeats by chance
+    async with pg_pool.connection() as conn:
+        done = await imports.import_tickets(
+            conn, f.festival_id, rows, actor="ops", sign=False, accept_weak_codes=True
+        )
+        assert done.strength is not None and done.strength.weak
+        assert "stolen gate" in done.strength.warning()
+        assert await _code_bits(conn, f) == [19] * len(rows)
+        cur = await conn.execute(
+            "SELECT new_value FROM audit_log "
+            "WHERE action = 'ticket.import_batch' AND festival_id = %s",
+            (f.festival_id,),
+        )
+        (audit,) = (r[0] for r in await cur.fetchall())
+    assert (audit["code_bits_min"], audit["weak_codes_accepted"]) == (19, True)
+
+
+async def test_strong_outside_codes_import_silently_with_their_bits(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival(opaque_tickets=0)
+    codes = _codes(1000, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 26)  # base32, 130 bits
+    async with pg_pool.connection() as conn:
+        done = await imports.import_tickets(
+            conn, f.festival_id, [{"category": "Weekend", "code": c} for c in codes],
+            actor="ops", sign=False,
+        )  # fmt: skip
+        assert done.strength is not None and not done.strength.weak
+        bits = await _code_bits(conn, f)
+    assert len(bits) == 1000 and min(b for b in bits if b is not None) >= 120
+
+
+async def test_splitting_an_import_does_not_dodge_the_count(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    # 17 hex digits are 68 bits: enough among 16 codes (64 + 4), not among 17.
+    f = await festival(opaque_tickets=0)
+    codes = _codes(17, "0123456789ABCDEF", 17)
+    async with pg_pool.connection() as conn:
+        first = [{"category": "Weekend", "code": c} for c in codes[:16]]
+        await imports.import_tickets(conn, f.festival_id, first, actor="ops", sign=False)
+        with pytest.raises(ImportRowError, match="among the festival's 17 outside codes"):
+            await imports.import_tickets(
+                conn, f.festival_id, [{"category": "Weekend", "code": codes[16]}],
+                actor="ops", sign=False,
+            )  # fmt: skip
+        await conn.rollback()
 
 
 async def test_wristband_import_opens_balances_as_topups(
