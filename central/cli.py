@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from central import catalog, imports, keys, pg, users
+from central import catalog, festivals, imports, keys, pg, users
 from central.errors import CatalogError, ImportRowError
 from config.central import CentralConfig
 from sync.vocab import TicketType
@@ -195,6 +195,60 @@ def festival_category(
 
     out = _run(ctx, work)
     _emit(as_json, out, f"category [bold]{name}[/bold] ({out['type']}) created: {out['id']}")
+
+
+@festival_app.command("list")
+def festival_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List festivals, with how many outside codes are too weak for offline guessing."""
+    found = _run(ctx, festivals.list_festivals)
+    if as_json:
+        typer.echo(json.dumps({"festivals": found}, default=str))
+        return
+    table = Table("slug", "name", "status", "tickets", "outside codes", "weak", "lowest bits")
+    for f in found:
+        codes = f["outside_codes"]
+        weak = f"[bold red]{codes['weak']}[/]" if codes["weak"] else "0"
+        table.add_row(
+            f["slug"], escape(f["name"]), f["status"], str(f["tickets"]), str(codes["codes"]),
+            weak, "" if codes["lowest_bits"] is None else str(codes["lowest_bits"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+@festival_app.command("show")
+def festival_show(
+    ctx: typer.Context,
+    festival: Annotated[str, typer.Argument(help="festival id or slug")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one festival: settings, signing keys, tickets and its outside codes' strength."""
+
+    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
+        return await festivals.show_festival(conn, festival)
+
+    found = _run(ctx, work)
+    if as_json:
+        typer.echo(json.dumps(found, default=str))
+        return
+    codes = found.pop("outside_codes")
+    found["signing_keys"] = ", ".join(
+        f"{k['key_id']}{' (revoked)' if k['revoked'] else ''}" for k in found["signing_keys"]
+    )
+    for key, value in found.items():
+        console.print(f"{key:18} {escape(str(value))}", soft_wrap=True)
+    console.print(f"{'outside codes':18} {codes['codes']} ({codes['unrated']} unrated)")
+    if codes["lowest_bits"] is not None:
+        console.print(
+            f"{'weakest code':18} {codes['lowest_bits']} bits (rounded down), "
+            f"{codes['effective_bits']} left among {codes['codes']}; each needs "
+            f"{codes['needed_bits']}"
+        )
+    if codes["weak"]:
+        console.print(
+            f"[bold red]{codes['weak']} weak outside codes[/]: a stolen device's hash key lets "
+            f"a thief guess valid ones offline (docs/security.md)",
+            soft_wrap=True,
+        )
 
 
 def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any) -> Any:

@@ -199,3 +199,49 @@ def test_category_then_signed_import_then_enrol_code_by_names(pg_dsn: str, tmp_p
     )
     assert missing.exit_code == 1 and "no single zone 'Moon'" in missing.output
     assert fest["slug"] == "cat-fest"
+
+
+def test_weak_outside_codes_refused_accepted_with_a_warning_and_shown(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    _festival(pg_dsn)
+    _festival(pg_dsn, slug="safe-fest")
+    for slug in ("rock-fest", "safe-fest"):
+        _ok("--dsn", pg_dsn, "festival", "category", "Day", "-f", slug, "--json")
+    weak = tmp_path / "outside.csv"
+    weak.write_text(
+        "category,code\n" + "".join(f"Day,{i:06d}\n" for i in range(7, 1_000_000, 20011))
+    )
+    args = ["--dsn", pg_dsn, "import", "tickets", str(weak), "-f", "rock-fest"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1
+    said = " ".join(refused.stderr.split())  # rich wraps at the terminal's width
+    assert "row 1: outside code too weak to survive offline guessing" in said
+    assert "about 19.9 bits (6 characters of 0-9)" in said and "--accept-weak-codes" in said
+    assert _ok("--dsn", pg_dsn, "festival", "show", "rock-fest", "--json")["tickets"] == 0
+
+    accepted = runner.invoke(app, [*args, "--accept-weak-codes", "--json"])
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.stderr.startswith("warning: accepted weak outside codes")
+    assert accepted.stderr.count("\n") == 1 and "stolen gate" in accepted.stderr
+    assert json.loads(accepted.stdout) == {"imported": 50, "code_bits_min": 19, "weak_codes": True}
+
+    strong = tmp_path / "strong.csv"
+    strong.write_text(
+        "category,code\nDay,JBSWY3DPEHPK3PXPJBSWY3DPEH\nDay,MZXW6YTBOI3DQNZRGQYTKMBXGE\n"
+    )
+    quiet = runner.invoke(
+        app, ["--dsn", pg_dsn, "import", "tickets", str(strong), "-f", "safe-fest"]
+    )
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+    listed = {f["slug"]: f for f in _ok("--dsn", pg_dsn, "festival", "list", "--json")["festivals"]}
+    assert listed["rock-fest"]["outside_codes"] | {"effective_bits": None} == {
+        "codes": 50, "weak": 50, "unrated": 0, "lowest_bits": 19, "effective_bits": None,
+        "needed_bits": 70,
+    }  # fmt: skip
+    assert listed["safe-fest"]["outside_codes"]["weak"] == 0
+    table = runner.invoke(app, ["--dsn", pg_dsn, "festival", "list"])
+    assert table.exit_code == 0 and "rock-fest" in table.stdout
+    shown = runner.invoke(app, ["--dsn", pg_dsn, "festival", "show", "rock-fest"])
+    assert "50 weak outside codes" in shown.stdout
