@@ -78,14 +78,26 @@ def check_private(data_dir: Path, db_name: str) -> None:
         f"owned by {_user(uid)} ({', '.join(labels)}), not by {_user(me)}"
         for uid, labels in foreign.items()
     ]
-    fixes = [f"sudo chown -R {_user(me)} {_quoted(data_dir)}"] if foreign else []
     if shown:
         wrong.append(f"open to other users ({', '.join(shown)})")
-        fixes += list(to_chmod)
-    hint = f", or run festgate as {_user(next(iter(foreign)))}" if foreign else ""
-    raise DataDirNotPrivate(
-        str(data_dir), [f"{'; '.join(wrong)}: fix with `{' && '.join(fixes)}`{hint}"]
-    )
+    advice = _advice(data_dir, me, foreign, list(to_chmod))
+    raise DataDirNotPrivate(str(data_dir), [f"{'; '.join(wrong)}: {advice}"])
+
+
+def _advice(data_dir: Path, me: int, foreign: dict[int, list[str]], chmods: list[str]) -> str:
+    """The fixing command; for files of another user, also whom to run festgate as."""
+    owner = _user(next(iter(foreign))) if foreign else ""
+    commands = list(chmods)
+    if foreign and me != 0:  # someone else's files: take them over (root can)
+        commands.insert(0, f"sudo chown -R {_user(me)} {_quoted(data_dir)}")
+    advice = [f"fix with `{' && '.join(commands)}`"] if commands else []
+    if not foreign:
+        return advice[0]
+    if me == 0:
+        # Root running the CLI on the daemon's data dir: taking it over would lock the daemon
+        # out, so the advice is to be that user (the chmods, if any, are needed as well).
+        return " and ".join([*advice, f"run festgate as {owner} (`sudo -u {owner} festgate …`)"])
+    return ", or ".join([*advice, f"run festgate as {owner}"])
 
 
 def prepare(data_dir: Path, db_name: str) -> Path:

@@ -114,6 +114,24 @@ async def test_a_data_dir_owned_by_another_user_is_refused(
     assert "or run festgate as" in message
 
 
+async def test_root_is_told_to_run_festgate_as_the_owner_not_to_take_it_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `sudo festgate status -d /var/lib/festgate`: a chown to root would lock the daemon out.
+    data = tmp_path / "gate"
+    await (await Store.open(data)).close()
+    if os.geteuid() == 0:
+        os.chown(data, 4242, -1)  # as the daemon's user would own it
+    else:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(ConfigError) as err:
+        await Store.open(data)
+    message = str(err.value)
+    assert "chown" not in message
+    assert "(directory), not by root: run festgate as " in message
+    assert message.endswith(" festgate …`)")
+
+
 def test_the_cli_says_what_is_wrong_in_one_line_and_exits_2(tmp_path: Path) -> None:
     data = tmp_path / "bar"
     data.mkdir(mode=0o750)
