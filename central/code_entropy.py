@@ -173,7 +173,7 @@ class Assessment:
             f"{self._risk()}: anyone "
             f"holding a device's replica, from a stolen gate or a copy of its disk, finds a "
             f"valid code in {guess_time(self.effective_bits)} of one laptop's hashing; if a "
-            f"device is lost, give these tickets new codes"
+            f"device is lost, these tickets need new codes (docs/security.md)"
         )
 
 
