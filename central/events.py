@@ -228,6 +228,11 @@ def batch_rows(ctx: RowContext, events: list[Event], *, acked: int) -> Rows | No
 # one row summing up what was stored (see `central.ingest`), with whether any of it moves
 # presence or money (`central.classify` reads those rows back by primary key: cheaper than
 # summing them up as JSON here and parsing that there).
+# `hlc` is stored as the order the conflict rules replay facts in. An event from a clock off
+# beyond the bound (its `skew`) whose HLC lies past its arrival is ordered at its arrival
+# instead (its own HLC kept in `device_hlc`): no fact happens after central receives it, and
+# one glitched clock must not sort a gate's facts after later ones from healthy gates.
+# Events arriving together tie on that time and keep their device's order (device, seq).
 STORE = f"""
 WITH e AS (
   SELECT (r->>0)::bigint AS seq, (r->>1)::uuid AS event_id, r->>2 AS kind, r->>3 AS verdict,
@@ -257,7 +262,11 @@ c AS MATERIALIZED (  -- catalog lookups: an index probe per event, whatever the 
          CASE WHEN money THEN third::bigint END AS amt
   FROM e),
 v AS (
-  SELECT c.*, CASE
+  SELECT c.*,
+    -- `central.conflicts.clock_skew_ms`: ahead of central's receive time, or behind the HLC
+    CASE WHEN wall_ms > %(recv)s THEN wall_ms - %(recv)s
+         ELSE least(0, wall_ms - (hlc >> 16)) END AS skew,
+    CASE
     WHEN early IS NOT NULL THEN early
     WHEN gate THEN CASE
       WHEN zone_found IS NULL THEN 'unknown_zone'
@@ -272,19 +281,19 @@ v AS (
   FROM c),
 ins AS (
   INSERT INTO device_event (device_id, device_seq, event_id, festival_id, kind, verdict, hlc,
-      wall_ms, catalog_seq, payload, received_at, skew_ms, status, reason, ticket_id, zone_id,
-      account_id, amount)
-  SELECT %(dev)s, seq, event_id, %(fid)s, kind, verdict, hlc, wall_ms, catalog_seq, payload,
-         %(at)s,
-         CASE WHEN wall_ms > %(recv)s THEN wall_ms - %(recv)s
-              ELSE least(0, wall_ms - (hlc >> 16)) END,
+      device_hlc, wall_ms, catalog_seq, payload, received_at, skew_ms, status, reason,
+      ticket_id, zone_id, account_id, amount)
+  SELECT %(dev)s, seq, event_id, %(fid)s, kind, verdict,
+         CASE WHEN capped THEN %(recv)s::bigint << 16 ELSE hlc END,
+         CASE WHEN capped THEN hlc END, wall_ms, catalog_seq, payload, %(at)s, skew,
          CASE WHEN reason IS NULL THEN 'applied' ELSE 'rejected' END, reason,
          CASE WHEN reason IS NULL AND gate THEN ticket_found END,
          CASE WHEN reason IS NULL AND gate THEN zone_found END,
          CASE WHEN reason IS NULL AND money THEN account_found END,
          CASE WHEN reason IS NULL AND money AND account_found IS NOT NULL
               THEN coalesce(amt, 0) END
-  FROM v
+  FROM (SELECT v.*, abs(skew) > %(bound)s AND hlc > %(recv)s::bigint << 16 AS capped
+        FROM v) v
   ON CONFLICT DO NOTHING
   RETURNING device_seq, kind, verdict, status, ticket_id, zone_id, account_id, amount, hlc,
             skew_ms),
