@@ -26,6 +26,9 @@ class CentralConfig(BaseSettings):
     port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
     pool_min_size: int = Field(1, ge=0, description="connections the pool keeps open")
     pool_max_size: int = Field(10, ge=1, description="most connections the pool opens")
+    pool_timeout_s: float = Field(
+        30.0, gt=0, description="longest a request waits for a pooled database connection"
+    )
     # Every wait on a client is bounded, so a client that trickles or stalls holds a socket
     # for a bounded time and never a database connection (central.http_server).
     header_timeout_s: float = Field(
@@ -45,4 +48,15 @@ class CentralConfig(BaseSettings):
         gt=0,
         description="seconds a response may wait for a client that does not read; then the"
         " connection is cut (a snapshot stream ends without its end line)",
+    )
+    snapshot_streams: int | None = Field(
+        None,
+        ge=1,
+        description="snapshot streams served at once (each holds a pooled connection);"
+        " unset: a quarter of pool_max_size, at least 1",
+    )
+    snapshot_queue_s: float = Field(
+        5.0,
+        ge=0,
+        description="how long a snapshot request waits for a free stream before 429",
     )
