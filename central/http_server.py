@@ -69,16 +69,16 @@ class GuardedH11Protocol(H11Protocol):
         """Parse as uvicorn does, then follow the request: headers in, body in or out."""
         super().handle_events()
         state = self.conn.their_state
-        if state is h11.IDLE:  # still waiting for headers (or idle, which keep-alive bounds)
-            return
-        _cancel(self._header_timer)
-        self._header_timer = None
-        if state is h11.SEND_BODY:
-            if self._body_timer is None:
-                self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_late)
-        else:  # the whole request is in, or the connection is over
+        if state is not h11.IDLE:  # the headers are in (IDLE: waiting for them, or idle)
+            _cancel(self._header_timer)
+            self._header_timer = None
+        if state is not h11.SEND_BODY:  # the body is in, or there is none (yet)
+            # Also when a body ends after an early answer and the next cycle has begun:
+            # this body's clock must not run on into the next request's.
             _cancel(self._body_timer)
             self._body_timer = None
+        elif self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_late)
 
     def pause_writing(self) -> None:
         """The client stopped reading (the write buffer is full): start the send clock."""
