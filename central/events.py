@@ -12,7 +12,12 @@ Payloads (JSON object; unknown keys are kept as received):
 - any kind may carry ``festival_id``; one that is not the device's refuses the whole batch.
 
 An event that fails a check here is stored anyway with status ``rejected`` and a stable
-reason, takes no effect, and never holds back the device's queue.
+reason, takes no effect, and never holds back the device's queue. That holds for what
+PostgreSQL cannot store too: a payload with a NUL character in a string or key, or a number
+beyond a float (``bad_payload``), is stored as its size; a verdict with a NUL is not an
+allowed one (``verdict_not_allowed``) and is stored with U+FFFD in its place. What the wire
+model bounds (ids, integers within bigint, a wall clock the HLC can pack) never gets here:
+a push that breaks one is malformed and refused whole (`sync.protocol.Event`).
 
 The checks are split by what they need. What one event says on its own (kind and verdict
 for the device's role, the payload's types and uuids, the amount, the payload's size) is
@@ -25,6 +30,7 @@ an ingest cost; per-event JSON work in SQL was most of what was left).
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -135,6 +141,26 @@ class RowContext:
         return cls(KINDS_BY_ROLE.get(device.role, frozenset()), zone)
 
 
+def unstorable(value: object) -> bool:
+    """Whether a payload value, nested, holds what PostgreSQL's jsonb cannot: a NUL character
+    in a string or key (text never holds one), or a number Python read as a non-finite float
+    (``1e400``, ``NaN``)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(unstorable(k) or unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(unstorable(v) for v in value)
+    return False
+
+
+def _dropped(raw: bytes) -> dict[str, int]:
+    """What is kept of a payload that cannot be kept: the fact that it happened, its size."""
+    return {"dropped_bytes": len(raw.decode())}
+
+
 def row(
     ctx: RowContext, event: Event, *, event_id: str | None = None, forced: str | None = None
 ) -> list[Any]:
@@ -143,22 +169,26 @@ def row(
     ``[seq, event_id, kind, verdict, hlc, wall_ms, catalog_seq, payload, early]`` and then,
     for a gate event ``ticket, ticket_malformed, zone``, for a money event ``account, tag,
     amount``: `early` is the reason it is stored rejected whatever the catalog holds (`forced`
-    first, then payload size, kind for the role, verdict for the kind, the amount), the rest
-    its subject fields as `STORE` looks them up (uuids canonical, a tag lowercase hex, None
-    when absent or unreadable). An oversized payload is replaced by its size here.
+    first, then payload size, a payload PostgreSQL cannot store, kind for the role, verdict
+    for the kind, the amount), the rest its subject fields as `STORE` looks them up (uuids
+    canonical, a tag lowercase hex, None when absent or unreadable). An oversized or
+    unstorable payload is replaced by its size here, and a rejected verdict's NULs by U+FFFD
+    (an allowed verdict has none), so every row is one PostgreSQL can store.
     """
     payload: Any = event.payload
     kind = str(event.kind)  # a plain str: enum members hash and serialise slowly
     verdict = event.verdict
     early = forced
     amount: int | None = None
-    if early is None:
-        raw = to_json(payload)  # compact UTF-8 JSON, as stored (pydantic-core: about 0.5 us)
-        if len(raw) > MAX_PAYLOAD_BYTES:
-            # Keep the fact that it happened, not the oversized body.
-            payload = {"dropped_bytes": len(raw.decode())}
-            early = "payload_too_large"
-        elif kind not in ctx.kinds:
+    raw = to_json(payload)  # compact UTF-8 JSON, as stored (pydantic-core: about 0.5 us)
+    if early is None and len(raw) > MAX_PAYLOAD_BYTES:
+        payload, early = _dropped(raw), "payload_too_large"
+    # How to_json spells a NUL and a non-finite float: three scans of the bytes cost about
+    # 0.1 us; the walk runs only when one matches (a string may spell them harmlessly).
+    elif (b"\\u0000" in raw or b"NaN" in raw or b"Infinity" in raw) and unstorable(payload):
+        payload, early = _dropped(raw), early or "bad_payload"
+    elif early is None:
+        if kind not in ctx.kinds:
             early = "kind_not_allowed"
         elif verdict not in VERDICTS_BY_KIND[kind]:
             early = "verdict_not_allowed"
@@ -166,6 +196,8 @@ def row(
             amount = _amount(payload.get("amount"))
             if amount == -1 or (verdict == "approved" and not amount):
                 early = "bad_amount"
+    if early is not None and "\x00" in verdict:
+        verdict = verdict.replace("\x00", "\ufffd")
     out = [
         event.device_seq, event_id or event.event_id, kind, verdict, event.hlc, event.wall_ms,
         event.catalog_seq, payload, early,
