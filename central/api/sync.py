@@ -15,6 +15,7 @@ from central import feed
 from central.api.deps import DeviceDep, StateDep, now_ms
 from central.api.errors import ApiError, describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
+from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
 from central.events import Mismatch
@@ -33,8 +34,8 @@ class EnrolRequest(BaseModel):
     """A device trading its one-time enrol code for credentials."""
 
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=4, max_length=64)
-    name: str = Field("", max_length=200, description="how ops will see this device")
+    code: PgText = Field(min_length=4, max_length=64)
+    name: PgText = Field("", max_length=200, description="how ops will see this device")
 
 
 class EnrolResponse(BaseModel):
