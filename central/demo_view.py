@@ -209,7 +209,7 @@ async def build_report(
         "conflicts": [
             {k: c[k] for k in ("id", "kind", "subject_type", "subject_id", "event_ids")}
             | {"facts": _name_devices(c["facts"], names)}
-            for c in sorted(conflicts, key=lambda c: int(c["id"]))
+            for c in reversed(conflicts)  # oldest first: the list comes newest first
         ],
         "reconciliation": reconciliation,
         "ok": bool(reconciliation["ok"]),

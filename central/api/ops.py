@@ -90,9 +90,9 @@ async def list_conflicts(
 
 @router.post("/conflicts/{conflict_id}/resolve", responses=_ERRORS)
 async def resolve_conflict(
-    festival_id: PgText, conflict_id: int, body: ResolveRequest, who: OpsDep, st: StateDep
+    festival_id: PgText, conflict_id: uuid.UUID, body: ResolveRequest, who: OpsDep, st: StateDep
 ) -> Json:
-    """Resolve a conflict with a note."""
+    """Resolve a conflict (its id as the list gives it) with a note."""
     fid = _festival(festival_id, who, Action.RESOLVE_CONFLICT)
     async with st.pool.connection() as conn:
         return await ops.resolve_conflict(conn, fid, conflict_id, actor=who.actor, note=body.note)

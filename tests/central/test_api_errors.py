@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from central.auth import ROLE_ACTIONS, Action
@@ -109,9 +110,10 @@ def _endpoints(rig: Rig, gate_id: str) -> dict[Action, tuple[str, str, dict[str,
     base = f"/v1/ops/festivals/{rig.fest.festival_id}"
     t = rig.fest.tickets[2].ticket_id
     a = rig.fest.account_ids[0]
+    c = uuid.uuid4()  # no such conflict: the role check answers first
     return {
         Action.VIEW_CONFLICTS: ("GET", f"{base}/conflicts", None),
-        Action.RESOLVE_CONFLICT: ("POST", f"{base}/conflicts/999999/resolve", {"note": "n"}),
+        Action.RESOLVE_CONFLICT: ("POST", f"{base}/conflicts/{c}/resolve", {"note": "n"}),
         Action.VIEW_DEVICES: ("GET", f"{base}/devices", None),
         Action.REVOKE_DEVICE: ("POST", f"{base}/devices/{gate_id}/revoke", None),
         Action.CREATE_ENROL_CODE: ("POST", f"{base}/enrol-codes", {"role": "topup"}),
