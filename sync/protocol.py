@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sync.catalog import Change
-from sync.hlc import LOGICAL_BITS
+from sync.hlc import MAX_WALL_MS
 from sync.vocab import EventKind
 
 PROTOCOL_VERSION = 1
@@ -16,9 +16,6 @@ MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
 # What central stores an event's numbers in: PostgreSQL bigint.
 MAX_BIGINT = 2**63 - 1
-# A wall clock the HLC can pack into a bigint (`sync.hlc.pack`): below 2**47 ms, the year
-# 6429. A clock before 1970 is broken, not early.
-MAX_WALL_MS = MAX_BIGINT >> LOGICAL_BITS
 # An event id as devices write it (`sync.ids.uuid7_text`): canonical, lowercase.
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_VERDICT_CHARS = 32
@@ -37,6 +34,7 @@ class Event(BaseModel):
     device_id: Annotated[str, Field(min_length=1, max_length=64)]
     device_seq: int = Field(ge=1, le=MAX_BIGINT, description="gap-free per device, from 1")
     hlc: int = Field(ge=0, le=MAX_BIGINT, description="hybrid logical clock, see sync.hlc")
+    # A wall clock the HLC can pack (about the year 6429); one before 1970 is broken, not early.
     wall_ms: int = Field(
         ge=0, le=MAX_WALL_MS, description="the device's raw wall clock, unix ms (HLC-packable)"
     )

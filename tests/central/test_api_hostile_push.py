@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from sync import hlc
-from sync.protocol import MAX_BIGINT, MAX_WALL_MS
+from sync.hlc import MAX_WALL_MS
+from sync.protocol import MAX_BIGINT
 from tests.central.sync_helpers import Dev, Rig, expect_error
 
 
