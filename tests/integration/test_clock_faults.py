@@ -87,7 +87,7 @@ async def _presence(dsn: str, ticket: uuid.UUID) -> bool | None:
 async def _open_skew(dsn: str, device_id: str) -> list[dict[str, Any]]:
     async with await AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute(
-            "SELECT id, detail FROM conflict WHERE kind = 'clock_skew' AND subject_id = %s"
+            "SELECT ref, detail FROM conflict WHERE kind = 'clock_skew' AND subject_id = %s"
             " AND resolved_at IS NULL",
             (uuid.UUID(device_id),),
         )
