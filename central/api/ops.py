@@ -16,7 +16,7 @@ from central.auth import Action, OpsPrincipal, require
 from central.errors import NotFound
 from central.ingest import festival_lock
 from sync.hashing import tag_hash
-from sync.protocol import ErrorBody
+from sync.protocol import MAX_BIGINT, ErrorBody
 
 router = APIRouter(prefix="/v1/ops/festivals/{festival_id}", tags=["ops"])
 Json = dict[str, Any]
@@ -202,7 +202,7 @@ async def device_log(
     device_id: PgText,
     who: OpsDep,
     st: StateDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[Json]:
     """A device's log lines."""
