@@ -266,11 +266,11 @@ def report_renderables(report: dict[str, Any]) -> list[Any]:
     for story, seen in report["stories"].items():
         stories.add_row(story, "; ".join(seen) or "-")
     out.append(stories)
-    conflicts = Table("#", "kind", "subject", "facts (both sides)")
+    conflicts = Table("id", "kind", "subject", "facts (both sides)")
     for c in report["conflicts"]:
         facts = c["facts"]
         conflicts.add_row(
-            str(c["id"]), c["kind"], f"{c['subject_type']} {str(c['subject_id'])[:8]}",
+            str(c["id"])[:8], c["kind"], f"{c['subject_type']} {str(c['subject_id'])[:8]}",
             "\n".join(_fact_lines(facts)),
         )  # fmt: skip
     out.append(conflicts)
