@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg import DataError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -89,6 +90,15 @@ def install(app: FastAPI) -> None:
             request.method, request.url.path, exc.sqlstate, exc,
         )  # fmt: skip
         return error_response(422, "invalid_request", "a value the database cannot store")
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every database connection stayed busy for the pool's whole wait: central is
+        # overloaded, which a retry a moment later may not find (devices back off on 503).
+        log.warning("no database connection for %s %s: %s", request.method, request.url.path, exc)
+        response = error_response(503, "busy", "central is busy; retry in a moment")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
