@@ -6,7 +6,14 @@ import importlib
 import json
 import sys
 
-NAMES = ("edge-decide", "ingest", "initial-sync", "camera-decode", "propagation")
+NAMES = (
+    "edge-decide",
+    "ingest",
+    "initial-sync",
+    "camera-decode",
+    "propagation",
+    "slow-clients",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -65,10 +65,11 @@ _SERVE = """
 import os, uvicorn
 from pydantic import SecretStr
 from central.app import create_app
+from central.http_server import server_config
 from config.central import CentralConfig
-app = create_app(CentralConfig(dsn=SecretStr(os.environ["FESTGATE_BENCH_SERVE_DSN"])))
-uvicorn.run(app, host="127.0.0.1", port=int(os.environ["FESTGATE_BENCH_SERVE_PORT"]),
-            log_level="warning")
+config = CentralConfig(dsn=SecretStr(os.environ["FESTGATE_BENCH_SERVE_DSN"]), host="127.0.0.1",
+                       port=int(os.environ["FESTGATE_BENCH_SERVE_PORT"]))
+uvicorn.Server(server_config(create_app(config), config, log_level="warning")).run()
 """
 
 
@@ -80,10 +81,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def central_process(dsn: str) -> Iterator[str]:
-    """Central's HTTP API in a process of its own on a loopback port; yields its base URL."""
+def central_process(dsn: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Central's HTTP API in a process of its own on a loopback port; yields its base URL.
+    `env` adds to the process's environment (``FESTGATE_CENTRAL_*`` settings)."""
     port = _free_port()
-    env = os.environ | {"FESTGATE_BENCH_SERVE_DSN": dsn, "FESTGATE_BENCH_SERVE_PORT": str(port)}
+    env = os.environ | (env or {})
+    env |= {"FESTGATE_BENCH_SERVE_DSN": dsn, "FESTGATE_BENCH_SERVE_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-c", _SERVE], env=env)  # noqa: S603 (our own code)
     try:
         deadline = time.monotonic() + 30

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 _PROC = Path("/proc")
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")  # /proc counts CPU time in these
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -33,7 +33,7 @@ def process_cpu_s(pid: int) -> float | None:
     """CPU seconds process `pid` itself has used (user and system), or None if it is gone."""
     fields = _stat_fields(pid)
     # After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def process_tree_cpu_s(pid: int) -> float | None:
@@ -52,7 +52,7 @@ def process_tree_cpu_s(pid: int) -> float | None:
         fields = _stat_fields(int(entry.name))
         if fields is not None and int(fields[1]) == pid:
             ticks += int(fields[11]) + int(fields[12])
-    return ticks / _TICKS_PER_S
+    return ticks / TICKS_PER_S
 
 
 def local_server_pid(conn: psycopg.Connection[Any]) -> int | None:

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from central import pg, server_gc
 from central.api import errors, ops, sync
 from central.api.deps import AppState, SyncSettings
+from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
 from config.central import CentralConfig
 from sync.protocol import PROTOCOL_VERSION, PushRequest
@@ -54,8 +55,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = pool is None
         the_pool = pool or await pg.connect_pool(
-            _dsn(settings), min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            _dsn(settings),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            checkout_timeout_s=settings.pool_timeout_s,
         )
+        # A quarter of the pool: streams to slow readers must leave the rest of it free.
+        streams = settings.snapshot_streams or max(1, the_pool.max_size // 4)
+        app.state.snapshot_slots = StreamSlots(streams, settings.snapshot_queue_s)
         waiters = FeedWaiters()
         listener = asyncio.create_task(waiters.listen(str(the_pool.conninfo)))
         app.state.central = AppState(the_pool, waiters, sync_settings or SyncSettings())

@@ -69,6 +69,7 @@ _EVENT_SQL = {
     "verdict": "verdict", "ticket_id": "ticket_id::text", "zone_id": "zone_id::text",
     "account_id": "account_id::text", "amount": "coalesce(amount, 0)",
     "received_ms": "(extract(epoch FROM received_at) * 1000)::bigint",
+    "device_hlc": "coalesce(device_hlc, 0)",
 }  # fmt: skip
 _EVENT_COLS = ", ".join(_EVENT_SQL[f.name] for f in fields(EventFact))
 

@@ -431,10 +431,15 @@ def serve(
     create_app = _c2("central.app", "create_app")
     import uvicorn
 
+    from central.http_server import server_config
+
     with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
         pg.migrate(dsn)
         config = _config(ctx).model_copy(update={"dsn": SecretStr(dsn), "host": host, "port": port})
-        uvicorn.run(create_app(config, settle_gc=True), host=host, port=port)
+        server = uvicorn.Server(server_config(create_app(config, settle_gc=True), config))
+        server.run()
+    if not server.started:
+        raise _fail(f"central did not start on {host}:{port}")
 
 
 @app.command()

@@ -61,6 +61,7 @@ class EventFact:
     account_id: str | None = None
     amount: int = 0  # positive cents as the device recorded it; sign comes from the kind
     received_ms: int = 0
+    device_hlc: int = 0  # the HLC the device sent, when `hlc` (the order) is another; else 0
 
     @property
     def order(self) -> tuple[int, str, int]:
@@ -86,6 +87,8 @@ class EventFact:
         if self.account_id is not None:
             out["account_id"] = self.account_id
             out["amount"] = self.amount
+        if self.device_hlc:
+            out["device_hlc"] = self.device_hlc
         return out
 
 
@@ -331,7 +334,7 @@ def clock_skew_ms(wall_ms: int, hlc: int, received_ms: int) -> int:
 
 def skew_ms(event: EventFact) -> int:
     """`clock_skew_ms` of a stored event."""
-    return clock_skew_ms(event.wall_ms, event.hlc, event.received_ms)
+    return clock_skew_ms(event.wall_ms, event.device_hlc or event.hlc, event.received_ms)
 
 
 def classify_clock(

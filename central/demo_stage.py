@@ -48,14 +48,13 @@ def central_server(dsn: str) -> Iterator[int]:
     import uvicorn
 
     from central.app import create_app
+    from central.http_server import server_config
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    app = create_app(CentralConfig(dsn=SecretStr(dsn)))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    config = CentralConfig(dsn=SecretStr(dsn), host="127.0.0.1", port=port)
+    server = uvicorn.Server(server_config(create_app(config), config, log_level="warning"))
     thread = threading.Thread(target=server.run, name="central", daemon=True)
     thread.start()
     try:

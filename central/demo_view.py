@@ -209,7 +209,7 @@ async def build_report(
         "conflicts": [
             {k: c[k] for k in ("id", "kind", "subject_type", "subject_id", "event_ids")}
             | {"facts": _name_devices(c["facts"], names)}
-            for c in sorted(conflicts, key=lambda c: int(c["id"]))
+            for c in reversed(conflicts)  # oldest first: the list comes newest first
         ],
         "reconciliation": reconciliation,
         "ok": bool(reconciliation["ok"]),
@@ -266,11 +266,11 @@ def report_renderables(report: dict[str, Any]) -> list[Any]:
     for story, seen in report["stories"].items():
         stories.add_row(story, "; ".join(seen) or "-")
     out.append(stories)
-    conflicts = Table("#", "kind", "subject", "facts (both sides)")
+    conflicts = Table("id", "kind", "subject", "facts (both sides)")
     for c in report["conflicts"]:
         facts = c["facts"]
         conflicts.add_row(
-            str(c["id"]), c["kind"], f"{c['subject_type']} {str(c['subject_id'])[:8]}",
+            str(c["id"])[:8], c["kind"], f"{c['subject_type']} {str(c['subject_id'])[:8]}",
             "\n".join(_fact_lines(facts)),
         )  # fmt: skip
     out.append(conflicts)

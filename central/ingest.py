@@ -44,10 +44,10 @@ from pydantic_core import to_json
 
 from central import classify, events, feed
 from central.auth import DevicePrincipal
-from sync.hlc import HybridClock
+from sync.hlc import MAX_OFFSET_MS, HybridClock
 from sync.protocol import Event, PushResponse
 
-DEFAULT_SKEW_BOUND_MS = 120_000
+DEFAULT_SKEW_BOUND_MS = MAX_OFFSET_MS  # a device beyond it is flagged (`clock_skew`)
 _DUP_NAMESPACE = uuid.UUID("6b0a3c1e-5a4f-4c1e-9a57-2f7e0c0f6e11")
 _clock = HybridClock()
 # Set for each ingest transaction (select-list items; local to it). Generic plans from the

@@ -33,9 +33,12 @@ async def _one(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...], 
     return rows[0]
 
 
+# A conflict's id outside is its random `ref` (migration 0006): the bigserial key counts
+# every festival's conflicts, so it stays inside (order by ``conflict.id``: a bare ``id``
+# in ORDER BY would name this output column, the ref).
 _CONFLICT_COLS = (
-    "id, kind, natural_key, subject_type, subject_id, event_ids, facts, detail, created_at,"
-    " updated_at, resolved_at, resolved_by, resolution_note"
+    "ref AS id, kind, natural_key, subject_type, subject_id, event_ids, facts, detail,"
+    " created_at, updated_at, resolved_at, resolved_by, resolution_note"
 )
 
 
@@ -52,15 +55,21 @@ async def list_conflicts(
         conn,
         f"SELECT {_CONFLICT_COLS} FROM conflict WHERE festival_id = %s"
         " AND (NOT %s OR resolved_at IS NULL) AND (%s::text IS NULL OR kind = %s)"
-        " ORDER BY created_at DESC, id DESC LIMIT %s",
+        " ORDER BY created_at DESC, conflict.id DESC LIMIT %s",
         (festival_id, open_only, kind, kind, limit),
     )
 
 
 async def resolve_conflict(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, conflict_id: int, *, actor: str, note: str
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    conflict_id: uuid.UUID,
+    *,
+    actor: str,
+    note: str,
 ) -> Json:
-    """Mark a conflict resolved with a note (audited); a resolved one stays resolved.
+    """Mark a conflict (by its id, the `ref`) resolved with a note (audited); a resolved one
+    stays resolved; another festival's is NotFound.
 
     A resolved clock skew remembers how far the device had pushed, so only later skewed
     events open a new one; a resolved duplicate entry may clear the ticket's suspicion.
@@ -69,7 +78,7 @@ async def resolve_conflict(
         await festival_lock(conn, festival_id)  # same lock order as ingest (tickets, feed)
         old = await _one(
             conn,
-            f"SELECT {_CONFLICT_COLS} FROM conflict WHERE id = %s AND festival_id = %s FOR UPDATE",
+            f"SELECT {_CONFLICT_COLS} FROM conflict WHERE ref = %s AND festival_id = %s FOR UPDATE",
             (conflict_id, festival_id),
             f"conflict {conflict_id}",
         )
@@ -85,7 +94,7 @@ async def resolve_conflict(
         new = await _one(
             conn,
             "UPDATE conflict SET resolved_at = now(), resolved_by = %s, resolution_note = %s,"
-            f" detail = %s WHERE id = %s RETURNING {_CONFLICT_COLS}",
+            f" detail = %s WHERE ref = %s RETURNING {_CONFLICT_COLS}",
             (actor, note, Jsonb(detail), conflict_id),
             f"conflict {conflict_id}",
         )
@@ -202,7 +211,7 @@ async def ticket_history(
         "conflicts": await _rows(
             conn,
             f"SELECT {_CONFLICT_COLS} FROM conflict WHERE subject_type = 'ticket'"
-            " AND subject_id = %s ORDER BY id",
+            " AND subject_id = %s ORDER BY conflict.id",
             (ticket_id,),
         ),
         "audit": await _rows(
@@ -242,7 +251,7 @@ async def account_ledger(
         "conflicts": await _rows(
             conn,
             f"SELECT {_CONFLICT_COLS} FROM conflict WHERE subject_type = 'account'"
-            " AND subject_id = %s ORDER BY id",
+            " AND subject_id = %s ORDER BY conflict.id",
             (account_id,),
         ),
     }

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config.central import CentralConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+BIGINT_MAX = 2**63 - 1  # the largest value a bigint column (a seq, a cursor, a count) holds
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATE_LOCK = 0x66657374_67617465 & 0x7FFFFFFFFFFFFFFF
 
@@ -81,9 +82,14 @@ def open_database(settings: PgSettings) -> Iterator[str]:
         yield server.dsn
 
 
-async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
-    """Open an async connection pool and wait until its first connections work."""
-    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False)
+async def connect_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, checkout_timeout_s: float = 30.0
+) -> AsyncConnectionPool:
+    """Open an async connection pool and wait until its first connections work; a checkout
+    waits at most `checkout_timeout_s` (then psycopg_pool.PoolTimeout)."""
+    pool = AsyncConnectionPool(
+        dsn, min_size=min_size, max_size=max_size, timeout=checkout_timeout_s, open=False
+    )
     await pool.open(wait=True)
     return pool
 

@@ -15,8 +15,9 @@ from rich.markup import escape
 
 from config.device import ConfigError, DeviceConfig, load_device_config
 from edge import cli_sync
+from edge.clock import wall_clock_ms
 from edge.decide import BadInput
-from edge.device import Device, GateResult, SaleResult, wall_clock_ms
+from edge.device import Device, GateResult, SaleResult
 from edge.sample import build_sample
 from edge.sync_link import load_credentials
 from sync.catalog import Snapshot

@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edge.device import Device, GateResult, SaleResult, wall_clock_ms
+from edge.clock import wall_clock_ms
+from edge.device import Device, GateResult, SaleResult
 from edge.sample import build_sample
 from sync.vocab import Role
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.clock import DeviceClock, boot_clock_ms, wall_clock_ms
 from edge.decide import (
     MAX_AMOUNT,
     BadInput,
@@ -32,11 +32,6 @@ from sync.verdicts import BarCode, Verdict
 from sync.vocab import EventKind, Role
 
 MAX_QUANTITY = 100
-
-
-def wall_clock_ms() -> int:
-    """The real wall clock in unix milliseconds (tests pass their own)."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +78,6 @@ class Device:
         vendor: str | None = None,
         allowance_cap: int | None = None,
         online_window_ms: int = 30_000,
-        clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.store = store
         self.journal = journal
@@ -92,27 +86,45 @@ class Device:
         self.vendor_ref = vendor
         self.allowance_cap = allowance_cap
         self.online_window_ms = online_window_ms
-        self.clock = clock
-        self.last_contact_ms: int | None = None
         # One decision at a time: the lookup and the append must not interleave, or two readers
         # could both see a ticket outside and both admit it.
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, data_dir: Path, *, role: Role, **kwargs: Any) -> Device:
-        """Open the device's store and journal in `data_dir`."""
+    async def open(
+        cls,
+        data_dir: Path,
+        *,
+        role: Role,
+        clock: Callable[[], int] = wall_clock_ms,
+        monotonic: Callable[[], int] = boot_clock_ms,
+        **kwargs: Any,
+    ) -> Device:
+        """Open the device's store and journal in `data_dir`; `clock` is the wall clock and
+        `monotonic` the clock durations are read from (tests pass their own)."""
         store = await Store.open(data_dir)
         device_id = await store.get_state("device_id")
         if device_id is None:
             # Until enrolment names it, a device is known by a random local id.
             device_id = f"local-{uuid.uuid4()}"
             await store.set_state("device_id", device_id)
-        journal = await Journal.open(store.conn, device_id, store.inline, store.write_lock)
+        time = DeviceClock(clock, monotonic)
+        journal = await Journal.open(store.conn, device_id, store.inline, store.write_lock, time)
         return cls(store, journal, role=role, **kwargs)
 
     async def close(self) -> None:
         """Close the store."""
         await self.store.close()
+
+    @property
+    def time(self) -> DeviceClock:
+        """The device's clocks (the journal's: its HLC is bounded by the same contact)."""
+        return self.journal.time
+
+    @property
+    def clock(self) -> Callable[[], int]:
+        """The wall clock, in unix milliseconds."""
+        return self.journal.time.wall
 
     @property
     def catalog(self) -> Catalog:
@@ -149,16 +161,12 @@ class Device:
                 catalog_seq=self.store.cursor,
             )
 
-    def mark_contact(self, now_ms: int) -> None:
-        """Central answered just now."""
-        self.last_contact_ms = now_ms
-
-    def online(self, now_ms: int) -> bool:
-        """Central answered recently enough to trust the balances we hold."""
-        return (
-            self.last_contact_ms is not None
-            and now_ms - self.last_contact_ms < self.online_window_ms
-        )
+    def online(self) -> bool:
+        """Central answered recently enough to trust the balances we hold: measured on the
+        monotonic clock, so moving the wall clock changes nothing, and a contact that cannot
+        be placed (another boot, none yet) counts as offline."""
+        since = self.time.since_contact_ms()
+        return since is not None and since < self.online_window_ms
 
     def _allowance(self, festival: FestivalRow) -> int:
         cap = self.allowance_cap
@@ -209,8 +217,8 @@ class Device:
                 occupancy=zone_row.occupancy + (lookup.pending_occupancy if lookup else 0),
                 exit=exit,
             )
-            now_ms = self.clock()
-            verdict = decide_entry(ctx, now_ms // 1000)
+            now_ms = self.clock()  # journaled as it reads; decided by a time we can place
+            verdict = decide_entry(ctx, self.time.trusted_ms(now_ms) // 1000)
             delta = 0
             if verdict.admits:
                 delta = -1 if exit and presence is Presence.INSIDE else (0 if exit else 1)
@@ -292,7 +300,7 @@ class Device:
                 unknown_product=unknown,
                 pending=lookup.pending,
                 offline_spent=lookup.offline_spent,
-                online=self.online(now_ms),
+                online=self.online(),
                 allowance=self._allowance(festival),
             )
             verdict = authorize_sale(ctx)

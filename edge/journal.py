@@ -11,7 +11,8 @@ from typing import Any
 
 import aiosqlite
 
-from sync.hlc import HybridClock
+from edge.clock import CentralContact, DeviceClock
+from sync.hlc import MAX_WALL_MS, HybridClock, wall_ms_of
 from sync.ids import uuid7_text
 from sync.protocol import Event
 from sync.trusted import trusted
@@ -73,6 +74,7 @@ class Journal:
         last_hlc: int,
         inline: sqlite3.Connection | None = None,
         write_lock: asyncio.Lock | None = None,
+        time: DeviceClock | None = None,
     ):
         self.conn = conn
         # The store's lock over multi-statement writer transactions (see Store.write_lock).
@@ -84,7 +86,10 @@ class Journal:
         # append queues behind it on the writer instead of waiting on the event loop.
         self.inline = inline
         self.device_id = device_id
-        self.clock = HybridClock(last_hlc)
+        self.hlc = HybridClock(last_hlc)
+        # Central's time as last learned bounds the HLC (see `sync.hlc`); the contact is kept
+        # in sync_state with the HLC, so a restart on the same boot still has it.
+        self.time = time or DeviceClock()
         self._last_seq = last_seq  # advanced only once a row commits: a failure leaves no gap
         self._pending: asyncio.Future[Any] | None = None
         # Called with each event right after its commit (the sync engine pushes at once).
@@ -97,12 +102,20 @@ class Journal:
         device_id: str,
         inline: sqlite3.Connection | None = None,
         write_lock: asyncio.Lock | None = None,
+        time: DeviceClock | None = None,
     ) -> Journal:
-        """Resume after the last committed event (and never let the HLC run backwards)."""
+        """Resume after the last committed event, with the HLC and central's last contact."""
         rows = list(await conn.execute_fetchall("SELECT max(device_seq), max(hlc) FROM journal"))
-        state = list(await conn.execute_fetchall("SELECT value FROM sync_state WHERE key = 'hlc'"))
-        last_hlc = max(int(rows[0][1] or 0), int(state[0][0]) if state else 0)
-        return cls(conn, device_id, int(rows[0][0] or 0), last_hlc, inline, write_lock)
+        state = {
+            str(key): str(value)
+            for key, value in await conn.execute_fetchall(
+                "SELECT key, value FROM sync_state WHERE key IN ('hlc', 'central_contact')"
+            )
+        }
+        last_hlc = max(int(rows[0][1] or 0), int(state.get("hlc") or 0))
+        time = time or DeviceClock()
+        time.last_contact = CentralContact.from_json(state.get("central_contact"))
+        return cls(conn, device_id, int(rows[0][0] or 0), last_hlc, inline, write_lock, time)
 
     async def _insert(self, seq: int, params: tuple[Any, ...]) -> None:
         """Commit one row and advance the last seq: inline, or through the writer when busy."""
@@ -155,7 +168,8 @@ class Journal:
         if self._pending is not None:  # a cancelled append's row is still on the writer
             await asyncio.wait([self._pending])
         seq = self._last_seq + 1
-        hlc = self.clock.now(wall_ms)
+        wall_ms = min(max(wall_ms, 0), MAX_WALL_MS)  # what the wire and an HLC can carry
+        hlc = self.hlc.now(wall_ms, self.time.central_ms())
         event_id = uuid7_text(wall_ms)
         await self._insert(
             seq,
@@ -214,12 +228,14 @@ class Journal:
         return cur.rowcount
 
     async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
-        """Advance the HLC past central's clock and persist it, so it survives a restart."""
-        hlc = self.clock.observe(central_hlc, wall_ms)
+        """Central answered: advance the HLC past its clock, note the contact on the monotonic
+        clock, and persist both, so they survive a restart."""
+        hlc = self.hlc.observe(central_hlc, wall_ms)
+        contact = self.time.record_contact(wall_ms_of(central_hlc))
         await self.conn.execute(
-            "INSERT INTO sync_state VALUES ('hlc', ?) "
+            "INSERT INTO sync_state VALUES ('hlc', ?), ('central_contact', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(hlc),),
+            (str(hlc), contact.to_json()),
         )
 
     async def prune(self, older_than_ms: int) -> int:

@@ -78,13 +78,9 @@ class DeviceOutbox:
 
 
 def engine_for(device: Device, client: CentralClient, **kwargs: Any) -> SyncEngine:
-    """A sync engine for a device; new events wake the push loop, contact marks it online."""
-    engine = SyncEngine(
-        client,
-        device.store,
-        DeviceOutbox(device),
-        on_contact=device.mark_contact,
-        **kwargs,
-    )
+    """A sync engine for a device; new events wake the push loop. Each answer from central is
+    a contact the journal records (`Journal.observe_central`): the device is online from it."""
+    kwargs.setdefault("clock", device.time.wall_ms)  # one wall clock for both
+    engine = SyncEngine(client, device.store, DeviceOutbox(device), **kwargs)
     device.journal.listeners.append(engine.notify_event)
     return engine

@@ -53,7 +53,7 @@ class Outbox(Protocol):
         ...
 
     async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
-        """Advance the device's HLC past central's."""
+        """Central answered with its clock: advance the HLC past it and note the contact."""
         ...
 
     async def save_status(self, status: dict[str, Any]) -> None:
@@ -99,7 +99,6 @@ class SyncEngine:
         max_backoff_s: float = 30.0,
         refused_backoff_s: float = 60.0,
         clock: Callable[[], int] = _wall_ms,
-        on_contact: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         self.replica = replica
@@ -110,7 +109,6 @@ class SyncEngine:
         self.max_backoff_s = max_backoff_s
         self.refused_backoff_s = refused_backoff_s
         self.clock = clock
-        self.on_contact = on_contact
         self.status = SyncStatus(cursor=replica.cursor)
         # Full jitter: devices that lost central together do not come back in lockstep.
         self._backoff = wait_random_exponential(multiplier=0.2, max=max_backoff_s)
@@ -127,8 +125,6 @@ class SyncEngine:
         self.status.clock_offset_ms = wall_ms_of(central_hlc) - now
         self.status.last_success_ms = now
         self.status.last_error = self.status.refused = None
-        if self.on_contact is not None:
-            self.on_contact(now)
 
     async def record_status(self) -> None:
         """Persist the current status where `festgate status` reads it."""

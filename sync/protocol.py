@@ -7,26 +7,42 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sync.catalog import Change
+from sync.hlc import MAX_WALL_MS
 from sync.vocab import EventKind
 
 PROTOCOL_VERSION = 1
 PROTOCOL_HEADER = "Festgate-Protocol"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
+# What central stores an event's numbers in: PostgreSQL bigint.
+MAX_BIGINT = 2**63 - 1
+# An event id as devices write it (`sync.ids.uuid7_text`): canonical, lowercase.
+EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MAX_VERDICT_CHARS = 32
 
 
 class Event(BaseModel):
-    """An immutable fact recorded on a device."""
+    """An immutable fact recorded on a device.
+
+    Its fields' bounds are what central can store: a push that breaks one is malformed and
+    refused whole (422). What a well-formed event says (its verdict, its payload) is checked
+    at central, which stores a bad event as rejected (`central.events`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    event_id: Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]
+    event_id: Annotated[str, Field(pattern=EVENT_ID_PATTERN, description="UUIDv7, lowercase")]
     device_id: Annotated[str, Field(min_length=1, max_length=64)]
-    device_seq: int = Field(ge=1, description="gap-free per device, from 1")
-    hlc: int = Field(ge=0, description="hybrid logical clock, see sync.hlc")
-    wall_ms: int = Field(description="the device's raw wall clock, unix ms")
-    catalog_seq: int = Field(ge=0, description="highest change-feed seq the device had applied")
+    device_seq: int = Field(ge=1, le=MAX_BIGINT, description="gap-free per device, from 1")
+    hlc: int = Field(ge=0, le=MAX_BIGINT, description="hybrid logical clock, see sync.hlc")
+    # A wall clock the HLC can pack (about the year 6429); one before 1970 is broken, not early.
+    wall_ms: int = Field(
+        ge=0, le=MAX_WALL_MS, description="the device's raw wall clock, unix ms (HLC-packable)"
+    )
+    catalog_seq: int = Field(
+        ge=0, le=MAX_BIGINT, description="highest change-feed seq the device had applied"
+    )
     kind: EventKind
-    verdict: Annotated[str, Field(max_length=32)]
+    verdict: Annotated[str, Field(max_length=MAX_VERDICT_CHARS)]
     payload: dict[str, Any] = Field(default_factory=dict)
 
 

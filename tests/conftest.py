@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -33,18 +36,39 @@ def _drop(admin_dsn: str, name: str) -> None:
         )
 
 
+def _outside_pytest_tmp() -> Path:
+    # As root an embedded server runs as another user, and every new pytest session makes
+    # /tmp/pytest-of-root 0700 again, which cut a running server off its own files: two
+    # test runs at once must both pass, so servers live in a directory of their own.
+    home = Path(tempfile.mkdtemp(prefix="festgate-test-pg-"))
+    home.chmod(0o755)
+    return home
+
+
+@pytest.fixture
+def pg_home() -> Iterator[Path]:
+    """A directory for an embedded PostgreSQL a test starts itself, removed afterwards."""
+    home = _outside_pytest_tmp()
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_dsn() -> Iterator[str]:
     """DSN of a server where tests may create databases (FESTGATE_TEST_DSN or embedded)."""
     given = os.environ.get("FESTGATE_TEST_DSN")
     if given:
         yield given
         return
-    server = pg.start_embedded(tmp_path_factory.mktemp("embedded") / "pgdata")
+    home = _outside_pytest_tmp()
+    server = pg.start_embedded(home / "pgdata")
     try:
         yield server.dsn
     finally:
         server.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

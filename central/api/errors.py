@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import DataError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -15,6 +18,7 @@ from central.auth import AuthError
 from central.errors import CatalogError, Conflict, NotFound
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 
+log = logging.getLogger(__name__)
 # Paths a browser or a generator fetches without the protocol header.
 OPEN_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"})
 _STATUS_CODES = {
@@ -75,6 +79,26 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_request", describe_errors(list(exc.errors())))
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot take (SQLSTATE class 22: out of range, a NUL, bad
+        # text for a type) came from the request: the request is at fault, not central. The
+        # models refuse such values first; this is the net under them, so it is logged.
+        log.warning(
+            "database refused a value of %s %s (%s): %s",
+            request.method, request.url.path, exc.sqlstate, exc,
+        )  # fmt: skip
+        return error_response(422, "invalid_request", "a value the database cannot store")
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every database connection stayed busy for the pool's whole wait: central is
+        # overloaded, which a retry a moment later may not find (devices back off on 503).
+        log.warning("no database connection for %s %s: %s", request.method, request.url.path, exc)
+        response = error_response(503, "busy", "central is busy; retry in a moment")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:

@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from central import cashless, catalog, classify, enrol, ops, tickets
 from central.api.deps import OpsDep, StateDep, parse_uuid
 from central.api.errors import ApiError
+from central.api.text import PgText
 from central.auth import Action, OpsPrincipal, require
 from central.errors import NotFound
 from central.ingest import festival_lock
 from sync.hashing import tag_hash
-from sync.protocol import ErrorBody
+from sync.protocol import MAX_BIGINT, ErrorBody
 
 router = APIRouter(prefix="/v1/ops/festivals/{festival_id}", tags=["ops"])
 Json = dict[str, Any]
@@ -28,14 +29,14 @@ class ResolveRequest(BaseModel):
     """How ops settled a conflict."""
 
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(min_length=1, max_length=2000)
+    note: PgText = Field(min_length=1, max_length=2000)
 
 
 class ReasonRequest(BaseModel):
     """Why a ticket or wristband is being blocked or cancelled."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=200)
+    reason: PgText = Field("", max_length=200)
 
 
 class AmountRequest(BaseModel):
@@ -74,11 +75,11 @@ async def _owned(st: StateDep, table: str, row_id: str, fid: uuid.UUID) -> uuid.
 
 @router.get("/conflicts", responses=_ERRORS)
 async def list_conflicts(
-    festival_id: str,
+    festival_id: PgText,
     who: OpsDep,
     st: StateDep,
     open_only: bool = True,
-    kind: str | None = None,
+    kind: PgText | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[Json]:
     """Conflicts with both facts, newest first."""
@@ -89,16 +90,16 @@ async def list_conflicts(
 
 @router.post("/conflicts/{conflict_id}/resolve", responses=_ERRORS)
 async def resolve_conflict(
-    festival_id: str, conflict_id: int, body: ResolveRequest, who: OpsDep, st: StateDep
+    festival_id: PgText, conflict_id: uuid.UUID, body: ResolveRequest, who: OpsDep, st: StateDep
 ) -> Json:
-    """Resolve a conflict with a note."""
+    """Resolve a conflict (its id as the list gives it) with a note."""
     fid = _festival(festival_id, who, Action.RESOLVE_CONFLICT)
     async with st.pool.connection() as conn:
         return await ops.resolve_conflict(conn, fid, conflict_id, actor=who.actor, note=body.note)
 
 
 @router.get("/devices", responses=_ERRORS)
-async def list_devices(festival_id: str, who: OpsDep, st: StateDep) -> list[Json]:
+async def list_devices(festival_id: PgText, who: OpsDep, st: StateDep) -> list[Json]:
     """Devices: last seen, sync lag, pending events, clock skew, revoked."""
     fid = _festival(festival_id, who, Action.VIEW_DEVICES)
     async with st.pool.connection() as conn:
@@ -106,7 +107,7 @@ async def list_devices(festival_id: str, who: OpsDep, st: StateDep) -> list[Json
 
 
 @router.post("/devices/{device_id}/revoke", responses=_ERRORS)
-async def revoke_device(festival_id: str, device_id: str, who: OpsDep, st: StateDep) -> Json:
+async def revoke_device(festival_id: PgText, device_id: PgText, who: OpsDep, st: StateDep) -> Json:
     """Revoke a device; its token is refused from the next request on."""
     fid = _festival(festival_id, who, Action.REVOKE_DEVICE)
     did = await _owned(st, "device", device_id, fid)
@@ -117,7 +118,7 @@ async def revoke_device(festival_id: str, device_id: str, who: OpsDep, st: State
 
 @router.post("/enrol-codes", responses=_ERRORS)
 async def create_enrol_code(
-    festival_id: str, body: EnrolCodeRequest, who: OpsDep, st: StateDep
+    festival_id: PgText, body: EnrolCodeRequest, who: OpsDep, st: StateDep
 ) -> Json:
     """A one-time enrol code for a new device (shown once)."""
     fid = _festival(festival_id, who, Action.CREATE_ENROL_CODE)
@@ -130,7 +131,7 @@ async def create_enrol_code(
 
 
 @router.get("/zones/occupancy", responses=_ERRORS)
-async def zone_occupancy(festival_id: str, who: OpsDep, st: StateDep) -> list[Json]:
+async def zone_occupancy(festival_id: PgText, who: OpsDep, st: StateDep) -> list[Json]:
     """Occupancy and capacity per zone."""
     fid = _festival(festival_id, who, Action.VIEW_OCCUPANCY)
     async with st.pool.connection() as conn:
@@ -139,7 +140,7 @@ async def zone_occupancy(festival_id: str, who: OpsDep, st: StateDep) -> list[Js
 
 @router.get("/entries", responses=_ERRORS)
 async def entries(
-    festival_id: str,
+    festival_id: PgText,
     who: OpsDep,
     st: StateDep,
     bucket_s: Annotated[int, Query(ge=60, le=86400)] = 300,
@@ -151,7 +152,7 @@ async def entries(
 
 
 @router.get("/sales", responses=_ERRORS)
-async def sales(festival_id: str, who: OpsDep, st: StateDep) -> list[Json]:
+async def sales(festival_id: PgText, who: OpsDep, st: StateDep) -> list[Json]:
     """Sales count and amount per vendor."""
     fid = _festival(festival_id, who, Action.VIEW_SALES)
     async with st.pool.connection() as conn:
@@ -159,7 +160,7 @@ async def sales(festival_id: str, who: OpsDep, st: StateDep) -> list[Json]:
 
 
 @router.get("/tickets/{ticket_id}", responses=_ERRORS)
-async def ticket_history(festival_id: str, ticket_id: str, who: OpsDep, st: StateDep) -> Json:
+async def ticket_history(festival_id: PgText, ticket_id: PgText, who: OpsDep, st: StateDep) -> Json:
     """A ticket's state, scans, access log, conflicts and audit trail."""
     fid = _festival(festival_id, who, Action.VIEW_TICKET)
     async with st.pool.connection() as conn:
@@ -185,7 +186,9 @@ async def _account_id(st: StateDep, fid: uuid.UUID, ref: str) -> uuid.UUID:
 
 
 @router.get("/accounts/{account_ref}/ledger", responses=_ERRORS)
-async def account_ledger(festival_id: str, account_ref: str, who: OpsDep, st: StateDep) -> Json:
+async def account_ledger(
+    festival_id: PgText, account_ref: PgText, who: OpsDep, st: StateDep
+) -> Json:
     """A wristband's ledger (by account id or tag UID)."""
     fid = _festival(festival_id, who, Action.VIEW_LEDGER)
     aid = await _account_id(st, fid, account_ref)
@@ -195,11 +198,11 @@ async def account_ledger(festival_id: str, account_ref: str, who: OpsDep, st: St
 
 @router.get("/devices/{device_id}/log", responses=_ERRORS)
 async def device_log(
-    festival_id: str,
-    device_id: str,
+    festival_id: PgText,
+    device_id: PgText,
     who: OpsDep,
     st: StateDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[Json]:
     """A device's log lines."""
@@ -210,7 +213,7 @@ async def device_log(
 
 
 @router.post("/tickets/{ticket_id}/cancel", responses=_ERRORS)
-async def cancel_ticket(festival_id: str, ticket_id: str, who: OpsDep, st: StateDep) -> Json:
+async def cancel_ticket(festival_id: PgText, ticket_id: PgText, who: OpsDep, st: StateDep) -> Json:
     """Cancel a ticket (gates refuse it from their next sync)."""
     fid = _festival(festival_id, who, Action.CANCEL_TICKET)
     tid = await _owned(st, "ticket", ticket_id, fid)
@@ -221,7 +224,7 @@ async def cancel_ticket(festival_id: str, ticket_id: str, who: OpsDep, st: State
 
 @router.post("/tickets/{ticket_id}/block", responses=_ERRORS)
 async def block_ticket(
-    festival_id: str, ticket_id: str, body: ReasonRequest, who: OpsDep, st: StateDep
+    festival_id: PgText, ticket_id: PgText, body: ReasonRequest, who: OpsDep, st: StateDep
 ) -> Json:
     """Put a ticket on the block list."""
     fid = _festival(festival_id, who, Action.BLOCK_TICKET)
@@ -254,14 +257,18 @@ async def _account_write(
 
 
 @router.post("/accounts/{account_ref}/block", responses=_ERRORS)
-async def block_account(festival_id: str, account_ref: str, who: OpsDep, st: StateDep) -> Json:
+async def block_account(
+    festival_id: PgText, account_ref: PgText, who: OpsDep, st: StateDep
+) -> Json:
     """Block a wristband."""
     fid = _festival(festival_id, who, Action.BLOCK_TAG)
     return await _account_write(st, fid, await _account_id(st, fid, account_ref), who, "block")
 
 
 @router.post("/accounts/{account_ref}/unblock", responses=_ERRORS)
-async def unblock_account(festival_id: str, account_ref: str, who: OpsDep, st: StateDep) -> Json:
+async def unblock_account(
+    festival_id: PgText, account_ref: PgText, who: OpsDep, st: StateDep
+) -> Json:
     """Unblock a wristband (a debt hold stays until the debt is paid)."""
     fid = _festival(festival_id, who, Action.BLOCK_TAG)
     return await _account_write(st, fid, await _account_id(st, fid, account_ref), who, "unblock")
@@ -269,7 +276,7 @@ async def unblock_account(festival_id: str, account_ref: str, who: OpsDep, st: S
 
 @router.post("/accounts/{account_ref}/topup", responses=_ERRORS)
 async def topup_account(
-    festival_id: str, account_ref: str, body: AmountRequest, who: OpsDep, st: StateDep
+    festival_id: PgText, account_ref: PgText, body: AmountRequest, who: OpsDep, st: StateDep
 ) -> Json:
     """Top up a wristband at the ops desk."""
     fid = _festival(festival_id, who, Action.TOPUP)
@@ -279,7 +286,7 @@ async def topup_account(
 
 @router.post("/accounts/{account_ref}/refund", responses=_ERRORS)
 async def refund_account(
-    festival_id: str, account_ref: str, body: AmountRequest, who: OpsDep, st: StateDep
+    festival_id: PgText, account_ref: PgText, body: AmountRequest, who: OpsDep, st: StateDep
 ) -> Json:
     """Pay money back from a wristband at the ops desk."""
     fid = _festival(festival_id, who, Action.REFUND)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central import feed
-from central.api.deps import DeviceDep, StateDep, now_ms, principal_of
+from central.api.deps import DeviceDep, StateDep, now_ms
 from central.api.errors import ApiError, describe_errors
+from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
+from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
 from central.events import Mismatch
 from central.ingest import central_hlc, ingest_batch, push_response
+from central.pg import BIGINT_MAX
 from sync.protocol import ChangesResponse, ErrorBody, PushRequest, PushResponse
 
 router = APIRouter(prefix="/v1", tags=["sync"])
@@ -31,8 +34,8 @@ class EnrolRequest(BaseModel):
     """A device trading its one-time enrol code for credentials."""
 
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=4, max_length=64)
-    name: str = Field("", max_length=200, description="how ops will see this device")
+    code: PgText = Field(min_length=4, max_length=64)
+    name: PgText = Field("", max_length=200, description="how ops will see this device")
 
 
 class EnrolResponse(BaseModel):
@@ -77,7 +80,7 @@ def _parse_push(body: bytes) -> PushRequest:
 @router.post(
     "/sync/events",
     response_model=PushResponse,
-    responses=_ERRORS,
+    responses=_ERRORS | {code: {"model": ErrorBody} for code in (408, 415)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -90,26 +93,22 @@ def _parse_push(body: bytes) -> PushRequest:
 async def push_events(
     request: Request,
     st: StateDep,
-    authorization: Annotated[str | None, Header(alias="Authorization")] = None,
+    who: DeviceDep,
     pending: Annotated[
-        int | None, Header(alias="Festgate-Pending", ge=0, description="events the device holds")
+        int | None,
+        Header(
+            alias="Festgate-Pending", ge=0, le=BIGINT_MAX, description="events the device holds"
+        ),
     ] = None,
 ) -> PushResponse:
-    """Push a batch of events; answer the highest contiguous device_seq central holds."""
-    limit = st.settings.max_push_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"push body over {limit} bytes")
+    """Push a batch of events; answer the highest contiguous device_seq central holds.
+
+    The body is read and validated whole before a database connection is taken: a device
+    on a slow link holds a socket while it sends, never a pooled connection.
+    """
+    require_json(request)
+    req = _parse_push(await read_body(request, st.settings.max_push_bytes))
     async with st.pool.connection() as conn:
-        who = await principal_of(conn, authorization)
-        if not isinstance(who, DevicePrincipal):
-            raise ApiError(403, "forbidden", "sync endpoints take a device token")
-        body = bytearray()
-        async for chunk in request.stream():  # read no more than the limit, declared or not
-            body += chunk
-            if len(body) > limit:
-                raise ApiError(413, "payload_too_large", f"push body over {limit} bytes")
-        req = _parse_push(bytes(body))
         try:
             result = await ingest_batch(
                 conn,
@@ -128,7 +127,7 @@ async def push_events(
 async def changes(
     st: StateDep,
     who: DeviceDep,
-    after: Annotated[int, Query(ge=0, description="the device's cursor")] = 0,
+    after: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="the device's cursor")] = 0,
     wait: Annotated[float, Query(ge=0, description="long-poll seconds (capped at 30)")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> ChangesResponse:
@@ -161,7 +160,7 @@ def _line(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
-async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncIterator[bytes]:
+async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncGenerator[bytes, None]:
     # Rows go out as PostgreSQL's own JSON text of each row, joined into chunk lines: no
     # parse and re-serialise per row here, which would cost more than the whole database
     # read. Each rows line names its row count, so a device can check and count a chunk
@@ -183,12 +182,20 @@ async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncIterator[b
 
 @router.get(
     "/sync/snapshot",
-    responses={200: {"content": {"application/x-ndjson": {}}}, **_ERRORS},
+    responses={
+        200: {"content": {"application/x-ndjson": {}}},
+        429: {"model": ErrorBody, "description": "too many snapshot streams; see Retry-After"},
+        **_ERRORS,
+    },
     response_class=StreamingResponse,
 )
-async def snapshot(st: StateDep, who: DeviceDep) -> StreamingResponse:
+async def snapshot(st: StateDep, who: DeviceDep, slots: SnapshotSlotsDep) -> Response:
     """The whole catalog as NDJSON: a header, rows per table in chunks, an end line with seq.
 
     Continue with ``/v1/sync/changes?after=<seq>``. A stream without its end line is cut.
+    Each stream holds a pooled connection for its REPEATABLE READ view, so only a few run
+    at once; a request that finds no free stream within a few seconds gets 429.
     """
-    return StreamingResponse(_snapshot_lines(st, who), media_type="application/x-ndjson")
+    if not await slots.acquire():
+        return slots.refusal("snapshot")
+    return SlotStream(_snapshot_lines(st, who), slots.release, "application/x-ndjson")

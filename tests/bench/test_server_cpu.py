@@ -46,10 +46,16 @@ def test_counts_a_backend_working_and_keeps_it_after_the_backend_exits(pg_dsn: s
     after = server_cpu.process_tree_cpu_s(pid)
     assert own0 is not None and own1 is not None
     assert before is not None and during is not None and after is not None
-    used = own1 - own0
+    # In clock ticks, the unit /proc counts in: seconds are ticks / TICKS_PER_S, and
+    # differences of such floats can miss by a rounding error (0.57 - 0.24 < 0.33).
+    used = _ticks(own1) - _ticks(own0)
     assert used > 0
-    assert during - before >= used  # the running backend's time is in the sum
-    assert after - before >= used  # and stays there once the postmaster has reaped it
+    assert _ticks(during) - _ticks(before) >= used  # the running backend's time is in the sum
+    assert _ticks(after) - _ticks(before) >= used  # and stays once the postmaster reaped it
+
+
+def _ticks(seconds: float) -> int:
+    return round(seconds * server_cpu.TICKS_PER_S)
 
 
 def test_no_figure_for_a_process_that_is_not_there() -> None:

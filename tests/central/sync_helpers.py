@@ -19,7 +19,7 @@ from central.enrol import create_enrol_code
 from config.central import CentralConfig
 from sync import hlc
 from sync.ids import uuid7
-from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 
 PROTO = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
 
@@ -166,3 +166,9 @@ async def open_rig(
                 rec = await cur.fetchone()
             assert rec is not None
             yield Rig(client, pool, fest, int(rec[0]) + 1000)
+
+
+def expect_error(resp: httpx.Response, status: int, code: str) -> None:
+    """Assert that `resp` is an ErrorBody answer with `status` and error `code`."""
+    assert resp.status_code == status, resp.text
+    assert ErrorBody.model_validate(resp.json()).error == code

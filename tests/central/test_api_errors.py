@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+import httpx
+
+from central.app import create_app
 from central.auth import ROLE_ACTIONS, Action
+from central.pg import connect_pool
+from config.central import CentralConfig
 from sync.protocol import MAX_BATCH, ErrorBody
 from tests.central.sync_helpers import PROTO, Rig
 
@@ -109,9 +115,10 @@ def _endpoints(rig: Rig, gate_id: str) -> dict[Action, tuple[str, str, dict[str,
     base = f"/v1/ops/festivals/{rig.fest.festival_id}"
     t = rig.fest.tickets[2].ticket_id
     a = rig.fest.account_ids[0]
+    c = uuid.uuid4()  # no such conflict: the role check answers first
     return {
         Action.VIEW_CONFLICTS: ("GET", f"{base}/conflicts", None),
-        Action.RESOLVE_CONFLICT: ("POST", f"{base}/conflicts/999999/resolve", {"note": "n"}),
+        Action.RESOLVE_CONFLICT: ("POST", f"{base}/conflicts/{c}/resolve", {"note": "n"}),
         Action.VIEW_DEVICES: ("GET", f"{base}/devices", None),
         Action.REVOKE_DEVICE: ("POST", f"{base}/devices/{gate_id}/revoke", None),
         Action.CREATE_ENROL_CODE: ("POST", f"{base}/enrol-codes", {"role": "topup"}),
@@ -168,3 +175,21 @@ async def test_openapi_is_published_under_v1(rig: Rig) -> None:
     assert "/v1/sync/changes" in spec["paths"]
     assert "PushRequest" in spec["components"]["schemas"]
     assert all(p.startswith("/v1/") for p in spec["paths"])
+
+
+async def test_a_busy_pool_is_503_with_retry_after(pg_dsn: str, rig: Rig) -> None:
+    """Every connection busy for the pool's whole wait: central is overloaded, say so (not
+    500), and when to retry; the request that waited stores nothing."""
+    pool = await connect_pool(pg_dsn, min_size=1, max_size=1, checkout_timeout_s=0.2)
+    app = create_app(CentralConfig(), pool=pool)
+    ops = await rig.ops("ADMIN")
+    try:
+        async with app.router.lifespan_context(app), pool.connection():  # the only one, held
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://central") as c:
+                url = f"/v1/ops/festivals/{rig.fest.festival_id}/devices"
+                resp = await c.get(url, headers=ops)
+        _error(resp, 503, "busy")
+        assert resp.headers["Retry-After"] == "1"
+    finally:
+        await pool.close()

@@ -172,9 +172,9 @@ def test_enroll_code_wires_the_sync_side(pg_dsn: str) -> None:
     assert out["ttl_s"] == 900
 
 
-def test_embedded_database_when_no_dsn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_database_when_no_dsn(pg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FESTGATE_CENTRAL_DSN", raising=False)
-    data_dir = tmp_path / "central"
+    data_dir = pg_home / "central"
     assert _ok("--data-dir", str(data_dir), "migrate", "--json")["revision"]
     assert (data_dir / "PG_VERSION").exists()
 

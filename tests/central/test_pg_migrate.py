@@ -66,8 +66,8 @@ def test_schema_checks_refuse_values_outside_the_enums(pg_dsn: str) -> None:
             raise AssertionError("role ROOT accepted")
 
 
-def test_embedded_server_starts_serves_and_stops(tmp_path: Path) -> None:
-    with pg.start_embedded(tmp_path / "pgdata") as server:
+def test_embedded_server_starts_serves_and_stops(pg_home: Path) -> None:
+    with pg.start_embedded(pg_home / "pgdata") as server:
         with psycopg.connect(server.dsn) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         dsn = server.dsn
@@ -79,10 +79,10 @@ def test_embedded_server_starts_serves_and_stops(tmp_path: Path) -> None:
         raise AssertionError("embedded server still accepts connections after close")
 
 
-def test_settings_prefer_a_dsn_and_fall_back_to_embedded(tmp_path: Path) -> None:
-    given = pg.PgSettings(dsn="postgresql://example/db", data_dir=tmp_path)
+def test_settings_prefer_a_dsn_and_fall_back_to_embedded(pg_home: Path) -> None:
+    given = pg.PgSettings(dsn="postgresql://example/db", data_dir=pg_home)
     with pg.open_database(given) as dsn:
         assert dsn == "postgresql://example/db"
-    embedded = pg.PgSettings(dsn=None, data_dir=tmp_path / "pg")
+    embedded = pg.PgSettings(dsn=None, data_dir=pg_home / "pg")
     with pg.open_database(embedded) as dsn, psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)

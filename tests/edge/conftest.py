@@ -17,15 +17,26 @@ NOW = 1_790_000_000  # unix seconds, pinned: decisions never read the real clock
 
 
 class Clock:
-    """A settable clock in unix milliseconds."""
+    """A settable wall clock in unix milliseconds, with a monotonic clock beside it."""
 
     def __init__(self, seconds: int = NOW) -> None:
         self.ms = seconds * 1000
+        self.mono_ms = 5_000_000  # since "boot"
 
     def __call__(self) -> int:
         return self.ms
 
+    def monotonic(self) -> int:
+        """The monotonic clock: moved by time passing, never by setting the wall clock."""
+        return self.mono_ms
+
     def advance(self, seconds: float) -> None:
+        """Time passes: both clocks move."""
+        self.ms += int(seconds * 1000)
+        self.mono_ms += int(seconds * 1000)
+
+    def set_wall(self, seconds: float) -> None:
+        """Someone sets the wall clock (by `seconds`, back when negative); no time passes."""
         self.ms += int(seconds * 1000)
 
 
@@ -54,7 +65,9 @@ async def make_device(
         defaults: dict[str, Any] = {"zone": "General"} if role is Role.GATE else {}
         if role is Role.BAR:
             defaults = {"vendor": "Main Bar"}
-        device = await Device.open(tmp_path / name, role=role, clock=clock, **(defaults | kw))
+        device = await Device.open(
+            tmp_path / name, role=role, clock=clock, monotonic=clock.monotonic, **(defaults | kw)
+        )
         if load:
             await device.store.apply_snapshot(sample.snapshot)
         opened.append(device)

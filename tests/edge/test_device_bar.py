@@ -37,7 +37,7 @@ async def test_online_device_spends_up_to_the_balance(
     make_device: DeviceFactory, sample: SampleFestival, clock: Clock
 ) -> None:
     bar = await make_device(Role.BAR)
-    bar.last_contact_ms = clock()
+    bar.time.record_contact(clock())  # central answered just now
     assert (await bar.charge(sample.tags["carol"], amount=15_000)).verdict.code == "approved"
     assert (
         await bar.charge(sample.tags["carol"], amount=6_000)

@@ -6,7 +6,8 @@ import asyncio
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from pydantic import SecretStr
 from central.app import create_app
 from central.demo import DemoFestival, create_demo_festival
 from central.enrol import create_enrol_code
+from central.http_server import server_config
 from config.central import CentralConfig
+from edge.cli_sync import enrol_device
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, load_credentials
 from sync.client import CentralClient
@@ -28,23 +31,25 @@ from sync.vocab import Role
 
 
 class CentralServer:
-    """uvicorn in a thread of its own, on a loopback port that survives restarts."""
+    """uvicorn in a thread of its own, on a loopback port that survives restarts, configured
+    as `festgate-central serve` configures it (`settings`: CentralConfig fields to change)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, **settings: Any) -> None:
         self.dsn = dsn
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = settings
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        app = create_app(CentralConfig(dsn=SecretStr(self.dsn)))
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")  # fmt: skip
-        server = uvicorn.Server(config)
+        config = CentralConfig(
+            dsn=SecretStr(self.dsn), host="127.0.0.1", port=self.port, **self.settings
+        )
+        server = uvicorn.Server(server_config(create_app(config), config, log_level="warning"))
         self._server = server
         self._thread = threading.Thread(target=server.run, name="central", daemon=True)
         self._thread.start()
@@ -54,6 +59,11 @@ class CentralServer:
             threading.Event().wait(0.01)
         raise RuntimeError("central did not start")
 
+    def requests_in_flight(self) -> int:
+        """Requests whose headers central has read and that it has not answered yet."""
+        assert self._server is not None
+        return len(self._server.server_state.tasks)
+
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
@@ -61,14 +71,21 @@ class CentralServer:
         self._server = self._thread = None
 
 
-@pytest.fixture
-def central(pg_dsn: str) -> Iterator[CentralServer]:
-    server = CentralServer(pg_dsn)
+@contextmanager
+def serving(dsn: str, **settings: Any) -> Iterator[CentralServer]:
+    """A started CentralServer (`settings` as for CentralServer), stopped on exit."""
+    server = CentralServer(dsn, **settings)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def central(pg_dsn: str) -> Iterator[CentralServer]:
+    with serving(pg_dsn) as server:
+        yield server
 
 
 @pytest.fixture
@@ -124,6 +141,34 @@ async def nodes() -> AsyncIterator[list[Node]]:
 
 def new_dir(tmp_path: Path) -> Path:
     return tmp_path / f"dev-{uuid.uuid4().hex[:6]}"
+
+
+async def enrolled_dir(
+    central: CentralServer, dsn: str, fest: DemoFestival, role: str, tmp: Path
+) -> Path:
+    """A device data dir enrolled at `central` (`festgate init`: snapshot and catch-up)."""
+    data = new_dir(tmp)
+    await enrol_device(central.url, await enrol_code(dsn, fest, role), name=role, data_dir=data)
+    return data
+
+
+PATIENCE_S = 30.0  # how long a test waits for what must happen: a bound, not a measure
+
+
+async def until(test: Callable[[], bool]) -> None:
+    """Wait until `test()` holds (at most PATIENCE_S)."""
+    async with asyncio.timeout(PATIENCE_S):
+        while not test():  # noqa: ASYNC110 - it reads state of another thread or process
+            await asyncio.sleep(0.01)
+
+
+async def closed_by_central(reader: asyncio.StreamReader) -> bytes:
+    """Everything central sends on a raw connection until it closes it (at most PATIENCE_S)."""
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            return await reader.read()
+    except ConnectionResetError:
+        return b""
 
 
 async def run_for(engine: SyncEngine, seconds: float) -> None:

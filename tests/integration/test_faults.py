@@ -15,8 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from central.demo import DemoFestival
-from edge.cli_sync import enrol_device
-from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
+from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.integration.faultproxy import FAULTS, FaultProxy
 
 FAST: dict[str, Any] = {
@@ -25,14 +24,6 @@ FAST: dict[str, Any] = {
     "long_poll_s": 1.0,
     "batch": 40,
 }
-
-
-async def _enrolled_dir(
-    central: CentralServer, dsn: str, fest: DemoFestival, role: str, tmp: Path
-) -> Path:
-    data = new_dir(tmp)
-    await enrol_device(central.url, await enrol_code(dsn, fest, role), name=role, data_dir=data)
-    return data
 
 
 async def _journal(node: Node, fest: DemoFestival, count: int) -> None:
@@ -86,7 +77,7 @@ async def test_several_devices_through_a_faulty_network(
     url = await proxy.start()
     try:
         for role in ("gate", "gate", "bar"):
-            data = await _enrolled_dir(central, pg_dsn, fest, role, tmp_path)
+            data = await enrolled_dir(central, pg_dsn, fest, role, tmp_path)
             nodes.append(await open_node(data, url=url, **FAST))
         tasks = [asyncio.create_task(n.engine.run()) for n in nodes]
         await asyncio.gather(*(_journal(n, fest, 700) for n in nodes))
@@ -115,7 +106,7 @@ async def test_several_devices_through_a_faulty_network(
 async def test_a_device_killed_mid_push_loses_and_doubles_nothing(
     central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
-    data = await _enrolled_dir(central, pg_dsn, fest, "gate", tmp_path)
+    data = await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path)
     script = textwrap.dedent(f"""
         import asyncio, sys
         from pathlib import Path
@@ -154,7 +145,7 @@ async def test_a_device_killed_mid_push_loses_and_doubles_nothing(
 async def test_central_restarted_mid_ingest(
     central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
-    data = await _enrolled_dir(central, pg_dsn, fest, "bar", tmp_path)
+    data = await enrolled_dir(central, pg_dsn, fest, "bar", tmp_path)
     node = await open_node(data, **(FAST | {"batch": 10}))
     nodes.append(node)
     await _journal(node, fest, 600)

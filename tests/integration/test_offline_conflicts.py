@@ -24,8 +24,7 @@ async def _node(
     await enrol_device(central.url, await enrol_code(dsn, fest, role), name=role, data_dir=data)
     node = await open_node(data)
     if "clock" in kw:
-        node.device.clock = kw["clock"]
-        node.engine.clock = kw["clock"]
+        node.device.time.wall = kw["clock"]  # the engine reads the device's wall clock
     return node
 
 

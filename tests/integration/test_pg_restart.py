@@ -34,9 +34,9 @@ async def _count(dsn: str, device_id: str) -> tuple[int, int]:
         return int(row[0]), int(row[1])
 
 
-async def test_postgres_restarted_mid_ingest(tmp_path: Path) -> None:
+async def test_postgres_restarted_mid_ingest(tmp_path: Path, pg_home: Path) -> None:
     # A server of its own: this test stops it, which no other test's server may suffer.
-    server = await asyncio.to_thread(pg.start_embedded, tmp_path / "pgdata")
+    server = await asyncio.to_thread(pg.start_embedded, pg_home / "pgdata")
     central = None
     try:
         await asyncio.to_thread(pg.migrate, server.dsn)
