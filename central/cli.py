@@ -73,7 +73,8 @@ def _config(ctx: typer.Context) -> CentralConfig:
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    # One line whatever the terminal's width, and the message taken as text, not markup.
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(1)
 
 

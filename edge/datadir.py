@@ -21,8 +21,7 @@ from config.device import ConfigError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-# The same name `edge.sync_link` writes (a test ties the two).
-CREDENTIALS = "credentials.json"
+CREDENTIALS = "credentials.json"  # the device token (`edge.sync_link`)
 # SQLite's companions of a database file: WAL, shared memory, rollback journal.
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 

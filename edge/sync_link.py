@@ -8,12 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from edge.datadir import CREDENTIALS, DIR_MODE, write_private
 from edge.device import Device
 from sync.client import CentralClient
 from sync.engine import SyncEngine
 from sync.protocol import Event
-
-CREDENTIALS = "credentials.json"
 
 
 class Credentials(BaseModel):
@@ -31,14 +30,9 @@ class Credentials(BaseModel):
 
 def save_credentials(data_dir: Path, creds: Credentials) -> Path:
     """Write credentials readable by the owner only (created 0600, never world-readable)."""
-    import os
-
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     path = data_dir / CREDENTIALS
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(creds.model_dump_json(indent=1))
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    write_private(path, creds.model_dump_json(indent=1))
     return path
 
 

@@ -170,8 +170,12 @@ def test_write_private_closes_an_existing_file_before_writing(tmp_path: Path) ->
     assert (_mode(target), target.read_text()) == (0o600, "new")
 
 
-def test_credentials_are_among_the_files_checked() -> None:
-    from edge import datadir, sync_link
+def test_saved_credentials_are_private_and_among_the_files_checked(tmp_path: Path) -> None:
+    from edge import datadir
+    from edge.sync_link import Credentials, save_credentials
 
-    assert sync_link.CREDENTIALS == datadir.CREDENTIALS
-    assert Path("d", sync_link.CREDENTIALS) in datadir.secret_files(Path("d"), DB_NAME)
+    creds = Credentials(central_url="https://central.example", device_id="d", token="t",
+                        festival_id="f", role="gate")  # fmt: skip
+    path = save_credentials(tmp_path / "dev", creds)
+    assert (_mode(path.parent), _mode(path)) == (0o700, 0o600)
+    assert path in datadir.secret_files(path.parent, DB_NAME)
