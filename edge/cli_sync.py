@@ -8,19 +8,44 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import wait_random_exponential as jittered
 
 from edge.datadir import write_private
 from edge.decide import BadInput
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, load_credentials, save_credentials
-from sync.client import CentralClient, CentralError
+from sync.client import CentralClient, CentralError, CentralUnavailable
+from sync.engine import SyncEngine
 from sync.vocab import Role
 
 DEFAULT_DATA = Path("./var/device")
+SNAPSHOT_ATTEMPTS = 8  # about a minute of backoff: central's snapshot streams are capped
 
 
 def _client(creds: Credentials, ca_bundle: Path | None) -> CentralClient:
     return CentralClient(creds.central_url, token=creds.token, ca_bundle=ca_bundle)
+
+
+async def _bootstrap(engine: SyncEngine, progress: Progress | None) -> int:
+    """Load central's snapshot, trying again while central is busy or the stream is cut (a
+    429 when its snapshot streams are all taken, a dropped link): the enrol code is spent
+    by now, so giving up at once would leave an enrolled device with no catalog."""
+    task = progress.add_task("snapshot", total=None) if progress else None
+
+    def shown(rows: int) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, description=f"snapshot: {rows:,} rows")
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(CentralUnavailable),
+        wait=jittered(multiplier=0.5, max=10),
+        stop=stop_after_attempt(SNAPSHOT_ATTEMPTS),
+        reraise=True,
+    ):
+        with attempt:
+            return await engine.bootstrap(shown)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _config_text(creds: Credentials, name: str, data_dir: Path, ca_bundle: Path | None) -> str:
@@ -70,12 +95,7 @@ async def enrol_device(
     try:
         async with _client(creds, ca_bundle) as client:
             engine = engine_for(device, client)
-            task = progress.add_task("snapshot", total=None) if progress else None
-            rows = await engine.bootstrap(
-                (lambda n: progress.update(task, description=f"snapshot: {n:,} rows"))
-                if progress is not None and task is not None
-                else None
-            )
+            rows = await _bootstrap(engine, progress)
             _, pulled = await engine.sync_round()
         return {
             "device_id": creds.device_id,
@@ -102,6 +122,8 @@ async def sync_now(data_dir: Path, ca_bundle: Path | None = None) -> dict[str, A
         async with _client(creds, ca_bundle) as client:
             engine = engine_for(device, client)
             try:
+                if device.catalog.festival is None:  # an init whose snapshot never landed
+                    await _bootstrap(engine, None)
                 pushed, pulled = await engine.sync_round()
             except CentralError as exc:
                 engine.status.last_error = str(exc)

@@ -142,3 +142,23 @@ async def test_a_refused_protocol_version_is_said_plainly(
     await run_for(gate.engine, 0.5)
     saved = json.loads(await gate.device.store.get_state("sync_status") or "{}")
     assert "protocol version" in (saved["refused"] or "")
+
+
+def test_sync_finishes_an_init_whose_snapshot_never_landed(
+    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path
+) -> None:
+    from edge.sync_link import Credentials, save_credentials
+
+    async def enrol_only() -> Credentials:  # the code is spent; the snapshot never came
+        async with CentralClient(central.url) as anonymous:
+            got = await anonymous.enrol(await enrol_code(pg_dsn, fest, "gate"), "north-2")
+        return Credentials(central_url=central.url, **got.model_dump())
+
+    data = tmp_path / "gate"
+    save_credentials(data, asyncio.run(enrol_only()))
+    before = CliRunner().invoke(app, ["scan", fest.tickets[0].code, "-d", str(data), "--json"])
+    assert before.exit_code == 2 and json.loads(before.output)["error"] == "no_catalog"
+    synced = CliRunner().invoke(app, ["sync", "-d", str(data), "--json"])
+    assert synced.exit_code == 0, synced.output
+    scan = CliRunner().invoke(app, ["scan", fest.tickets[0].code, "-d", str(data), "--json"])
+    assert json.loads(scan.output)["verdict"] == "ok", scan.output
