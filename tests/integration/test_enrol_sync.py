@@ -160,5 +160,6 @@ def test_sync_finishes_an_init_whose_snapshot_never_landed(
     assert before.exit_code == 2 and json.loads(before.output)["error"] == "no_catalog"
     synced = CliRunner().invoke(app, ["sync", "-d", str(data), "--json"])
     assert synced.exit_code == 0, synced.output
+    assert json.loads(synced.output)["pulled"] == 0  # a snapshot, not the feed replayed
     scan = CliRunner().invoke(app, ["scan", fest.tickets[0].code, "-d", str(data), "--json"])
     assert json.loads(scan.output)["verdict"] == "ok", scan.output
