@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.auth import AuthError
-from central.errors import CatalogError, Conflict, NotFound
+from central.errors import Ambiguous, CatalogError, Conflict, NotFound
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(Ambiguous)
+    async def _ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
+        return error_response(422, "ambiguous", str(exc))
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
