@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from config.device import ConfigError, DeviceConfig, load_device_config
+from config.device import DeviceConfig, load_device_config
+from config.errors import ConfigError
 from edge import cli_sync
 from edge.clock import wall_clock_ms
 from edge.decide import BadInput

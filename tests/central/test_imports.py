@@ -322,3 +322,24 @@ async def test_zone_import_parses_types_and_rejects_whole_file(
             )
         await conn.rollback()
         assert await _state(conn, f) == before
+
+
+async def test_a_big_import_reports_progress_and_stores_every_row(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()
+    total = imports.STEP * 2 + 7
+    rows = [{"tag_uid": f"04{i:012x}", "balance": "100"} for i in range(total)]
+    seen: list[tuple[str, int, int]] = []
+    async with pg_pool.connection() as conn:
+        got = await imports.import_wristbands(
+            conn, f.festival_id, rows, actor="ops", progress=lambda *a: seen.append(a)
+        )
+        cur = await conn.execute(
+            "SELECT count(*) FROM cashless_account WHERE festival_id = %s", (f.festival_id,)
+        )
+        stored = await cur.fetchone()
+    assert len(got) == total and stored is not None and stored[0] == total + len(f.account_ids)
+    for stage in ("checking", "storing"):
+        done = [d for s, d, t in seen if s == stage and t == total]
+        assert done == sorted(done) and done[-1] == total and len(done) == 3
