@@ -8,7 +8,8 @@ Payloads (JSON object; unknown keys are kept as received):
   approved), optional ``items``. The vendor is the device's.
 - ``topup`` / ``refund`` (top-up point; ``refund`` also at a bar): same account fields and
   ``amount``; a refund gives money back onto the wristband (credits it), a sale debits it.
-- ``log``: verdict is the level (debug/info/warning/error/critical), ``message`` the text.
+- ``log``: verdict is the level (debug/info/warning/error/critical), ``message`` the text
+  (`sync.logline`; devices before it wrote ``msg``, which the ``device_log`` view reads too).
 - any kind may carry ``festival_id``; one that is not the device's refuses the whole batch.
 
 An event that fails a check here is stored anyway with status ``rejected`` and a stable
