@@ -12,6 +12,12 @@ from sync.vocab import EventKind
 
 PROTOCOL_VERSION = 1
 PROTOCOL_HEADER = "Festgate-Protocol"
+# A device's own figures, sent as headers so ops see them: how many events it holds that
+# central has not acknowledged (on a push, counted just before it), and the highest
+# device_seq it has journaled (on a push and on every changes request). Central derives the
+# events pending from the latter and its own acknowledgement, whatever order they arrive in.
+PENDING_HEADER = "Festgate-Pending"
+JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
 # What central stores an event's numbers in: PostgreSQL bigint.

@@ -19,15 +19,36 @@ from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
 from central.events import Mismatch
-from central.ingest import central_hlc, ingest_batch, push_response
+from central.ingest import (
+    central_hlc,
+    ingest_batch,
+    pending_set,
+    push_response,
+    pushed_journal_seq,
+)
 from central.pg import BIGINT_MAX
-from sync.protocol import ChangesResponse, ErrorBody, PushRequest, PushResponse
+from sync.protocol import (
+    JOURNAL_SEQ_HEADER,
+    PENDING_HEADER,
+    ChangesResponse,
+    ErrorBody,
+    PushRequest,
+    PushResponse,
+)
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 SNAPSHOT_FORMAT = "festgate-snapshot/1"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 413, 422)
 }
+# The device's own figures (`sync.protocol`), shown to ops as its pending events.
+JournalSeq = Annotated[
+    int | None,
+    Header(
+        alias=JOURNAL_SEQ_HEADER, ge=0, le=BIGINT_MAX,
+        description="the highest device_seq the device has journaled",
+    ),
+]  # fmt: skip
 
 
 class EnrolRequest(BaseModel):
@@ -97,9 +118,14 @@ async def push_events(
     pending: Annotated[
         int | None,
         Header(
-            alias="Festgate-Pending", ge=0, le=BIGINT_MAX, description="events the device holds"
+            alias=PENDING_HEADER,
+            ge=0,
+            le=BIGINT_MAX,
+            description="events the device holds unacknowledged, counted before this push"
+            f" (read when {JOURNAL_SEQ_HEADER} is not sent)",
         ),
     ] = None,
+    journal_seq: JournalSeq = None,
 ) -> PushResponse:
     """Push a batch of events; answer the highest contiguous device_seq central holds.
 
@@ -116,7 +142,9 @@ async def push_events(
                 list(req.events),
                 received_ms=now_ms(),
                 skew_bound_ms=st.settings.clock_skew_bound_ms,
-                pending=pending,
+                journal_seq=pushed_journal_seq(
+                    req.events, pending=pending, journal_seq=journal_seq
+                ),
             )
         except Mismatch as exc:
             raise ApiError(403, "device_mismatch", str(exc)) from None
@@ -130,13 +158,18 @@ async def changes(
     after: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="the device's cursor")] = 0,
     wait: Annotated[float, Query(ge=0, description="long-poll seconds (capped at 30)")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    journal_seq: JournalSeq = None,
 ) -> ChangesResponse:
     """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll)."""
     fid = str(who.festival_id)
     deadline = time.monotonic() + min(wait, st.settings.max_wait_s)
     async with st.pool.connection() as conn:
+        # A device long-polls every few seconds whether or not it has anything to push: its
+        # figures stay current here even when it has nothing left to send.
         await conn.execute(
-            "UPDATE device SET cursor = %s, last_seen_at = now() WHERE id = %s", (after, who.id)
+            "UPDATE device SET cursor = %(after)s, last_seen_at = now(),"
+            f" {pending_set('acked_through')} WHERE id = %(id)s",
+            {"after": after, "journal": journal_seq, "id": who.id},
         )
         await conn.commit()
     while True:

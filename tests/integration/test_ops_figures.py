@@ -31,6 +31,14 @@ async def _ops_get(central: CentralServer, dsn: str, fest: DemoFestival, path: s
     return resp.json()
 
 
+async def _pending_at_central(
+    central: CentralServer, dsn: str, fest: DemoFestival, node: Node
+) -> Any:
+    devices = await _ops_get(central, dsn, fest, "/devices")
+    (row,) = [d for d in devices if d["id"] == node.creds.device_id]
+    return row["pending_events"]
+
+
 async def test_daemon_log_lines_reach_ops_with_their_text(
     central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
@@ -52,3 +60,27 @@ async def test_daemon_log_lines_reach_ops_with_their_text(
     assert ("warning", "lens dirty on cam-1") in texts
     # The daemon's own lifecycle lines too (written by edge.runtime).
     assert texts[0] == ("info", "daemon started") and texts[-1] == ("info", "daemon stopped")
+
+
+async def test_ops_pending_events_follow_the_device(
+    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+) -> None:
+    node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
+    nodes.append(node)
+    await node.engine.sync_round()
+    assert await _pending_at_central(central, pg_dsn, fest, node) == 0
+    for ticket in fest.tickets[:3]:  # no push yet: as if central could not be reached
+        assert (await node.device.scan(ticket.code)).verdict.code == "ok"
+    # Only its long-poll gets through: central shows what the device holds.
+    await node.engine.pull_once()
+    held = await node.device.journal.pending_count()
+    assert held == 3
+    assert await _pending_at_central(central, pg_dsn, fest, node) == held
+    # It pushes: every event acknowledged, and ops see none pending (not the 3 it counted
+    # before the push), though the device never pushes again.
+    assert await node.engine.push_once() == 3
+    assert await node.device.journal.pending_count() == 0
+    assert await _pending_at_central(central, pg_dsn, fest, node) == 0
+    await node.device.scan(fest.tickets[3].code)
+    await node.engine.sync_round()
+    assert await _pending_at_central(central, pg_dsn, fest, node) == 0

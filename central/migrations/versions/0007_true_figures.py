@@ -1,5 +1,5 @@
 """True figures for ops (issue 15): a device log line's text whichever key the device wrote
-it under.
+it under, and a device's pending events from the highest seq it says it journaled.
 
 Revision ID: 0007_true_figures
 Revises: 0006_hardening
@@ -22,6 +22,12 @@ CREATE OR REPLACE VIEW device_log AS
     SELECT device_id, device_seq, festival_id, hlc, wall_ms, verdict AS level,
            coalesce(payload->>'message', payload->>'msg', '') AS message, payload, received_at
     FROM device_event WHERE kind = 'log';
+
+-- The highest device_seq the device says it has journaled (`Festgate-Journal-Seq`, or from
+-- an older device's `Festgate-Pending` on a push). It only grows, so a report that arrives
+-- late changes nothing; pending_events is recomputed from it and acked_through whenever
+-- either moves (`central.ingest.pending_set`).
+ALTER TABLE device ADD COLUMN journal_seq bigint CHECK (journal_seq >= 0);
 """
 
 
