@@ -36,7 +36,15 @@ class Event(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    event_id: Annotated[str, Field(pattern=EVENT_ID_PATTERN, description="UUIDv7, lowercase")]
+    # A str on the wire and in code (no UUID object per event); described as what it is.
+    event_id: Annotated[
+        str,
+        Field(
+            pattern=EVENT_ID_PATTERN,
+            description="UUIDv7, lowercase",
+            json_schema_extra={"format": "uuid"},
+        ),
+    ]
     device_id: Annotated[str, Field(min_length=1, max_length=64)]
     device_seq: int = Field(ge=1, le=MAX_BIGINT, description="gap-free per device, from 1")
     hlc: int = Field(ge=0, le=MAX_BIGINT, description="hybrid logical clock, see sync.hlc")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
@@ -35,6 +36,7 @@ from sync.protocol import (
     PushRequest,
     PushResponse,
 )
+from sync.vocab import Role
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 SNAPSHOT_FORMAT = "festgate-snapshot/1"
@@ -62,12 +64,12 @@ class EnrolRequest(BaseModel):
 class EnrolResponse(BaseModel):
     """The device's id and bearer token (shown once), and what it is enrolled as."""
 
-    device_id: str
+    device_id: uuid.UUID
     token: str
-    festival_id: str
-    role: str
-    zone_id: str | None
-    vendor_id: str | None
+    festival_id: uuid.UUID
+    role: Role
+    zone_id: uuid.UUID | None
+    vendor_id: uuid.UUID | None
 
 
 @router.post("/devices/enroll", response_model=EnrolResponse, responses=_ERRORS)
@@ -79,12 +81,12 @@ async def enroll(body: EnrolRequest, st: StateDep) -> EnrolResponse:
         except EnrolError as exc:
             raise ApiError(403, "enrol_code_invalid", str(exc)) from None
     return EnrolResponse(
-        device_id=str(got.device_id),
+        device_id=got.device_id,
         token=got.token,
-        festival_id=str(got.festival_id),
-        role=got.role,
-        zone_id=None if got.zone_id is None else str(got.zone_id),
-        vendor_id=None if got.vendor_id is None else str(got.vendor_id),
+        festival_id=got.festival_id,
+        role=Role(got.role),
+        zone_id=got.zone_id,
+        vendor_id=got.vendor_id,
     )
 
 
