@@ -114,7 +114,11 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
     except pg.DatabaseUnusable as exc:
         fail(str(exc), "database_unusable", status=2, as_json=as_json)
     except CatalogError as exc:
-        code = next(c for kind, c in _CODES if isinstance(exc, kind))
+        code = (
+            exc.code
+            if isinstance(exc, Conflict)
+            else next(c for kind, c in _CODES if isinstance(exc, kind))
+        )
         fail(str(exc), code, as_json=as_json)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0]
