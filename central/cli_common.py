@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -139,10 +139,17 @@ def emit(as_json: bool, data: Any, human: str) -> None:
 
 
 def table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    nowrap: Collection[str] = (),
 ) -> None:
-    """Print rows as a table for people (values shown as text; None as "-")."""
-    out = Table(*columns, title=title)
+    """Print rows as a table for people (values shown as text; None as "-"); the `nowrap`
+    columns (times, ids) are never broken across lines."""
+    out = Table(title=title)
+    for column in columns:
+        out.add_column(column, no_wrap=column in nowrap)
     for row in rows:
         out.add_row(*("-" if v is None else escape(str(v)) for v in row))
     console.print(out)
