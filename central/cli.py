@@ -73,7 +73,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(cli_tickets.app, name="ticket")
 app.add_typer(cli_wristbands.app, name="wristband")
 app.add_typer(cli_conflicts.app, name="conflict")
-app.add_typer(cli_conflicts.alias, name="conflicts")
+# `conflicts -f X`, as the README taught before `conflict list` existed.
+app.command("conflicts", help="List open conflicts (short for `conflict list`).")(
+    cli_conflicts.list_conflicts
+)
 
 
 def _version(show: bool) -> None:

@@ -1,10 +1,9 @@
 """`festgate-central conflict …`: list a festival's conflicts by what they are about, show
 one with both facts side by side, resolve one with a note (`central.ops`, as the ops API).
-``festgate-central conflicts -f X`` stays as the short form of ``conflict list``."""
+``festgate-central conflicts -f X`` (mounted by `central.cli`) is `list_conflicts` too."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import typer
@@ -24,16 +23,15 @@ from central.cli_common import (
     run,
     table,
 )
-from central.cli_ops import fields, section, when
+from central.cli_ops import fields, section, shown, when
 from central.conflict_view import FactSide
 from central.conflicts import ConflictKind
 from central.ops import ConflictItem, ConflictShow, ConflictState
+from central.readable import short
 
 app = typer.Typer(help="sync conflicts: list, show both facts, resolve", no_args_is_help=True)
-# `conflicts -f X`, which the README taught before `conflict list` existed.
-alias = typer.Typer(help="list open conflicts (short for `conflict list`)")
 MAX_NOTE = 2000  # as the API takes
-IdArg = Annotated[uuid.UUID, typer.Argument(help="the conflict's id, as the list shows it")]
+IdArg = Annotated[str, typer.Argument(help="the conflict's id, or its start as the list shows it")]
 
 
 class ConflictList(BaseModel):
@@ -53,7 +51,7 @@ def list_conflicts(
     ctx: typer.Context,
     festival: FestivalOpt,
     all_: Annotated[bool, typer.Option("--all", help="resolved ones too")] = False,
-    resolved: Annotated[bool, typer.Option(help="only resolved ones")] = False,
+    resolved: Annotated[bool, typer.Option("--resolved", help="only resolved ones")] = False,
     kind: Annotated[ConflictKind | None, typer.Option(help="only this kind")] = None,
     ticket: Annotated[str | None, typer.Option(help="about this ticket (any name)")] = None,
     wristband: Annotated[str | None, typer.Option(help="about this wristband (tag UID)")] = None,
@@ -76,18 +74,17 @@ def list_conflicts(
     if as_json:
         typer.echo(ConflictList(conflicts=found).model_dump_json())
         return
-    section(
-        f"{len(found)} conflicts ({state})",
-        ("id", "kind", "about", "what", "found", "resolved"),
-        [
-            (c.id, c.kind, c.subject, c.summary, when(c.created_at), when(c.resolved_at))
-            for c in found
-        ],
-    )
+    columns: tuple[str, ...] = ("id", "kind", "found", "what", "resolved")
+    rows: list[tuple[Any, ...]] = [
+        (short(c.id), c.kind, when(c.created_at), f"{c.subject}: {c.summary}", when(c.resolved_at))
+        for c in found
+    ]
+    if state == "open":  # none is resolved: room for what happened
+        columns, rows = columns[:-1], [r[:-1] for r in rows]
+    section(f"{len(found)} conflicts ({state})", columns, rows)
 
 
 app.command("list")(list_conflicts)
-alias.callback(invoke_without_command=True)(list_conflicts)
 
 
 def _sides(sides: list[FactSide]) -> None:
@@ -101,6 +98,17 @@ def _sides(sides: list[FactSide]) -> None:
     table(("", *(s.label for s in sides)), rows)
 
 
+def _print_show(found: ConflictShow) -> None:
+    state = "open" if found.resolved_at is None else "resolved"
+    console.print(f"[bold]{found.kind}[/bold] about {escape(found.subject)}: {state}")
+    console.print(escape(found.summary), soft_wrap=True)
+    fields([("id", found.id), ("found", when(found.created_at)), ("times in", found.timezone)])
+    _sides(found.sides)
+    if found.resolved_at is not None:
+        resolved = f"{when(found.resolved_at)} by {found.resolved_by}"
+        fields([("resolved", resolved), ("note", found.resolution_note)])
+
+
 @app.command("show")
 def show(
     ctx: typer.Context, conflict: IdArg, festival: FestivalOpt, as_json: JsonOpt = False
@@ -108,24 +116,10 @@ def show(
     """Show one conflict with both facts side by side."""
 
     async def work(conn: AsyncConnection[Any]) -> ConflictShow:
-        return await ops.show_conflict(conn, await festival_id(conn, festival), conflict)
+        fid = await festival_id(conn, festival)
+        return await ops.show_conflict(conn, fid, await ops.find_conflict(conn, fid, conflict))
 
-    found = run(ctx, work)
-    if as_json:
-        typer.echo(found.model_dump_json())
-        return
-    state = "open" if found.resolved_at is None else "resolved"
-    console.print(f"[bold]{found.kind}[/bold] about {escape(found.subject)}: {state}")
-    console.print(escape(found.summary), soft_wrap=True)
-    fields([("id", found.id), ("found", when(found.created_at)), ("times in", found.timezone)])
-    _sides(found.sides)
-    if found.resolved_at is not None:
-        fields(
-            [
-                ("resolved", f"{when(found.resolved_at)} by {found.resolved_by}"),
-                ("note", found.resolution_note),
-            ]
-        )
+    shown(as_json, run(ctx, work), _print_show)
 
 
 @app.command("resolve")
@@ -144,7 +138,8 @@ def resolve(
 
     async def work(conn: AsyncConnection[Any]) -> ConflictItem:
         fid = await festival_id(conn, festival)
-        return await ops.resolve_conflict(conn, fid, conflict, actor=actor(), note=note)
+        found = await ops.find_conflict(conn, fid, conflict)
+        return await ops.resolve_conflict(conn, fid, found, actor=actor(), note=note)
 
     done = run(ctx, work)
     human = f"conflict {done.id} ({done.kind}) resolved: {escape(done.resolution_note or '')}"

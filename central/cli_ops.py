@@ -6,16 +6,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from psycopg import AsyncConnection
+from pydantic import BaseModel
 from rich.markup import escape
 
 from central.cli_common import console, festival_id, run, table
 from central.readable import AuditEntry, money, short
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+ReasonOpt = Annotated[str, typer.Option(help="why, for the block list (200 characters)")]
 Finder = Callable[[AsyncConnection[Any], uuid.UUID, str], Awaitable[uuid.UUID]]
 Act = Callable[[AsyncConnection[Any], uuid.UUID, uuid.UUID], Awaitable[T]]
 
@@ -29,6 +32,14 @@ def act_on(ctx: typer.Context, festival: str, find: Finder, ref: str, act: Act[T
         return await act(conn, fid, await find(conn, fid, ref))
 
     return run(ctx, work)
+
+
+def shown(as_json: bool, found: M, show: Callable[[M], None]) -> None:
+    """Print what a show command found: one JSON object, or `show` for people."""
+    if as_json:
+        typer.echo(found.model_dump_json())
+    else:
+        show(found)
 
 
 def when(at: datetime | None) -> str | None:
@@ -47,7 +58,7 @@ def fields(rows: Iterable[tuple[str, object]]) -> None:
         console.print(f"{name:12} {escape('-' if value is None else str(value))}", soft_wrap=True)
 
 
-NOWRAP = ("at", "id", "found", "resolved")  # columns people copy or scan down
+NOWRAP = ("at", "id", "kind", "found", "resolved")  # columns people copy or scan down
 
 
 def section(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

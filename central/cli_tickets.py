@@ -5,6 +5,7 @@ Each command calls `central.ticket_ops`, as the ops API does."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated
 
@@ -13,7 +14,18 @@ from rich.markup import escape
 
 from central import refs, ticket_ops
 from central.cli_common import FestivalOpt, JsonOpt, actor, console, emit, wants_json
-from central.cli_ops import Act, act_on, audit_section, cents, fields, section, when, who_line
+from central.cli_ops import (
+    Act,
+    ReasonOpt,
+    act_on,
+    audit_section,
+    cents,
+    fields,
+    section,
+    shown,
+    when,
+    who_line,
+)
 from central.readable import short
 from central.ticket_ops import TicketDone, TicketShow
 
@@ -80,18 +92,7 @@ def show(
 ) -> None:
     """Show a ticket: state, scans, access log, conflicts and audit trail."""
     found = act_on(ctx, festival, refs.ticket, ticket, ticket_ops.show)
-    if as_json:
-        typer.echo(found.model_dump_json())
-    else:
-        _print_show(found)
-
-
-@app.command("cancel")
-def cancel(
-    ctx: typer.Context, ticket: TicketArg, festival: FestivalOpt, as_json: JsonOpt = False
-) -> None:
-    """Cancel a ticket: gates refuse it once they have the change."""
-    _on_ticket(ctx, festival, ticket, partial(ticket_ops.cancel, actor=actor()))
+    shown(as_json, found, _print_show)
 
 
 @app.command("block")
@@ -99,19 +100,11 @@ def block(
     ctx: typer.Context,
     ticket: TicketArg,
     festival: FestivalOpt,
-    reason: Annotated[str, typer.Option(help="why, for the block list (200 characters)")] = "",
+    reason: ReasonOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Put a ticket on the block list every device refuses."""
     _on_ticket(ctx, festival, ticket, partial(ticket_ops.block, reason=reason, actor=actor()))
-
-
-@app.command("unblock")
-def unblock(
-    ctx: typer.Context, ticket: TicketArg, festival: FestivalOpt, as_json: JsonOpt = False
-) -> None:
-    """Take a ticket off the block list."""
-    _on_ticket(ctx, festival, ticket, partial(ticket_ops.unblock, actor=actor()))
 
 
 @app.command("transfer")
@@ -136,9 +129,21 @@ def transfer(
     _on_ticket(ctx, festival, ticket, act)
 
 
-@app.command("refund")
-def refund(
-    ctx: typer.Context, ticket: TicketArg, festival: FestivalOpt, as_json: JsonOpt = False
-) -> None:
-    """Mark a cancelled ticket refunded."""
-    _on_ticket(ctx, festival, ticket, partial(ticket_ops.refund, actor=actor()))
+def _plain(act: Callable[..., Awaitable[TicketDone]], doc: str) -> Callable[..., None]:
+    """The command of an action on a ticket that takes nothing but the ticket."""
+
+    def command(
+        ctx: typer.Context, ticket: TicketArg, festival: FestivalOpt, as_json: JsonOpt = False
+    ) -> None:
+        _on_ticket(ctx, festival, ticket, partial(act, actor=actor()))
+
+    command.__doc__ = doc
+    return command
+
+
+for _name, _act, _doc in (
+    ("cancel", ticket_ops.cancel, "Cancel a ticket: gates refuse it once they have the change."),
+    ("unblock", ticket_ops.unblock, "Take a ticket off the block list."),
+    ("refund", ticket_ops.refund, "Mark a cancelled ticket refunded."),
+):
+    app.command(_name)(_plain(_act, _doc))

@@ -12,7 +12,18 @@ import typer
 
 from central import refs, wristband_ops
 from central.cli_common import FestivalOpt, JsonOpt, actor, console, emit, wants_json
-from central.cli_ops import Act, act_on, audit_section, cents, fields, section, when, who_line
+from central.cli_ops import (
+    Act,
+    ReasonOpt,
+    act_on,
+    audit_section,
+    cents,
+    fields,
+    section,
+    shown,
+    when,
+    who_line,
+)
 from central.readable import money, short
 from central.wristband_ops import WristbandDone, WristbandShow
 
@@ -76,10 +87,7 @@ def _print_show(found: WristbandShow) -> None:
 def show(ctx: typer.Context, tag: TagArg, festival: FestivalOpt, as_json: JsonOpt = False) -> None:
     """Show a wristband: balance, state, ledger (before and after each entry), conflicts."""
     found = act_on(ctx, festival, refs.wristband, tag, wristband_ops.show)
-    if as_json:
-        typer.echo(found.model_dump_json())
-    else:
-        _print_show(found)
+    shown(as_json, found, _print_show)
 
 
 @app.command("block")
@@ -87,7 +95,7 @@ def block(
     ctx: typer.Context,
     tag: TagArg,
     festival: FestivalOpt,
-    reason: Annotated[str, typer.Option(help="why, for the block list (200 characters)")] = "",
+    reason: ReasonOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Put a wristband on the block list (lost, stolen): every device refuses it."""

@@ -154,7 +154,8 @@ def _gap(facts: Mapping[str, Any], detail: Mapping[str, Any], where: Local) -> S
     first, last = _int(facts.get("missing_from")), _int(facts.get("missing_to"))
     missing = FactSide(label="missing", note=f"device_seq {first} to {last} never arrived")
     held = FactSide(label="next held", device_seq=_int(facts.get("next_held")))
-    line = f"events {first} to {last} missing ({detail.get('missing', '?')}): possible loss"
+    what = f"event {first}" if first == last else f"events {first} to {last}"
+    line = f"{what} missing: possible loss"
     return line, [missing, held]
 
 

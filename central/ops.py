@@ -21,12 +21,14 @@ from central import audit, conflict_view, readable, refs
 from central.classify import refresh_suspicious
 from central.conflict_view import FactSide
 from central.conflicts import ConflictKind
-from central.errors import Conflict, NotFound
+from central.errors import Ambiguous, Conflict, NotFound
 from central.ingest import festival_lock
+from central.rows import fetch_all
 
 Json = dict[str, Any]
 ConflictState = Literal["open", "resolved", "all"]
 SubjectType = Literal["ticket", "account", "device"]
+SHORT_ID = 8  # characters of a conflict's id that people may give for all of it
 
 
 async def _rows(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> list[Json]:
@@ -147,12 +149,6 @@ def _item(rec: Json, where: readable.Local) -> ConflictItem:
     )
 
 
-async def _conflict_rows(conn: AsyncConnection[Any], query: str, params: Json) -> list[Json]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchall()
-
-
 async def list_conflicts(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, where: ConflictFilter | None = None
 ) -> list[ConflictItem]:
@@ -163,17 +159,38 @@ async def list_conflicts(
         "sid": f.subject_id, "dev": f.device_id, "limit": f.limit,
     }  # fmt: skip
     local = await readable.local(conn, festival_id)
-    return [_item(r, local) for r in await _conflict_rows(conn, _CONFLICTS + _FILTERS, params)]
+    return [_item(r, local) for r in await fetch_all(conn, _CONFLICTS + _FILTERS, params)]
 
 
 async def _conflict(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, conflict_id: uuid.UUID, lock: str = ""
 ) -> Json:
     query = f"{_CONFLICTS} AND c.ref = %(ref)s {lock}"
-    found = await _conflict_rows(conn, query, {"fid": festival_id, "ref": conflict_id})
+    found = await fetch_all(conn, query, {"fid": festival_id, "ref": conflict_id})
     if not found:
         raise NotFound(f"no conflict {conflict_id} in this festival")
     return found[0]
+
+
+async def find_conflict(conn: AsyncConnection[Any], festival_id: uuid.UUID, ref: str) -> uuid.UUID:
+    """A conflict by its id, or by the start of it (8 characters or more) as people copy it
+    from a list; NotFound or Ambiguous otherwise."""
+    rid = refs.as_uuid(ref)
+    if rid is not None:
+        return rid
+    start = ref.strip().lower()
+    if len(start) < SHORT_ID or start.strip("0123456789abcdef-"):
+        raise NotFound(f"{ref!r} is no conflict id (nor its first {SHORT_ID} characters)")
+    cur = await conn.execute(
+        "SELECT ref FROM conflict WHERE festival_id = %s AND ref::text LIKE %s ORDER BY id",
+        (festival_id, start + "%"),
+    )
+    found = [r[0] for r in await cur.fetchall()]
+    if len(found) > 1:
+        raise Ambiguous(f"{len(found)} conflicts start with {ref!r}: give more of the id")
+    if not found:
+        raise NotFound(f"no conflict {ref!r} in this festival")
+    return uuid.UUID(str(found[0]))
 
 
 async def show_conflict(

@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from central import catalog, ops, readable, tickets
 from central.errors import NotFound
 from central.readable import AuditEntry, Local
+from central.rows import fetch_all
 from sync.vocab import TicketStatus, TicketType
 
 
@@ -106,16 +106,8 @@ WHERE t.id = %s AND t.festival_id = %s
 """
 
 
-async def _records(
-    conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]
-) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchall()
-
-
 async def _info(conn: AsyncConnection[Any], where: Local, ticket_id: uuid.UUID) -> TicketInfo:
-    found = await _records(conn, _INFO, (ticket_id, where.festival_id))
+    found = await fetch_all(conn, _INFO, (ticket_id, where.festival_id))
     if not found:
         raise NotFound(f"no ticket {ticket_id} in this festival")
     rec = found[0]
@@ -130,14 +122,14 @@ async def show(
     """A ticket's state, its scans (all verdicts), access log, conflicts and audit trail."""
     where = await readable.local(conn, festival_id)
     info = await _info(conn, where, ticket_id)
-    scans = await _records(
+    scans = await fetch_all(
         conn,
         "SELECT event_id, hlc, device_id, device_seq, kind, verdict, zone_id, catalog_seq,"
         " received_at FROM device_event WHERE festival_id = %s AND ticket_id = %s"
         " AND status = 'applied' ORDER BY hlc, device_id, device_seq",
         (festival_id, ticket_id),
     )
-    moves = await _records(
+    moves = await fetch_all(
         conn,
         "SELECT at, action, zone_id, device_id, event_id FROM zone_access_log"
         " WHERE ticket_id = %s ORDER BY hlc, device_id, device_seq",

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from central import cashless, catalog, classify, feed, ops, readable
 from central.errors import Conflict, NotFound
 from central.ingest import festival_lock
 from central.readable import AuditEntry, Local
+from central.rows import fetch_all
 from sync.vocab import TransactionType
 
 
@@ -84,16 +84,8 @@ WHERE a.id = %s AND a.festival_id = %s
 """
 
 
-async def _records(
-    conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]
-) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchall()
-
-
 async def _info(conn: AsyncConnection[Any], where: Local, account_id: uuid.UUID) -> WristbandInfo:
-    found = await _records(conn, _ACCOUNT, (account_id, where.festival_id))
+    found = await fetch_all(conn, _ACCOUNT, (account_id, where.festival_id))
     if not found:
         raise NotFound(f"no wristband {account_id} in this festival")
     rec = found[0] | {"created_at": where.at(found[0]["created_at"])}
@@ -110,7 +102,7 @@ async def show(
     """
     where = await readable.local(conn, festival_id)
     info = await _info(conn, where, account_id)
-    ledger = await _records(
+    ledger = await fetch_all(
         conn,
         "SELECT id, type, amount, balance_before, balance_after, event_id, device_id,"
         " vendor_id, created_at FROM cashless_ledger WHERE account_id = %s"
@@ -195,6 +187,25 @@ async def unblock(
     return await _write(conn, festival_id, account_id, change)
 
 
+Book = Callable[..., Awaitable[object]]  # `cashless.topup` or `cashless.refund`
+
+
+async def _book(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    account_id: uuid.UUID,
+    book: Book,
+    amount: int,
+    actor: str,
+) -> WristbandDone:
+    """A ledger entry made at the ops desk, under the locks, then the account's rules."""
+
+    async def change(_: WristbandInfo) -> None:
+        await book(conn, account_id, amount, actor=actor)
+
+    return await _write(conn, festival_id, account_id, change)
+
+
 async def topup(
     conn: AsyncConnection[Any],
     festival_id: uuid.UUID,
@@ -204,11 +215,7 @@ async def topup(
     actor: str,
 ) -> WristbandDone:
     """Credit a wristband at the ops desk (a TOPUP entry); a debt it clears lifts the hold."""
-
-    async def change(_: WristbandInfo) -> None:
-        await cashless.topup(conn, account_id, amount, actor=actor)
-
-    return await _write(conn, festival_id, account_id, change)
+    return await _book(conn, festival_id, account_id, cashless.topup, amount, actor)
 
 
 async def refund(
@@ -221,8 +228,4 @@ async def refund(
 ) -> WristbandDone:
     """Pay money back from a wristband at the ops desk (a REFUND entry); more than its
     balance is a Conflict (``insufficient_balance``) and changes nothing."""
-
-    async def change(_: WristbandInfo) -> None:
-        await cashless.refund(conn, account_id, amount, actor=actor)
-
-    return await _write(conn, festival_id, account_id, change)
+    return await _book(conn, festival_id, account_id, cashless.refund, amount, actor)

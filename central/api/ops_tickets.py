@@ -3,8 +3,9 @@ transfer or resell, refund (`central.ticket_ops` does each; these check who asks
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,16 +71,6 @@ async def show_ticket(
     return await _on_ticket(st, festival, ticket, who, Action.VIEW_TICKET, ticket_ops.show)
 
 
-@router.post("/{ticket}/cancel", responses=ERRORS)
-async def cancel_ticket(
-    festival: FestivalRef, ticket: TicketRef, who: OpsDep, st: StateDep
-) -> TicketDone:
-    """Cancel a ticket (gates refuse it from their next sync)."""
-
-    act = partial(ticket_ops.cancel, actor=who.actor)
-    return await _on_ticket(st, festival, ticket, who, Action.CANCEL_TICKET, act)
-
-
 @router.post("/{ticket}/block", responses=ERRORS)
 async def block_ticket(
     festival: FestivalRef,
@@ -89,19 +80,7 @@ async def block_ticket(
     body: ReasonRequest | None = None,
 ) -> TicketDone:
     """Put a ticket on the block list (a ticket already there: 409 already_blocked)."""
-    reason = body.reason if body is not None else ""
-
-    act = partial(ticket_ops.block, reason=reason, actor=who.actor)
-    return await _on_ticket(st, festival, ticket, who, Action.BLOCK_TICKET, act)
-
-
-@router.post("/{ticket}/unblock", responses=ERRORS)
-async def unblock_ticket(
-    festival: FestivalRef, ticket: TicketRef, who: OpsDep, st: StateDep
-) -> TicketDone:
-    """Take a ticket off the block list (one not there: 409 not_blocked)."""
-
-    act = partial(ticket_ops.unblock, actor=who.actor)
+    act = partial(ticket_ops.block, reason=body.reason if body else "", actor=who.actor)
     return await _on_ticket(st, festival, ticket, who, Action.BLOCK_TICKET, act)
 
 
@@ -116,7 +95,6 @@ async def transfer_ticket(
     """Transfer or resell a sold ticket: its new code comes back this once, and devices
     refuse the old one once they have the change (a signed code as ``revoked``)."""
     req = body or TransferRequest()
-
     act = partial(
         ticket_ops.transfer, actor=who.actor, holder_ref=req.holder_ref, new_code=req.code,
         accept_weak_code=req.accept_weak_code,
@@ -124,11 +102,28 @@ async def transfer_ticket(
     return await _on_ticket(st, festival, ticket, who, Action.TRANSFER_TICKET, act)
 
 
-@router.post("/{ticket}/refund", responses=ERRORS)
-async def refund_ticket(
-    festival: FestivalRef, ticket: TicketRef, who: OpsDep, st: StateDep
-) -> TicketDone:
-    """Mark a cancelled ticket refunded (any other: 409 wrong_status)."""
+def _plain(action: Action, act: Callable[..., Awaitable[TicketDone]], doc: str) -> Any:
+    """The route of an action on a ticket that takes nothing but who asks."""
 
-    act = partial(ticket_ops.refund, actor=who.actor)
-    return await _on_ticket(st, festival, ticket, who, Action.REFUND_TICKET, act)
+    async def route(
+        festival: FestivalRef, ticket: TicketRef, who: OpsDep, st: StateDep
+    ) -> TicketDone:
+        return await _on_ticket(st, festival, ticket, who, action, partial(act, actor=who.actor))
+
+    route.__doc__ = doc
+    return route
+
+
+_PLAIN = (
+    ("cancel", Action.CANCEL_TICKET, ticket_ops.cancel,
+     "Cancel a ticket: gates refuse it from their next sync (one cancelled: 409 wrong_status)."),
+    ("unblock", Action.BLOCK_TICKET, ticket_ops.unblock,
+     "Take a ticket off the block list (one not there: 409 not_blocked)."),
+    ("refund", Action.REFUND_TICKET, ticket_ops.refund,
+     "Mark a cancelled ticket refunded (any other: 409 wrong_status)."),
+)  # fmt: skip
+for _name, _action, _act, _doc in _PLAIN:
+    router.add_api_route(
+        f"/{{ticket}}/{_name}", _plain(_action, _act, _doc), methods=["POST"],
+        responses=ERRORS, name=f"{_name}_ticket",
+    )  # fmt: skip

@@ -88,9 +88,7 @@ async def _seed(dsn: str) -> Seeded:
         "ticket": (ticket.code, ticket.ticket_id, fest.opaque_tickets[0].code),
         "tag": (fest.tag_uids[0], fest.account_ids[0]),
     }  # fmt: skip
-    return Seeded(
-        gate.token, admin.token, {k: tuple(str(v) for v in vs) for k, vs in rows.items()}
-    )
+    return Seeded(gate.token, admin.token, {k: tuple(str(v) for v in vs) for k, vs in rows.items()})
 
 
 def _log(device_id: uuid.UUID, seq: int) -> Event:
