@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from central.conflicts import ConflictKind
 from central.readable import Local, short
@@ -23,22 +23,22 @@ K = ConflictKind
 class FactSide(BaseModel):
     """One side of a conflict: a device's fact, or what central knew or did."""
 
-    label: str  # which side: stands/flagged, device/central, prior/crossing, ...
-    at: datetime | None = None  # when it happened, in the festival's time zone
+    label: str = Field(description="which side: stands, flagged, device, central, prior, ...")
+    at: datetime | None = Field(None, description="when it happened, in the festival's time zone")
     device_id: uuid.UUID | None = None
     device: str | None = None
     device_seq: int | None = None
     event_id: uuid.UUID | None = None
-    kind: str | None = None  # the fact's kind: entry, exit, sale, ...
+    kind: str | None = Field(None, description="the fact's kind: entry, exit, sale, ...")
     verdict: str | None = None
     zone_id: uuid.UUID | None = None
     zone: str | None = None
     catalog_seq: int | None = (
         None  # a fact: the feed seq its device had seen; central: the change's
     )
-    amount: int | None = None  # cents
-    state: str | None = None  # central's: what the change made the row (cancelled, blocked, ...)
-    note: str | None = None  # anything else, in words
+    amount: int | None = Field(None, description="cents")
+    state: str | None = Field(None, description="what central's change made it: cancelled, ...")
+    note: str | None = Field(None, description="anything else, in words")
 
 
 Sides = tuple[str, list[FactSide]]  # a summary line and the sides, in the order they happened

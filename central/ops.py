@@ -15,7 +15,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from central import audit, conflict_view, readable, refs
 from central.classify import refresh_suspicious
@@ -40,15 +40,15 @@ async def _rows(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...])
 class ConflictItem(BaseModel):
     """A conflict as ops list it: what, about whom, in one line, and both stored facts."""
 
-    id: uuid.UUID  # its random ref: the bigserial key counts every festival's conflicts
+    id: uuid.UUID = Field(description="its random ref, not the internal key")
     kind: ConflictKind
     subject_type: SubjectType
     subject_id: uuid.UUID
-    subject: str  # the subject in words: "ticket 1a2b3c4d (Weekend)", "device north-1"
-    summary: str  # what happened, in one line, times in the festival's time zone
+    subject: str = Field(description="in words: 'device north-1', 'ticket 1a2b3c4d (Weekend)'")
+    summary: str = Field(description="what happened in one line (times in the festival's zone)")
     natural_key: str
     event_ids: list[uuid.UUID]
-    facts: dict[str, Any]  # as the rule recorded them (`central.conflicts`)
+    facts: dict[str, Any] = Field(description="as the rule recorded them (`central.conflicts`)")
     detail: dict[str, Any]
     created_at: datetime
     updated_at: datetime
@@ -150,15 +150,20 @@ def _item(rec: Json, where: readable.Local) -> ConflictItem:
 
 
 async def list_conflicts(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, where: ConflictFilter | None = None
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    where: ConflictFilter | None = None,
+    *,
+    local: readable.Local | None = None,
 ) -> list[ConflictItem]:
-    """A festival's conflicts, newest first, each with both facts (open ones by default)."""
+    """A festival's conflicts, newest first, each with both facts (open ones by default);
+    `local` when the caller has read the festival's already."""
     f = where or ConflictFilter()
     params = {
         "fid": festival_id, "state": f.state, "kind": f.kind, "stype": f.subject_type,
         "sid": f.subject_id, "dev": f.device_id, "limit": f.limit,
     }  # fmt: skip
-    local = await readable.local(conn, festival_id)
+    local = local or await readable.local(conn, festival_id)
     return [_item(r, local) for r in await fetch_all(conn, _CONFLICTS + _FILTERS, params)]
 
 

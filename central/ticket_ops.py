@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from central import catalog, ops, readable, tickets
 from central.errors import NotFound
@@ -33,14 +33,14 @@ class TicketInfo(BaseModel):
     category: str
     ticket_type: TicketType
     code_kind: Literal["signed", "outside"]
-    code_version: int  # a transfer of a signed ticket bumps it: older codes are revoked
+    code_version: int = Field(ge=0, le=0xFFFF, description="a transfer bumps it: old codes revoked")
     holder_ref: str | None
-    purchase_price: int  # cents
+    purchase_price: int = Field(ge=0, description="cents")
     currency: str
-    suspicious: bool  # it has an open duplicate entry
+    suspicious: bool = Field(description="it has an open duplicate entry")
     blocked: bool
     block_reason: str | None
-    used_at: datetime | None  # its first admission, or when ops marked it used
+    used_at: datetime | None = Field(description="its first admission, or when ops marked it used")
     created_at: datetime
     updated_at: datetime
 
@@ -48,15 +48,15 @@ class TicketInfo(BaseModel):
 class TicketDone(TicketInfo):
     """A ticket after an ops write."""
 
-    seq: int  # the change-feed seq of the write: devices act on it once they have it
-    code: str | None = None  # a transfer's new code, shown this once
+    seq: int = Field(ge=0, description="the write's feed seq: devices act on it once they have it")
+    code: str | None = Field(None, description="a transfer's new code, shown this once")
 
 
 class Scan(BaseModel):
     """A device's fact about the ticket, whatever its verdict."""
 
     event_id: uuid.UUID
-    at: datetime  # when it happened (its HLC), in the festival's time zone
+    at: datetime = Field(description="when it happened (its HLC), in the festival's time zone")
     device_id: uuid.UUID
     device: str
     device_seq: int
@@ -64,7 +64,7 @@ class Scan(BaseModel):
     verdict: str
     zone_id: uuid.UUID | None
     zone: str | None
-    catalog_seq: int  # the change-feed seq the device had seen
+    catalog_seq: int = Field(description="the change-feed seq the device had seen")
     received_at: datetime
 
 
@@ -84,7 +84,7 @@ class TicketShow(BaseModel):
     """A ticket with its history: scans, access log, conflicts and audit trail."""
 
     ticket: TicketInfo
-    timezone: str  # the festival's, which every time here carries
+    timezone: str = Field(description="the festival's, which every time here carries")
     events: list[Scan]
     access_log: list[Movement]
     conflicts: list[ops.ConflictItem]
@@ -157,7 +157,7 @@ async def show(
             )
             for m in moves
         ],
-        conflicts=await ops.list_conflicts(conn, festival_id, conflicts),
+        conflicts=await ops.list_conflicts(conn, festival_id, conflicts, local=where),
         audit=await readable.audit_trail(conn, where, [("ticket", str(ticket_id))]),
     )
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from central import cashless, catalog, classify, feed, ops, readable
 from central.errors import Conflict, NotFound
@@ -30,30 +30,30 @@ class WristbandInfo(BaseModel):
     """A wristband's account as ops see it (its tag UID is stored only as a keyed hash)."""
 
     id: uuid.UUID
-    tag_hash: str  # hex
-    balance: int  # cents; below zero after offline overdrafts
-    debt: int  # cents
+    tag_hash: str = Field(description="hex")
+    balance: int = Field(description="cents; below zero after offline overdrafts")
+    debt: int = Field(ge=0, description="cents")
     currency: str
-    blocked: bool  # devices refuse it: on the block list, held for debt, or blocked by hand
-    held: bool  # held by central while its ledger is in debt, until a top-up clears it
-    listed: bool  # on the block list: ops blocked it
-    block_reason: str | None  # why it is on the block list
+    blocked: bool = Field(description="devices refuse it: block list, debt hold or a manual block")
+    held: bool = Field(description="held by central while in debt, until a top-up clears it")
+    listed: bool = Field(description="on the block list: ops blocked it")
+    block_reason: str | None = Field(description="why it is on the block list")
     created_at: datetime
 
 
 class WristbandDone(WristbandInfo):
     """A wristband after an ops write."""
 
-    seq: int  # the change-feed head after the write: devices act on it once they have it
+    seq: int = Field(ge=0, description="feed head after the write: devices act once they have it")
 
 
 class LedgerLine(BaseModel):
     """One ledger entry: central's own (opening, desk top-up or refund) or a device's fact."""
 
-    id: int | None  # central's entries only
-    at: datetime  # when it happened, in the festival's time zone
+    id: int | None = Field(description="central's entries only")
+    at: datetime = Field(description="when it happened, in the festival's time zone")
     type: TransactionType
-    amount: int  # cents, signed: a sale is negative
+    amount: int = Field(description="cents, signed: a sale is negative")
     balance_before: int
     balance_after: int
     event_id: uuid.UUID | None
@@ -67,7 +67,7 @@ class WristbandShow(BaseModel):
     """A wristband with its ledger in replay order, its conflicts and its audit trail."""
 
     account: WristbandInfo
-    timezone: str  # the festival's, which every time here carries
+    timezone: str = Field(description="the festival's, which every time here carries")
     ledger: list[LedgerLine]
     conflicts: list[ops.ConflictItem]
     audit: list[AuditEntry]
@@ -123,7 +123,7 @@ async def show(
             )
             for e in ledger
         ],
-        conflicts=await ops.list_conflicts(conn, festival_id, conflicts),
+        conflicts=await ops.list_conflicts(conn, festival_id, conflicts, local=where),
         audit=await readable.audit_trail(conn, where, entities),
     )
 
