@@ -84,6 +84,8 @@ async def test_block_puts_the_tag_on_the_block_list_and_unblock_takes_it_off(rig
         assert await stored(conn) == before
     freed = await ops_ok(rig, "SECURITY", "POST", f"wristbands/{uid}/unblock")
     assert (freed["blocked"], freed["listed"]) == (False, False)
+    async with rig.pool.connection() as conn:  # the entry's delete and the account: one go
+        assert await written_together(conn, "tag", tag, freed["seq"]) == "tag.unblock"
     expect_error(await ops_call(rig, "SECURITY", "POST", f"wristbands/{uid}/unblock"), 409,
                  "not_blocked")  # fmt: skip
     audit = (await ops_ok(rig, "ADMIN", "GET", f"wristbands/{a}"))["audit"]
