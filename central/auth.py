@@ -36,17 +36,20 @@ class Action(StrEnum):
     VIEW_LEDGER = "view_ledger"
     VIEW_DEVICE_LOG = "view_device_log"
     CANCEL_TICKET = "cancel_ticket"
-    BLOCK_TICKET = "block_ticket"
-    BLOCK_TAG = "block_tag"
+    BLOCK_TICKET = "block_ticket"  # and unblock
+    TRANSFER_TICKET = "transfer_ticket"  # a new code for a new holder, the old one revoked
+    REFUND_TICKET = "refund_ticket"
+    BLOCK_TAG = "block_tag"  # and unblock
     TOPUP = "topup"
-    REFUND = "refund"
+    REFUND = "refund"  # money back from a wristband
 
 
 A = Action
 _ALL_OPS = frozenset(a for a in Action if a is not Action.SYNC)
 # The role matrix. Reading it row by row: SECURITY watches gates and may block, never
 # touches money; CASHIER handles wristband money, never tickets; STAFF (site techs) see
-# devices and enrol them but change nothing in the catalog.
+# devices and enrol them but change nothing in the catalog. A ticket's transfer, resale and
+# refund are box-office decisions: ADMIN and ORGANIZER only.
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "ADMIN": _ALL_OPS,
     "ORGANIZER": _ALL_OPS,

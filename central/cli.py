@@ -28,7 +28,18 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from central import catalog, festivals, imports, keys, pg, refs, users
+from central import (
+    catalog,
+    cli_conflicts,
+    cli_tickets,
+    cli_wristbands,
+    festivals,
+    imports,
+    keys,
+    pg,
+    refs,
+    users,
+)
 from central.cli_common import (
     FestivalOpt,
     JsonOpt,
@@ -59,6 +70,13 @@ app.add_typer(festival_app, name="festival")
 app.add_typer(import_app, name="import")
 app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
+app.add_typer(cli_tickets.app, name="ticket")
+app.add_typer(cli_wristbands.app, name="wristband")
+app.add_typer(cli_conflicts.app, name="conflict")
+# `conflicts -f X`, as the README taught before `conflict list` existed.
+app.command("conflicts", help="List open conflicts (short for `conflict list`).")(
+    cli_conflicts.list_conflicts
+)
 
 
 def _version(show: bool) -> None:
@@ -401,29 +419,6 @@ def enroll_code(
 
     code = run(ctx, work)
     emit(as_json, {"code": code, "ttl_s": ttl}, f"enrolment code (valid {ttl} s): {code}")
-
-
-@app.command()
-def conflicts(
-    ctx: typer.Context,
-    festival: FestivalOpt,
-    all_: Annotated[bool, typer.Option("--all", help="include resolved conflicts")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """List sync conflicts (open ones unless --all)."""
-    list_conflicts = _c2("central.ops", "list_conflicts")
-
-    async def work(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await list_conflicts(
-            conn, await festival_id(conn, festival), open_only=not all_
-        )
-        return found
-
-    found = run(ctx, work)
-    if as_json:
-        typer.echo(json.dumps({"conflicts": found}, default=str))
-        return
-    table(("kind", "detail"), ((c.get("kind", ""), json.dumps(c, default=str)) for c in found))
 
 
 @app.command()

@@ -4,9 +4,10 @@ Schemathesis reads the app's OpenAPI schema and sends each operation cases made 
 valid and invalid (its coverage phase: boundaries, missing and wrong-typed values, other
 methods; then its fuzzing phase), in process over ASGI to the real app on a real database
 of its own. A festival, a gate device with a sequence-gap conflict and an ADMIN ops user
-exist there; every case carries the token its operation takes and that festival's id, a
-push names that device, and half the cases' other ids name a real row, so cases get past
-authentication and lookups into the handlers. A case fails on a 5xx, and on a response its
+exist there; every case carries the token its operation takes and that festival (its slug
+or its id), a push names that device, and half the cases' other ids and names (a ticket's
+scanned or outside code, a tag UID) name a real row, so cases get past authentication and
+lookups into the handlers. A case fails on a 5xx, and on a response its
 operation's schema does not describe (an error that is no ErrorBody, say).
 
 Bounded for CI (well under a minute and a half on two cores): a fixed number of examples
@@ -54,7 +55,7 @@ class Seeded:
 
     device_token: str
     ops_token: str
-    rows: dict[str, str]
+    rows: dict[str, tuple[str, ...]]  # the real values a parameter may take
 
 
 async def _seed(dsn: str) -> Seeded:
@@ -79,11 +80,15 @@ async def _seed(dsn: str) -> Seeded:
             (conflict,) = await cur.fetchall()
     finally:
         await pool.close()
-    rows = {
-        "festival_id": fid, "device_id": gate.device_id, "ticket_id": fest.tickets[0].ticket_id,
-        "account_ref": fest.account_ids[0], "conflict_id": conflict[0],
+    ticket = fest.tickets[0]
+    rows: dict[str, tuple[object, ...]] = {
+        "festival_id": (fid,), "device_id": (gate.device_id,), "conflict_id": (conflict[0],),
+        # Paths that take names (issue 15): each name people use, and the id.
+        "festival": (fest.slug, fid),
+        "ticket": (ticket.code, ticket.ticket_id, fest.opaque_tickets[0].code),
+        "tag": (fest.tag_uids[0], fest.account_ids[0]),
     }  # fmt: skip
-    return Seeded(gate.token, admin.token, {k: str(v) for k, v in rows.items()})
+    return Seeded(gate.token, admin.token, {k: tuple(str(v) for v in vs) for k, vs in rows.items()})
 
 
 def _log(device_id: uuid.UUID, seq: int) -> Event:
@@ -124,17 +129,19 @@ def _aim(case: schemathesis.Case[Any], seeded: Seeded) -> None:
     params = dict(case.path_parameters or {})
     for name, value in params.items():
         text = str(value)
-        # The festival always (else every case stops at 403); another id when its length
-        # is even, so half the cases reach a real row and half an unreadable or unknown id.
-        if name in seeded.rows and (name == "festival_id" or len(text) % 2 == 0):
-            params[name] = seeded.rows[name]
+        # The festival always (else every case stops at 403); another row when the generated
+        # text's length is even, so half the cases reach a real row and half an unreadable
+        # or unknown name; which of its names (or its id) also follows that length.
+        real = seeded.rows.get(name, ())
+        if real and (name in ("festival_id", "festival") or len(text) % 2 == 0):
+            params[name] = real[len(text) // 2 % len(real)]
     case.path_parameters = params
     body: Any = case.body
     if case.path == "/v1/sync/events" and isinstance(body, dict):
-        events = body.get("events")  # a generated body may hold anything here
+        events = body.get("events")  # any JSON value: the case may be a malformed body
         for event in events if isinstance(events, list) else ():  # each names this device
             if isinstance(event, dict) and "device_id" in event:
-                event["device_id"] = seeded.rows["device_id"]
+                event["device_id"] = seeded.rows["device_id"][0]
 
 
 @schema.include(path_regex="^/v1/(ops|sync|devices)/").parametrize()
