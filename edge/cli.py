@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -84,7 +85,8 @@ def _run(coro: Awaitable[T], as_json: bool) -> T:
     except CentralRefused as exc:
         fail(exc.error, exc.detail, as_json)
     except CentralUnavailable as exc:
-        fail("central_unavailable", str(exc), as_json)
+        todo = "check the central URL and the network, then run the command again"
+        fail("central_unavailable", f"{exc}; {todo}", as_json)
 
 
 def _load_config(path: Path | None) -> DeviceConfig | None:
@@ -95,6 +97,20 @@ def _data_dir(cfg: DeviceConfig | None, data_dir: Path | None) -> Path:
     return data_dir or (cfg.device.data_dir if cfg is not None else DEFAULT_DATA_DIR)
 
 
+def _catalog_problem(file: Path, exc: OSError | ValueError) -> str:
+    """One line: the file, its first problem, and where a good catalog comes from."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        problem = f"{where}: {first['msg']}"
+    else:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"{file}: {problem}; a catalog is festgate-catalog/1 JSON, as central's snapshot or "
+        "`festgate catalog sample DIR` writes it"
+    )
+
+
 def _has_device(path: Path) -> bool:
     try:
         require_device(path)
@@ -103,7 +119,7 @@ def _has_device(path: Path) -> bool:
     return True
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Opened:
     """A device opened for one command, with what it is and where it lives."""
 
@@ -252,7 +268,7 @@ def catalog_load(
     try:
         snapshot = Snapshot.model_validate_json(file.read_bytes())
     except (OSError, ValueError) as exc:
-        fail("bad_catalog", str(exc).splitlines()[0] if str(exc) else type(exc).__name__, as_json)
+        fail("bad_catalog", _catalog_problem(file, exc), as_json)
 
     async def work() -> tuple[int, Identity, Path]:
         cfg = _load_config(config)
@@ -277,8 +293,8 @@ def catalog_load(
 
     try:
         rows, chosen, path = _run(work(), as_json)
-    except ValueError as exc:
-        fail("bad_catalog", str(exc).splitlines()[0], as_json)
+    except ValueError as exc:  # refused by the store as it loaded: nothing was kept
+        fail("bad_catalog", _catalog_problem(file, exc), as_json)
     place = chosen.zone or chosen.vendor
     if as_json:
         loaded = {"rows": rows, "seq": snapshot.seq, "data_dir": str(path)}

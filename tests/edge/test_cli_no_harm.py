@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -72,21 +70,6 @@ def test_a_relative_path_is_shown_as_typed_and_as_absolute(
     result = runner.invoke(app, ["status", "-d", "var/gaet", "--json"])
     detail = json.loads(result.stdout)["detail"]
     assert detail.startswith(f"no device at var/gaet ({tmp_path}/var/gaet): no such directory")
-
-
-def test_the_daemon_refuses_a_config_whose_data_dir_holds_no_device(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'[device]\nname = "g"\nrole = "gate"\nzone = "General"\ndata_dir = "{data}"\n')
-    cli = [sys.executable, "-c", "from edge.cli import main; main()"]
-    proc = subprocess.run(
-        [*cli, "run", "-c", str(toml)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith(f"error no_data_dir: no device at {data}: no such directory")
-    assert f"`festgate catalog load FILE -c {toml}`" in proc.stderr
-    assert proc.stderr.count("\n") == 1
-    assert not data.exists()
 
 
 def test_catalog_load_sets_a_device_up_that_remembers_what_it_is(tmp_path: Path) -> None:

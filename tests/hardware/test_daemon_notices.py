@@ -88,16 +88,32 @@ def test_status_with_a_config_counts_its_readers_before_any_daemon_ran(tmp_path:
     assert (without["role"], without["zone"]) == ("gate", "General")
 
 
+def _run_refused(config: Path) -> str:
+    """`festgate run -c config`, which must refuse to start: its stderr."""
+    proc = subprocess.run(
+        [*CLI, "run", "-c", str(config)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    return proc.stderr
+
+
 def test_a_daemon_refuses_a_config_of_another_role_than_its_data_dir(tmp_path: Path) -> None:
     _, data = _gate(tmp_path)
     bar = tmp_path / "bar.toml"
     bar.write_text(
         f'[device]\nname = "b"\nrole = "bar"\nvendor = "Main Bar"\ndata_dir = "{data}"\n'
     )
-    proc = subprocess.run(
-        [*CLI, "run", "-c", str(bar)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith(
+    assert _run_refused(bar).startswith(
         f"error config: device.role: the config says bar, but {data} is a gate (set by its config)"
     )
+
+
+def test_a_daemon_refuses_a_data_dir_that_holds_no_device_and_creates_none(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    toml = tmp_path / "gate.toml"
+    toml.write_text(f'[device]\nname = "g"\nrole = "gate"\nzone = "General"\ndata_dir = "{data}"\n')
+    said = _run_refused(toml)
+    assert said.startswith(f"error no_data_dir: no device at {data}: no such directory")
+    assert f"`festgate catalog load FILE -c {toml}`" in said
+    assert not data.exists()
