@@ -1,35 +1,53 @@
 """`festgate-central`: migrate, create festivals, import catalog files, keys, users, serve.
 
-Thin commands: parse, call one function, print (rich for people, ``--json`` for scripts).
-The database is ``--dsn``, else ``FESTGATE_CENTRAL_DSN``, else an embedded PostgreSQL under
-``--data-dir``.
+Thin commands: parse, call one function, print (tables for people, ``--json`` for scripts).
+Where the database is, and what every command shares: `central.cli_common`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import importlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from psycopg import AsyncConnection
 from pydantic import SecretStr
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from central import catalog, festivals, imports, keys, pg, users
-from central.errors import CatalogError, ImportRowError
-from config.central import CentralConfig
+from central import catalog, festivals, imports, keys, pg, refs, users
+from central.cli_common import (
+    FestivalOpt,
+    JsonOpt,
+    actor,
+    console,
+    database,
+    emit,
+    err_console,
+    fail,
+    festival_id,
+    resolve,
+    run,
+    settings,
+    table,
+    wants_json,
+)
+from central.errors import ImportRowError
 from sync.vocab import TicketType
 
-T = TypeVar("T")
 app = typer.Typer(help="festgate central service", no_args_is_help=True)
 festival_app = typer.Typer(help="festivals", no_args_is_help=True)
 import_app = typer.Typer(
@@ -41,85 +59,40 @@ app.add_typer(festival_app, name="festival")
 app.add_typer(import_app, name="import")
 app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
-console = Console()
-err_console = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")]
-FestivalOpt = Annotated[str, typer.Option("--festival", "-f", help="festival id or slug")]
-ACTOR = "cli"
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"festgate-central {version('festgate')}")
+        raise typer.Exit
 
 
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="settings file (TOML; else FESTGATE_CENTRAL_CONFIG or /etc/festgate/central.toml)"
+        ),
+    ] = None,
     dsn: Annotated[
         str | None, typer.Option(help="PostgreSQL DSN (else FESTGATE_CENTRAL_DSN, else embedded)")
     ] = None,
     data_dir: Annotated[
-        Path, typer.Option(help="embedded PostgreSQL directory when no DSN is given")
-    ] = Path("var/central"),
+        Path | None,
+        typer.Option(
+            help="embedded PostgreSQL directory when no DSN is given (else"
+            " FESTGATE_CENTRAL_DATA_DIR, else ~/.local/share/festgate/central)"
+        ),
+    ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
 ) -> None:
     """Resolve where the database is, once for every command."""
-    config = CentralConfig(data_dir=data_dir)
-    if dsn:
-        config = config.model_copy(update={"dsn": SecretStr(dsn)})
-    ctx.obj = config
-
-
-def _config(ctx: typer.Context) -> CentralConfig:
-    config = ctx.obj
-    assert isinstance(config, CentralConfig)
-    return config
-
-
-def _fail(message: str) -> typer.Exit:
-    # One line whatever the terminal's width, and the message taken as text, not markup.
-    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
-    """Open the database, run `work` on one connection, commit; catalog errors exit 1."""
-
-    async def go(dsn: str) -> T:
-        async with await AsyncConnection.connect(dsn) as conn:
-            result = await work(conn)
-            await conn.commit()
-            return result
-
-    with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
-        try:
-            return asyncio.run(go(dsn))
-        except CatalogError as exc:
-            raise _fail(str(exc)) from None
-
-
-def _emit(as_json: bool, data: dict[str, Any], human: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, default=str))
-    else:
-        console.print(human)
-
-
-async def _festival_id(conn: AsyncConnection[Any], ref: str) -> uuid.UUID:
-    rec = await catalog.get_festival(conn, ref)
-    fid: uuid.UUID = rec["id"]
-    return fid
-
-
-async def _named(conn: AsyncConnection[Any], table: str, fid: uuid.UUID, ref: str) -> uuid.UUID:
-    """A zone or vendor of the festival by id or by name (ops type names)."""
-    assert table in ("zone", "vendor")
-    cur = await conn.execute(
-        f"SELECT id FROM {table} WHERE festival_id = %s"
-        " AND (id::text = %s OR lower(name) = lower(%s))",
-        (fid, ref, ref),
-    )
-    rows = await cur.fetchall()
-    if len(rows) != 1:
-        raise CatalogError(f"no single {table} {ref!r} in this festival")
-    found: uuid.UUID = rows[0][0]
-    return found
+    ctx.obj = resolve(ctx, config, dsn, data_dir)
 
 
 def _c2(module: str, name: str) -> Any:
@@ -127,16 +100,16 @@ def _c2(module: str, name: str) -> Any:
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
-        raise _fail(f"{module}.{name} is not available in this build") from None
+        fail(f"{module}.{name} is not available in this build")
 
 
 @app.command()
 def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Create or upgrade central's schema to the newest revision."""
-    with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
+    with pg.open_database(database(ctx)) as dsn:
         pg.migrate(dsn)
         revision = pg.current_revision(dsn)
-    _emit(as_json, {"revision": revision}, f"schema at revision [bold]{revision}[/bold]")
+    emit(as_json, {"revision": revision}, f"schema at revision [bold]{revision}[/bold]")
 
 
 @festival_app.command("create")
@@ -163,13 +136,13 @@ def festival_create(
             ends_at=ends_at,
             currency=currency,
             offline_allowance=offline_allowance,
-            actor=ACTOR,
+            actor=actor(),
         )
         key = await keys.current_key(conn, uuid.UUID(row.id))
         return {"id": row.id, "slug": slug, "name": name, "key_id": key.key_id}
 
-    out = _run(ctx, work)
-    _emit(as_json, out, f"festival [bold]{slug}[/bold] created: {out['id']}")
+    out = run(ctx, work)
+    emit(as_json, out, f"festival [bold]{slug}[/bold] created: {out['id']}")
 
 
 @festival_app.command("category")
@@ -189,31 +162,45 @@ def festival_category(
 
     async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
         row = await catalog.create_category(
-            conn, await _festival_id(conn, festival), name=name, type=type_, price=price,
-            valid_from=valid_from, valid_until=valid_until, actor=ACTOR,
+            conn, await festival_id(conn, festival), name=name, type=type_, price=price,
+            valid_from=valid_from, valid_until=valid_until, actor=actor(),
         )  # fmt: skip
         return {"id": row.id, "name": row.name, "type": row.type.value}
 
-    out = _run(ctx, work)
-    _emit(as_json, out, f"category [bold]{name}[/bold] ({out['type']}) created: {out['id']}")
+    out = run(ctx, work)
+    emit(as_json, out, f"category [bold]{name}[/bold] ({out['type']}) created: {out['id']}")
 
 
 @festival_app.command("list")
 def festival_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List festivals, with how many outside codes are too weak for offline guessing."""
-    found = _run(ctx, festivals.list_festivals)
+    found = run(ctx, festivals.list_festivals)
     if as_json:
         typer.echo(json.dumps({"festivals": found}, default=str))
         return
-    table = Table("slug", "name", "status", "tickets", "outside codes", "weak", "lowest bits")
-    for f in found:
-        codes = f["outside_codes"]
-        weak = f"[bold red]{codes['weak']}[/]" if codes["weak"] else "0"
-        table.add_row(
-            f["slug"], escape(f["name"]), f["status"], str(f["tickets"]), str(codes["codes"]),
-            weak, "" if codes["lowest_bits"] is None else str(codes["lowest_bits"]),
-        )  # fmt: skip
-    console.print(table)
+    table(
+        ("slug", "name", "status", "tickets", "outside codes", "weak", "lowest bits"),
+        (
+            (
+                f["slug"],
+                f["name"],
+                f["status"],
+                f["tickets"],
+                c["codes"],
+                c["weak"],
+                c["lowest_bits"],
+            )
+            for f in found
+            for c in [f["outside_codes"]]
+        ),
+    )
+    weak = sum(f["outside_codes"]["weak"] for f in found)
+    if weak:
+        err_console.print(
+            f"[bold red]{weak} weak outside codes[/]: a stolen device's hash key lets a thief"
+            " guess valid ones offline (docs/security.md)",
+            soft_wrap=True,
+        )
 
 
 @festival_app.command("show")
@@ -227,7 +214,7 @@ def festival_show(
     async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
         return await festivals.show_festival(conn, festival)
 
-    found = _run(ctx, work)
+    found = run(ctx, work)
     if as_json:
         typer.echo(json.dumps(found, default=str))
         return
@@ -256,13 +243,28 @@ def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any)
     try:
         rows = imports.read_rows(path)
     except ImportRowError as exc:
-        raise _fail(f"{path}: {exc}") from None
+        fail(f"{path}: {exc}", "bad_import", as_json=wants_json(ctx))
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}", "bad_import", as_json=wants_json(ctx))
     func = getattr(imports, f"import_{kind}")
+    bulk = kind in ("tickets", "wristbands")  # the imports that run to 100,000 rows
+    shown = bulk and err_console.is_terminal and not wants_json(ctx)  # people, not logs
+    columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err_console, disable=not shown) as bar:
+        stages: dict[str, TaskID] = {}
 
-    async def work(conn: AsyncConnection[Any]) -> Any:
-        return await func(conn, await _festival_id(conn, festival), rows, actor=ACTOR, **kw)
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = bar.add_task(stage, total=total)
+            bar.update(stages[stage], completed=done)
 
-    return _run(ctx, work)
+        extra = {"progress": report} if bulk else {}
+
+        async def work(conn: AsyncConnection[Any]) -> Any:
+            fid = await festival_id(conn, festival)
+            return await func(conn, fid, rows, actor=actor(), **kw, **extra)
+
+        return run(ctx, work)
 
 
 @import_app.command("tickets")
@@ -271,7 +273,9 @@ def import_tickets(
     file: Path,
     festival: FestivalOpt,
     sign: Annotated[bool, typer.Option(help="issue signed codes here (no code column)")] = False,
-    out: Annotated[Path | None, typer.Option(help="write ticket_id,code CSV here")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write ticket_id,holder_ref,code CSV here")
+    ] = None,
     accept_weak_codes: Annotated[
         bool,
         typer.Option(
@@ -292,18 +296,21 @@ def import_tickets(
     if out is not None:
         with out.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["ticket_id", "code"])
-            writer.writerows([t.ticket_id, t.code] for t in issued)
+            writer.writerow(["ticket_id", "holder_ref", "code"])
+            writer.writerows([t.ticket_id, t.holder_ref or "", t.code] for t in issued)
     data: dict[str, Any] = {"imported": len(issued)}
     if strength is not None:
         data["code_bits_min"] = min(strength.bits)
         data["weak_codes"] = strength.weak
     if sign and out is None:
-        data["tickets"] = [{"ticket_id": str(t.ticket_id), "code": t.code} for t in issued]
-    _emit(as_json, data, f"imported {len(issued)} tickets")
+        data["tickets"] = [
+            {"ticket_id": str(t.ticket_id), "holder_ref": t.holder_ref, "code": t.code}
+            for t in issued
+        ]
+    emit(as_json, data, f"imported {len(issued)} tickets")
     if sign and out is None and not as_json:
         for t in issued:
-            typer.echo(f"{t.ticket_id},{t.code}")
+            typer.echo(f"{t.ticket_id},{t.holder_ref or ''},{t.code}")
 
 
 @import_app.command("wristbands")
@@ -312,7 +319,7 @@ def import_wristbands(
 ) -> None:
     """Import wristbands (tag_uid hex, opening balance in cents)."""
     accounts = _import(ctx, festival, file, "wristbands", source=file.name)
-    _emit(as_json, {"imported": len(accounts)}, f"imported {len(accounts)} wristbands")
+    emit(as_json, {"imported": len(accounts)}, f"imported {len(accounts)} wristbands")
 
 
 @import_app.command("vendors")
@@ -321,7 +328,7 @@ def import_vendors(
 ) -> None:
     """Import vendors and their products (one product per row)."""
     counts = _import(ctx, festival, file, "vendors")
-    _emit(as_json, counts, f"imported {counts['vendors']} vendors, {counts['products']} products")
+    emit(as_json, counts, f"imported {counts['vendors']} vendors, {counts['products']} products")
 
 
 @import_app.command("zones")
@@ -330,7 +337,7 @@ def import_zones(
 ) -> None:
     """Import access zones (name, capacity, required_types, reentry)."""
     zones = _import(ctx, festival, file, "zones")
-    _emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
+    emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
 
 
 @key_app.command("rotate")
@@ -338,11 +345,11 @@ def key_rotate(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = Fal
     """Add a new signing key; older keys still verify until revoked."""
 
     async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
-        row = await keys.rotate_key(conn, await _festival_id(conn, festival), actor=ACTOR)
+        row = await keys.rotate_key(conn, await festival_id(conn, festival), actor=actor())
         return {"key_id": row.key_id, "public_key": row.public_key, "seq": row.seq}
 
-    out = _run(ctx, work)
-    _emit(as_json, out, f"signing key {out['key_id']} now signs new codes")
+    out = run(ctx, work)
+    emit(as_json, out, f"signing key {out['key_id']} now signs new codes")
 
 
 @user_app.command("add")
@@ -356,15 +363,15 @@ def user_add(
     """Add an ops user and print its token once (only its sha256 is stored)."""
     role = role.upper()
     if role not in {"ADMIN", "ORGANIZER", "STAFF", "CASHIER", "SECURITY"}:
-        raise _fail(f"unknown role {role!r}")
+        fail(f"unknown role {role!r}", "bad_role", as_json=as_json)
 
     async def work(conn: AsyncConnection[Any]) -> users.NewOpsUser:
-        fid = await _festival_id(conn, festival) if festival else None
-        return await users.add_ops_user(conn, name=name, role=role, festival_id=fid, actor=ACTOR)  # type: ignore[arg-type]
+        fid = await festival_id(conn, festival) if festival else None
+        return await users.add_ops_user(conn, name=name, role=role, festival_id=fid, actor=actor())  # type: ignore[arg-type]
 
-    user = _run(ctx, work)
+    user = run(ctx, work)
     data = {"id": str(user.user_id), "name": name, "role": role, "token": user.token}
-    _emit(as_json, data, f"user {name} ({role}) token, shown once:\n{user.token}")
+    emit(as_json, data, f"user {name} ({role}) token, shown once:\n{user.token}")
 
 
 @app.command("enroll-code")
@@ -381,19 +388,19 @@ def enroll_code(
     create = _c2("central.enrol", "create_enrol_code")
 
     async def work(conn: AsyncConnection[Any]) -> str:
-        fid = await _festival_id(conn, festival)
+        fid = await festival_id(conn, festival)
         code: str = await create(
             conn,
             festival_id=fid,
             role=role,
-            zone_id=await _named(conn, "zone", fid, zone) if zone else None,
-            vendor_id=await _named(conn, "vendor", fid, vendor) if vendor else None,
+            zone_id=await refs.zone(conn, fid, zone) if zone else None,
+            vendor_id=await refs.vendor(conn, fid, vendor) if vendor else None,
             ttl_s=ttl,
         )
         return code
 
-    code = _run(ctx, work)
-    _emit(as_json, {"code": code, "ttl_s": ttl}, f"enrolment code (valid {ttl} s): {code}")
+    code = run(ctx, work)
+    emit(as_json, {"code": code, "ttl_s": ttl}, f"enrolment code (valid {ttl} s): {code}")
 
 
 @app.command()
@@ -408,18 +415,15 @@ def conflicts(
 
     async def work(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await list_conflicts(
-            conn, await _festival_id(conn, festival), open_only=not all_
+            conn, await festival_id(conn, festival), open_only=not all_
         )
         return found
 
-    found = _run(ctx, work)
+    found = run(ctx, work)
     if as_json:
         typer.echo(json.dumps({"conflicts": found}, default=str))
         return
-    table = Table("kind", "detail")
-    for c in found:
-        table.add_row(str(c.get("kind", "")), json.dumps(c, default=str))
-    console.print(table)
+    table(("kind", "detail"), ((c.get("kind", ""), json.dumps(c, default=str)) for c in found))
 
 
 @app.command()
@@ -434,13 +438,14 @@ def serve(
 
     from central.http_server import server_config
 
-    with pg.open_database(pg.PgSettings.from_config(_config(ctx))) as dsn:
+    with pg.open_database(database(ctx)) as dsn:
         pg.migrate(dsn)
-        config = _config(ctx).model_copy(update={"dsn": SecretStr(dsn), "host": host, "port": port})
+        update = {"dsn": SecretStr(dsn), "host": host, "port": port}
+        config = settings(ctx).model_copy(update=update)
         server = uvicorn.Server(server_config(create_app(config, settle_gc=True), config))
         server.run()
     if not server.started:
-        raise _fail(f"central did not start on {host}:{port}")
+        fail(f"central did not start on {host}:{port}")
 
 
 @app.command()
@@ -465,7 +470,7 @@ def demo(
     """A festival in a box: central, gates, bars, a crowd, a network cut, and the report."""
     from central.demo_run import DemoOptions, print_report, run_demo
 
-    config = _config(ctx)
+    config = settings(ctx)
     given = dsn or (config.dsn.get_secret_value() if config.dsn is not None else None)
     opts = DemoOptions(
         gates=gates, bars=bars, attendees=attendees, minutes=minutes, seed=seed,
@@ -474,7 +479,7 @@ def demo(
     try:
         report = run_demo(opts, err_console if as_json else console, live_view=True)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted: daemons, links, central and database stopped")
         raise typer.Exit(130) from None

@@ -11,6 +11,10 @@ class NotFound(CatalogError, LookupError):
     """The festival, ticket, account or other row named does not exist (or is deleted)."""
 
 
+class Ambiguous(CatalogError):
+    """A name matches several rows; the message lists their ids, which always work."""
+
+
 class Conflict(CatalogError):
     """The write contradicts the row's state (a duplicate, a forbidden status change)."""
 

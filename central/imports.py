@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,27 @@ from sync.catalog import AccountRow, TicketRow, ZoneRow
 from sync.vocab import TicketStatus, TicketType
 
 ImportRow = Mapping[str, str]
+# Called as (stage, rows done, rows in all) while a big import works: "checking", "storing".
+Progress = Callable[[str, int, int], None]
+STEP = 5000  # rows per progress report and per insert round trip
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None and (done % STEP == 0 or done == total):
+        progress(stage, done, total)
+
+
+async def _insert_many(
+    conn: AsyncConnection[Any],
+    query: str,
+    args: Sequence[Sequence[Any]],
+    progress: Progress | None,
+) -> None:
+    """executemany in rounds of `STEP` rows, reporting each (one transaction throughout)."""
+    async with conn.cursor() as c:
+        for start in range(0, len(args), STEP):
+            await c.executemany(query, args[start : start + STEP])
+            _report(progress, "storing", min(start + STEP, len(args)), len(args))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +122,7 @@ async def import_tickets(
     sign: bool,
     source: str = "",
     accept_weak_codes: bool = False,
+    progress: Progress | None = None,
 ) -> TicketImport:
     """Import tickets: opaque codes from an outside system, or (`sign`) issue signed codes here.
 
@@ -150,6 +172,7 @@ async def import_tickets(
             assert price is not None
             holder = _get(row, "holder_ref") or None
             planned.append((n, category, code, code_hash, status, price, holder))
+            _report(progress, "checking", n, len(rows))
         if seen:
             cur = await conn.execute(
                 "SELECT code_hash FROM ticket WHERE festival_id = %s AND code_hash = ANY(%s)",
@@ -182,18 +205,18 @@ async def import_tickets(
                 status=status,
                 code_hash=None if vouch is None else vouch.hex(),
             )
-            issued.append(IssuedTicket(ticket_id=tid, code=text, row=ticket))
+            issued.append(IssuedTicket(ticket_id=tid, code=text, row=ticket, holder_ref=holder))
             args.append(
                 (tid, festival_id, category["id"], status, code_hash, bits, signed_hash, price,
                  holder)
             )  # fmt: skip
-        async with conn.cursor() as c:
-            await c.executemany(
-                "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, code_bits, "
-                "signed_hash, purchase_price, holder_ref) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                args,
-            )
+        await _insert_many(
+            conn,
+            "INSERT INTO ticket (id, festival_id, category_id, status, code_hash, code_bits, "
+            "signed_hash, purchase_price, holder_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            args,
+            progress,
+        )
         seqs = await feed.publish_many(conn, festival_id, "ticket", [t.row for t in issued])
         await audit.record(
             conn,
@@ -206,7 +229,7 @@ async def import_tickets(
             | _strength_audit(strength),
         )
     tickets = [
-        IssuedTicket(t.ticket_id, t.code, t.row.model_copy(update={"seq": s}))
+        IssuedTicket(t.ticket_id, t.code, t.row.model_copy(update={"seq": s}), t.holder_ref)
         for t, s in zip(issued, seqs, strict=True)
     ]
     return TicketImport(tickets, strength)
@@ -240,6 +263,7 @@ async def import_wristbands(
     *,
     actor: str,
     source: str = "",
+    progress: Progress | None = None,
 ) -> list[AccountRow]:
     """Import wristbands: columns tag_uid (hex) and balance (opening cents, a TOPUP entry)."""
     async with conn.transaction():
@@ -260,6 +284,7 @@ async def import_wristbands(
             balance = _int(n, row, "balance", default=0)
             assert balance is not None
             planned.append((tag_hash, balance))
+            _report(progress, "checking", n, len(rows))
         cur = await conn.execute(
             "SELECT tag_hash FROM cashless_account WHERE festival_id = %s AND tag_hash = ANY(%s)",
             (festival_id, list(seen)),
@@ -272,15 +297,17 @@ async def import_wristbands(
             )
             for h, b in planned
         ]
+        await _insert_many(
+            conn,
+            "INSERT INTO cashless_account (id, festival_id, tag_hash, balance) "
+            "VALUES (%s, %s, %s, %s)",
+            [
+                (uuid.UUID(a.id), festival_id, h, b)
+                for a, (h, b) in zip(accounts, planned, strict=True)
+            ],
+            progress,
+        )
         async with conn.cursor() as c:
-            await c.executemany(
-                "INSERT INTO cashless_account (id, festival_id, tag_hash, balance) "
-                "VALUES (%s, %s, %s, %s)",
-                [
-                    (uuid.UUID(a.id), festival_id, h, b)
-                    for a, (h, b) in zip(accounts, planned, strict=True)
-                ],
-            )
             await c.executemany(
                 "INSERT INTO cashless_transaction (festival_id, account_id, type, amount, "
                 "balance_before, balance_after) VALUES (%s, %s, 'TOPUP', %s, 0, %s)",

@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.central import CentralConfig
+from config.central import CentralConfig, default_data_dir
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BIGINT_MAX = 2**63 - 1  # the largest value a bigint column (a seq, a cursor, a count) holds
@@ -26,7 +26,9 @@ class PgSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     dsn: str | None = Field(None, description="libpq DSN or URI; None starts an embedded server")
-    data_dir: Path = Field(Path("var/central"), description="embedded cluster directory")
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="embedded cluster directory"
+    )
 
     @classmethod
     def from_config(cls, config: CentralConfig) -> PgSettings:
@@ -72,14 +74,71 @@ def start_embedded(data_dir: Path) -> EmbeddedPg:
     return EmbeddedPg(get_server(data_dir))
 
 
+class DatabaseUnusable(Exception):
+    """Central's database is missing, unreachable or not at this version's schema; the message
+    is one line that says what to do."""
+
+
+def cluster_exists(data_dir: Path) -> bool:
+    """Whether an embedded cluster was ever initialised in `data_dir`."""
+    return (data_dir.expanduser() / "PG_VERSION").is_file()
+
+
 @contextmanager
-def open_database(settings: PgSettings) -> Iterator[str]:
-    """Yield a DSN: the configured one, or an embedded server's that is stopped on exit."""
+def open_database(settings: PgSettings, *, create: bool = True) -> Iterator[str]:
+    """Yield a DSN: the configured one, or an embedded server's that is stopped on exit.
+    Without `create`, a data directory holding no cluster is DatabaseUnusable (so a command
+    run from the wrong place, or with a typo, does not make an empty database there)."""
     if settings.dsn:
         yield settings.dsn
         return
+    if not create and not cluster_exists(settings.data_dir):
+        raise DatabaseUnusable(
+            f"no central database in {settings.data_dir.expanduser()}: run `festgate-central"
+            " migrate` to create one there, or give --data-dir or --dsn (FESTGATE_CENTRAL_DSN)"
+        )
     with start_embedded(settings.data_dir) as server:
         yield server.dsn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_schema(dsn: str) -> str:
+    """The database's schema revision when it is the newest this version knows, else
+    DatabaseUnusable (unreachable, never migrated, or behind); for commands that use it."""
+    try:
+        current = current_revision(dsn)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnusable(
+            f"cannot connect to PostgreSQL: {_first_line(exc)} (check --dsn or"
+            " FESTGATE_CENTRAL_DSN)"
+        ) from None
+    head = head_revision()
+    if current is None:
+        raise DatabaseUnusable(
+            "the database has no festgate schema: run `festgate-central migrate` first"
+        )
+    if current != head:
+        raise DatabaseUnusable(
+            f"the database schema is at {current}, this festgate needs {head}: run"
+            " `festgate-central migrate`"
+        )
+    return current
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of festgate migrates to."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
 
 
 async def connect_pool(

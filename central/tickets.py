@@ -8,6 +8,7 @@ are found by keyed hash. Transfer revokes the old code: a signed ticket gets
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ class IssuedTicket:
     ticket_id: uuid.UUID
     code: str
     row: TicketRow
+    holder_ref: str | None = None  # the order it was sold under (central only, never replicated)
+
+
+def new_outside_code() -> str:
+    """A fresh outside code: 128 random bits as 26 base32 characters (A-Z, 2-7), which read
+    aloud and type without ambiguity and survive offline guessing (`central.code_entropy`)."""
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
 
 
 async def _category(
@@ -272,7 +280,7 @@ async def transfer_ticket(
             code = signed_code(await keys.current_key(conn, fid), rec, category)
             rec = await _vouch(conn, rec, code)
         else:
-            code = new_code if new_code is not None else secrets.token_urlsafe(16)
+            code = new_code if new_code is not None else new_outside_code()
             try:
                 rec = await fetch_one(
                     conn,

@@ -1,11 +1,36 @@
-"""Typed settings for the central service (env prefix ``FESTGATE_CENTRAL_``)."""
+"""Typed settings for the central service: a TOML file, then ``FESTGATE_CENTRAL_*``
+environment variables, then command-line flags, each overriding the one before.
+
+Where the settings file is: ``--config``, else ``FESTGATE_CENTRAL_CONFIG``, else
+`SYSTEM_CONFIG` when it exists; none is needed. Where the embedded PostgreSQL lives
+without a DSN: ``data_dir``, by default `default_data_dir()`, which does not depend on the
+directory central is started from.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.errors import ConfigError, describe
+
+SYSTEM_CONFIG = Path("/etc/festgate/central.toml")
+CONFIG_ENV = "FESTGATE_CENTRAL_CONFIG"
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/festgate/central``, by default ``~/.local/share/festgate/central``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "festgate" / "central"
 
 
 class CentralConfig(BaseSettings):
@@ -19,8 +44,9 @@ class CentralConfig(BaseSettings):
         description="libpq DSN or URI of central's PostgreSQL; unset: start an embedded server",
     )
     data_dir: Path = Field(
-        Path("var/central"),
-        description="directory of the embedded PostgreSQL cluster (used only without a DSN)",
+        default_factory=default_data_dir,
+        description="directory of the embedded PostgreSQL cluster (used only without a DSN);"
+        " default $XDG_DATA_HOME/festgate/central (~/.local/share/festgate/central)",
     )
     host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
@@ -60,3 +86,46 @@ class CentralConfig(BaseSettings):
         ge=0,
         description="how long a snapshot request waits for a free stream before 429",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags override the environment, which overrides the file, which overrides defaults."""
+        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def config_file(path: Path | None = None) -> Path | None:
+    """The settings file to read: `path`, else $FESTGATE_CENTRAL_CONFIG, else `SYSTEM_CONFIG`
+    if it exists, else none."""
+    if path is not None:
+        return path
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        return Path(named)
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+
+
+def load_central_config(path: Path | None = None, **flags: Any) -> CentralConfig:
+    """Central's settings from the file (see `config_file`), the environment and `flags`
+    (None values are flags not given); ConfigError names every problem by key."""
+    file = config_file(path)
+    source = str(file) if file is not None else "environment"
+    if file is not None and not file.is_file():
+        raise ConfigError(source, ["file not found"])
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return CentralConfig(_toml_file=file, **given)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(source, [describe(e) for e in exc.errors()]) from None
+    except (ValueError, OSError) as exc:  # TOML syntax errors arrive as ValueError
+        raise ConfigError(source, [str(exc)]) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.errors import ConfigError, describe
 from config.hardware import ActuatorConfig, ReaderConfig
 from sync.vocab import Role
 
@@ -121,32 +122,7 @@ class DeviceConfig(BaseSettings):
         return tuple(sources)
 
 
-class ConfigError(Exception):
-    """A config file that cannot be used; `problems` names each key path and what was expected."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        super().__init__(f"{source}: " + "; ".join(problems))
-        self.source = source
-        self.problems = problems
-
-
-def _describe(error: Any) -> str:
-    path = ""
-    for part in error["loc"]:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in {"camera", "nfc", "serial_scanner", "simulated", "relay", "display"}:
-            continue  # the union member pydantic tried; the user wrote `type = ...`, not this
-        else:
-            path += f".{part}" if path else str(part)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"{path}: unknown key"
-    if kind == "missing":
-        return f"{path}: required key is missing"
-    given = error.get("input")
-    shown = f" (got {given!r})" if isinstance(given, str | int | float | bool) else ""
-    return f"{path or '(top level)'}: {error['msg']}{shown}"
+_UNION_TAGS = frozenset({"camera", "nfc", "serial_scanner", "simulated", "relay", "display"})
 
 
 def load_device_config(path: Path | None) -> DeviceConfig:
@@ -157,6 +133,6 @@ def load_device_config(path: Path | None) -> DeviceConfig:
     try:
         return DeviceConfig(_toml_file=path)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+        raise ConfigError(source, [describe(e, _UNION_TAGS) for e in exc.errors()]) from None
     except (ValueError, OSError) as exc:  # TOML syntax errors arrive as ValueError
         raise ConfigError(source, [str(exc)]) from None

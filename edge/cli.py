@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from config.device import DEFAULT_DATA_DIR, ConfigError, DeviceConfig, load_device_config
+from config.device import DEFAULT_DATA_DIR, DeviceConfig, load_device_config
+from config.errors import ConfigError
 from edge import cli_sync, identity
 from edge.cli_errors import err, fail
 from edge.clock import wall_clock_ms

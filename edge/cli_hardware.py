@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from config.device import ConfigError, DeviceConfig, load_device_config
+from config.device import DeviceConfig, load_device_config
+from config.errors import ConfigError
 from edge.cli_errors import err, fail
 from edge.decide import BadInput
 from hardware.base import Actuator, CodeReader, HardwareUnsupported, ReaderUnavailable, Scan, Shown

@@ -17,7 +17,7 @@ import pwd
 import shlex
 from pathlib import Path
 
-from config.device import ConfigError
+from config.errors import ConfigError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600

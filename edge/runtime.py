@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.device import ConfigError, DeviceConfig
+from config.device import DeviceConfig
+from config.errors import ConfigError
 from edge import identity
 from edge.decide import BadInput
 from edge.device import Device

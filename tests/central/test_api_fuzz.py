@@ -131,7 +131,8 @@ def _aim(case: schemathesis.Case[Any], seeded: Seeded) -> None:
     case.path_parameters = params
     body: Any = case.body
     if case.path == "/v1/sync/events" and isinstance(body, dict):
-        for event in body.get("events") or ():  # an event names its device: this one
+        events = body.get("events")  # a generated body may hold anything here
+        for event in events if isinstance(events, list) else ():  # each names this device
             if isinstance(event, dict) and "device_id" in event:
                 event["device_id"] = seeded.rows["device_id"]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from config.device import ConfigError, load_device_config
+from config.device import load_device_config
+from config.errors import ConfigError
 from config.hardware import CameraReaderConfig, RelayConfig
 
 EXAMPLES = Path(__file__).parents[2] / "config" / "examples"

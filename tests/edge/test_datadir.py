@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from config.device import ConfigError
+from config.errors import ConfigError
 from edge.cli import app
 from edge.store import DB_NAME, Store
 
