@@ -26,6 +26,7 @@ from edge.sync_link import engine_for, load_credentials
 from hardware.base import Actuator, CodeReader, Counters, HardwareUnsupported, Scan, Shown
 from hardware.faults import describe
 from sync.client import CentralClient
+from sync.logline import TEXT
 from sync.vocab import Role
 
 log = logging.getLogger("festgate.runtime")
@@ -163,7 +164,7 @@ class Runtime:
         """Log a lifecycle event and journal it whatever the log level (not rate-limited)."""
         log.info(msg, extra=fields)
         with contextlib.suppress(asyncio.QueueFull):
-            self._logs.put_nowait({"level": "info", "logger": log.name, "msg": msg, **fields})
+            self._logs.put_nowait({"level": "info", "logger": log.name, TEXT: msg, **fields})
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         installed: list[int] = []

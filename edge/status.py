@@ -17,10 +17,10 @@ from edge.device import Device
 from edge.humanize import moment, offset
 from edge.identity import Identity
 from edge.store import Store
+from edge.sync_link import SYNC_KEY
 from sync.engine import SyncEngine
 from sync.vocab import Role
 
-SYNC_KEY = "sync_status"  # written by the sync engine (edge.sync_link.DeviceOutbox)
 DAEMON_KEY = "daemon"  # what the last `festgate run` started with
 SYNC_FIELDS = (
     "head_seq",
