@@ -111,7 +111,10 @@ def serve_type3(path: str, idm: bytes, ndef_message: bytes, until: float) -> Non
 
     def on_startup(target: Any) -> Any:
         target.brty = "212F"
-        target.sensf_res = bytearray([1]) + idm + bytes.fromhex("03014b024f4993ff") + b"\x12\xfc"
+        # PMm: IC code 0301, then the response-time bytes a reader derives its command
+        # timeouts from; all at their maximum (about 0.3 s a command rather than a real
+        # tag's few ms), as an emulator in another process on a loaded machine needs.
+        target.sensf_res = bytearray([1]) + idm + bytes.fromhex("0301ffffffffffff") + b"\x12\xfc"
         return target
 
     def read(block: int, rb: bool, re: bool) -> bytes | None:
