@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from central import cashless, catalog, classify, enrol, ops, tickets
+from central import cashless, catalog, classify, devices, enrol, ops, reports, tickets
 from central.api.deps import OpsDep, StateDep, parse_uuid
 from central.api.errors import ApiError
 from central.api.text import PgText
@@ -103,7 +103,7 @@ async def list_devices(festival_id: PgText, who: OpsDep, st: StateDep) -> list[J
     """Devices: last seen, sync lag, pending events, clock skew, revoked."""
     fid = _festival(festival_id, who, Action.VIEW_DEVICES)
     async with st.pool.connection() as conn:
-        return await ops.list_devices(conn, fid)
+        return await devices.list_devices(conn, fid)
 
 
 @router.post("/devices/{device_id}/revoke", responses=_ERRORS)
@@ -135,7 +135,7 @@ async def zone_occupancy(festival_id: PgText, who: OpsDep, st: StateDep) -> list
     """Occupancy and capacity per zone."""
     fid = _festival(festival_id, who, Action.VIEW_OCCUPANCY)
     async with st.pool.connection() as conn:
-        return await ops.zone_occupancy(conn, fid)
+        return await reports.zone_occupancy(conn, fid)
 
 
 @router.get("/entries", responses=_ERRORS)
@@ -148,7 +148,7 @@ async def entries(
     """Entries and exits per zone and gate over time."""
     fid = _festival(festival_id, who, Action.VIEW_ENTRIES)
     async with st.pool.connection() as conn:
-        return await ops.entries_over_time(conn, fid, bucket_s=bucket_s)
+        return await reports.entries_over_time(conn, fid, bucket_s=bucket_s)
 
 
 @router.get("/sales", responses=_ERRORS)
@@ -156,7 +156,7 @@ async def sales(festival_id: PgText, who: OpsDep, st: StateDep) -> list[Json]:
     """Sales count and amount per vendor."""
     fid = _festival(festival_id, who, Action.VIEW_SALES)
     async with st.pool.connection() as conn:
-        return await ops.sales_per_vendor(conn, fid)
+        return await reports.sales_per_vendor(conn, fid)
 
 
 @router.get("/tickets/{ticket_id}", responses=_ERRORS)
@@ -209,7 +209,7 @@ async def device_log(
     fid = _festival(festival_id, who, Action.VIEW_DEVICE_LOG)
     did = await _owned(st, "device", device_id, fid)
     async with st.pool.connection() as conn:
-        return await ops.device_log(conn, fid, did, after_seq=after_seq, limit=limit)
+        return await devices.device_log(conn, fid, did, after_seq=after_seq, limit=limit)
 
 
 @router.post("/tickets/{ticket_id}/cancel", responses=_ERRORS)
