@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg, server_gc
-from central.api import errors, ops, sync
+from central.api import errors, ops, ops_devices, ops_reports, sync
 from central.api.deps import AppState, SyncSettings
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
@@ -89,6 +89,8 @@ def create_app(
     errors.install(app)
     app.include_router(sync.router)
     app.include_router(ops.router)
+    app.include_router(ops_devices.router)
+    app.include_router(ops_reports.router)
     app.add_middleware(errors.ProtocolGate)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
