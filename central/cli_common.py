@@ -91,6 +91,13 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
+def error_code(exc: CatalogError) -> str:
+    """The stable code of a refusal: a conflict's own (already_revoked, ...), else its kind's."""
+    if isinstance(exc, Conflict):
+        return exc.code
+    return next(c for kind, c in _CODES if isinstance(exc, kind))
+
+
 def database(ctx: typer.Context) -> pg.PgSettings:
     """Where this command's database is."""
     return pg.PgSettings.from_config(settings(ctx))
@@ -114,8 +121,7 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
     except pg.DatabaseUnusable as exc:
         fail(str(exc), "database_unusable", status=2, as_json=as_json)
     except CatalogError as exc:
-        code = next(c for kind, c in _CODES if isinstance(exc, kind))
-        fail(str(exc), code, as_json=as_json)
+        fail(str(exc), error_code(exc), as_json=as_json)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0]
         fail(f"lost the database: {first}", "database_unusable", as_json=as_json)
