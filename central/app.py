@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg, server_gc
-from central.api import errors, ops, ops_devices, ops_reports, sync
+from central.api import admin, errors, ops, ops_devices, ops_festivals, ops_reports, sync
 from central.api.deps import AppState, SyncSettings
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
@@ -91,6 +91,8 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(ops_devices.router)
     app.include_router(ops_reports.router)
+    app.include_router(ops_festivals.router)
+    app.include_router(admin.router)
     app.add_middleware(errors.ProtocolGate)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -38,7 +38,7 @@ from central.api.deps import SyncSettings
 from central.app import create_app
 from central.auth import DevicePrincipal, authenticate
 from central.demo import create_demo_festival
-from central.enrol import create_enrol_code, enrol
+from central.enrol import create_enrol_code, enrol, issue_enrol_code
 from central.ingest import ingest_batch
 from config.central import CentralConfig
 from sync.ids import uuid7_text
@@ -46,6 +46,7 @@ from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Event
 from sync.vocab import EventKind
 
 EXAMPLES = 100  # per operation in the fuzzing phase (the coverage phase adds its own)
+FESTIVAL_PARAMS = ("festival_id", "festival")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ async def _seed(dsn: str) -> Seeded:
                 ttl_s=600,
             )  # fmt: skip
             gate = await enrol(conn, code=code, name="fuzzed gate")
+            spare = await issue_enrol_code(
+                conn, fid, role="topup", zone=None, vendor=None, ttl_s=600, actor="test"
+            )
+            await users.add_ops_user(
+                conn, name="victim", role="STAFF", actor="test", festival_id=fid
+            )
             device = await authenticate(conn, gate.token)
             assert isinstance(device, DevicePrincipal)
             gap = [_log(gate.device_id, seq) for seq in (1, 3)]
@@ -79,9 +86,12 @@ async def _seed(dsn: str) -> Seeded:
             (conflict,) = await cur.fetchall()
     finally:
         await pool.close()
+    # By the name a path parameter has: an id, or the name people use (issue 15).
     rows = {
         "festival_id": fid, "device_id": gate.device_id, "ticket_id": fest.tickets[0].ticket_id,
-        "account_ref": fest.account_ids[0], "conflict_id": conflict[0],
+        "account_ref": fest.account_ids[0], "conflict_id": conflict[0], "festival": fest.slug,
+        "device": "fuzzed gate", "vendor": "Main bar", "key_id": fest.key_id, "code": spare.id,
+        "user": "victim",
     }  # fmt: skip
     return Seeded(gate.token, admin.token, {k: str(v) for k, v in rows.items()})
 
@@ -126,8 +136,10 @@ def _aim(case: schemathesis.Case[Any], seeded: Seeded) -> None:
         text = str(value)
         # The festival always (else every case stops at 403); another id when its length
         # is even, so half the cases reach a real row and half an unreadable or unknown id.
-        if name in seeded.rows and (name == "festival_id" or len(text) % 2 == 0):
+        if name in seeded.rows and (name in FESTIVAL_PARAMS or len(text) % 2 == 0):
             params[name] = seeded.rows[name]
+        if name == "festival" and len(text) % 2:  # by slug, or by id
+            params[name] = seeded.rows["festival_id"]
     case.path_parameters = params
     body: Any = case.body
     if case.path == "/v1/sync/events" and isinstance(body, dict):
