@@ -34,14 +34,13 @@ def _offset(ms: int | None) -> str:
 
 @app.command("list")
 def device_list(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = False) -> None:
-    """List devices: where they work, last seen, sync lag, pending events, clock offset."""
+    """List devices: where they work, online or how long offline, sync lag (feed changes
+    behind), pending events, clock offset."""
     found = run(ctx, on_festival(festival, devices.list_devices))
     listing(
-        as_json, "devices", found,
-        ("device", "role", "zone/vendor", "state", "last seen", "lag", "pending", "clock",
-         "conflicts"),
-        lambda d: (d.name, d.role, _where(d), _seen(d), local(d.last_seen_at), d.sync_lag,
-                   d.pending_events, _offset(d.clock_offset_ms), d.open_conflicts),
+        as_json, "devices", found, ("device", "works at", "state", "lag", "pending", "clock"),
+        lambda d: (d.name, f"{d.role}: {_where(d)}", _seen(d), d.sync_lag, d.pending_events,
+                   _offset(d.clock_offset_ms)),
         empty="no devices enrolled",
     )  # fmt: skip
 

@@ -6,16 +6,18 @@ a user of every festival, nor revoke one (404: to it, other users do not exist).
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field
 
 from central import festivals, refs, users
 from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import ERRORS, name_param
 from central.api.text import PgText
-from central.auth import Action, AuthError, require
+from central.auth import Action, AuthError, OpsPrincipal, require
 
 router = APIRouter(prefix="/v1/ops", tags=["ops: admin"])
 UserRef = Annotated[str, name_param("user")]
@@ -38,12 +40,29 @@ async def list_festivals(who: OpsDep, st: StateDep) -> list[festivals.FestivalSu
         return await festivals.list_festivals(conn, who.festival_id)
 
 
+async def _festival(
+    conn: AsyncConnection[Any], who: OpsPrincipal, ref: str | None
+) -> uuid.UUID | None:
+    """The festival `ref` names (None: every festival), if `who` may manage its users."""
+    fid = None if ref is None else await refs.festival(conn, ref)
+    if who.festival_id is not None and fid != who.festival_id:
+        raise AuthError(403, "forbidden", "you manage the users of your festival only")
+    return fid
+
+
 @router.get("/users", response_model=list[users.UserView], responses=ERRORS)
-async def list_users(who: OpsDep, st: StateDep) -> list[users.UserView]:
+async def list_users(
+    who: OpsDep,
+    st: StateDep,
+    festival: Annotated[
+        PgText | None, Query(max_length=100, description="only this festival's (slug or id)")
+    ] = None,
+) -> list[users.UserView]:
     """Ops users (never their tokens), oldest first."""
     require(who, Action.VIEW_USERS)
     async with st.pool.connection() as conn:
-        return await users.list_users(conn, who.festival_id)
+        scope = who.festival_id if festival is None else await _festival(conn, who, festival)
+        return await users.list_users(conn, scope)
 
 
 @router.post("/users", response_model=users.NewUser, responses=ERRORS)
@@ -51,9 +70,7 @@ async def add_user(body: AddUserRequest, who: OpsDep, st: StateDep) -> users.New
     """Add an ops user; its token is in this answer only (409 ``name_taken``)."""
     require(who, Action.ADD_USER)
     async with st.pool.connection() as conn:
-        fid = None if body.festival is None else await refs.festival(conn, body.festival)
-        if who.festival_id is not None and fid != who.festival_id:
-            raise AuthError(403, "forbidden", "you may add users of your festival only")
+        fid = await _festival(conn, who, body.festival)
         return await users.add_user(
             conn, name=body.name, role=body.role, actor=who.actor, festival_id=fid
         )
