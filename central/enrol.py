@@ -106,16 +106,18 @@ async def _insert(conn: AsyncConnection[Any], values: tuple[Any, ...]) -> tuple[
     return code, ref
 
 
-async def _create(
+async def create_enrol_code(
     conn: AsyncConnection[Any],
+    *,
     festival_id: uuid.UUID,
     role: str,
     zone_id: uuid.UUID | None,
     vendor_id: uuid.UUID | None,
     ttl_s: int,
-    actor: str,
-) -> tuple[str, str]:
-    """Store a new code (its hash) and audit it; return the code and its short id."""
+    actor: str = "cli",
+) -> str:
+    """A new one-time enrol code for a device of `role` (a gate needs a zone, a bar a vendor);
+    stored as its hash with a short id, audited."""
     if role not in ROLES:
         raise CatalogError(f"role must be one of {', '.join(ROLES)}")
     if not 0 < ttl_s <= MAX_TTL_S:
@@ -153,21 +155,6 @@ async def _create(
             new={"id": ref, "role": role, "zone_id": zone_id, "vendor_id": vendor_id,
                  "expires_at": expires},
         )  # fmt: skip
-    return code, ref
-
-
-async def create_enrol_code(
-    conn: AsyncConnection[Any],
-    *,
-    festival_id: uuid.UUID,
-    role: str,
-    zone_id: uuid.UUID | None,
-    vendor_id: uuid.UUID | None,
-    ttl_s: int,
-    actor: str = "cli",
-) -> str:
-    """A new one-time enrol code for a device of `role` (a gate needs a zone, a bar a vendor)."""
-    code, _ = await _create(conn, festival_id, role, zone_id, vendor_id, ttl_s, actor)
     return code
 
 
@@ -184,7 +171,14 @@ async def issue_enrol_code(
     """A new one-time enrol code, its zone or vendor by name (or id), with its short id."""
     zone_id = await refs.zone(conn, festival_id, zone) if zone else None
     vendor_id = await refs.vendor(conn, festival_id, vendor) if vendor else None
-    code, ref = await _create(conn, festival_id, role, zone_id, vendor_id, ttl_s, actor)
+    code = await create_enrol_code(
+        conn, festival_id=festival_id, role=role, zone_id=zone_id, vendor_id=vendor_id,
+        ttl_s=ttl_s, actor=actor,
+    )  # fmt: skip
+    cur = await conn.execute(
+        "SELECT ref FROM enrol_code WHERE code_hash = %s", (token_hash(normalize_code(code)),)
+    )
+    (ref,) = await cur.fetchone() or ("",)
     (view,) = await _views(conn, festival_id, ref)
     return NewEnrolCode(**view.model_dump(), code=code, ttl_s=ttl_s)
 

@@ -3,10 +3,11 @@
 Schemathesis reads the app's OpenAPI schema and sends each operation cases made from it,
 valid and invalid (its coverage phase: boundaries, missing and wrong-typed values, other
 methods; then its fuzzing phase), in process over ASGI to the real app on a real database
-of its own. A festival, a gate device with a sequence-gap conflict and an ADMIN ops user
-exist there; every case carries the token its operation takes and that festival's id, a
-push names that device, and half the cases' other ids name a real row, so cases get past
-authentication and lookups into the handlers. A case fails on a 5xx, and on a response its
+of its own. A festival, a gate device with a sequence-gap conflict, an unused enrol code,
+an ADMIN ops user and another user exist there; every case carries the token its operation
+takes and that festival (by slug or id), a push names that device, and half the cases'
+other ids and names name a real row, so cases get past authentication and lookups into the
+handlers. A case fails on a 5xx, and on a response its
 operation's schema does not describe (an error that is no ErrorBody, say).
 
 Bounded for CI (well under a minute and a half on two cores): a fixed number of examples
