@@ -12,12 +12,23 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg, server_gc
-from central.api import admin, errors, ops, ops_devices, ops_festivals, ops_reports, sync
+from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, ops_reports, sync
 from central.api.deps import AppState, SyncSettings
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
 from config.central import CentralConfig
-from sync.protocol import PROTOCOL_VERSION, PushRequest
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, PushRequest
+
+# The protocol header every operation but the open paths requires (`errors.ProtocolGate`),
+# declared once for all of them so that clients generated from the schema send it.
+_PROTOCOL_PARAMETER = {
+    "name": PROTOCOL_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "the protocol version the client speaks: any other is 400 protocol_version",
+    "schema": {"type": "string", "enum": [str(PROTOCOL_VERSION)], "default": str(PROTOCOL_VERSION)},
+}
+_METHODS = frozenset({"get", "put", "post", "delete", "patch", "options", "head", "trace"})
 
 
 def _dsn(settings: CentralConfig) -> str:
@@ -27,7 +38,8 @@ def _dsn(settings: CentralConfig) -> str:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema plus the push body, which the route parses itself (for speed)."""
+    """FastAPI's schema plus the push body, which the route parses itself (for speed), and
+    the protocol header on every operation that needs it."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
@@ -36,6 +48,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(push.pop("$defs", {}))
         components["PushRequest"] = push
+        for path, item in schema.get("paths", {}).items():
+            if path in errors.OPEN_PATHS:
+                continue
+            for method, operation in item.items():
+                if method in _METHODS:
+                    given = operation.get("parameters", [])
+                    operation["parameters"] = [dict(_PROTOCOL_PARAMETER), *given]
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -81,8 +100,8 @@ def create_app(
     app = FastAPI(
         title="festgate central",
         version=f"{PROTOCOL_VERSION}",
-        openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        openapi_url=docs.OPENAPI_PATH,
+        docs_url=None,  # served from the package instead (`central.api.docs`)
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -93,6 +112,7 @@ def create_app(
     app.include_router(ops_reports.router)
     app.include_router(ops_festivals.router)
     app.include_router(admin.router)
+    app.include_router(docs.router)
     app.add_middleware(errors.ProtocolGate)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -36,10 +36,12 @@ class Action(StrEnum):
     VIEW_LEDGER = "view_ledger"
     VIEW_DEVICE_LOG = "view_device_log"
     CANCEL_TICKET = "cancel_ticket"
-    BLOCK_TICKET = "block_ticket"
-    BLOCK_TAG = "block_tag"
+    BLOCK_TICKET = "block_ticket"  # and unblock
+    TRANSFER_TICKET = "transfer_ticket"  # a new code for a new holder, the old one revoked
+    REFUND_TICKET = "refund_ticket"
+    BLOCK_TAG = "block_tag"  # and unblock
     TOPUP = "topup"
-    REFUND = "refund"
+    REFUND = "refund"  # money back from a wristband
     VIEW_FESTIVAL = "view_festival"  # show it, and list the festivals one may see
     DELETE_FESTIVAL = "delete_festival"
     VIEW_VENDORS = "view_vendors"
@@ -60,7 +62,8 @@ _ADMIN_ONLY = frozenset({A.DELETE_FESTIVAL, A.VIEW_USERS, A.ADD_USER, A.REVOKE_U
 # The role matrix. Reading it row by row: only ADMIN deletes festivals and manages ops
 # users; ORGANIZER runs the festival (vendors, keys, devices); SECURITY watches gates and
 # may block, never touches money; CASHIER handles wristband money, never tickets; STAFF
-# (site techs) see devices and enrol them but change nothing in the catalog.
+# (site techs) see devices and enrol them but change nothing in the catalog. A ticket's
+# transfer, resale and refund are box-office decisions: ADMIN and ORGANIZER only.
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "ADMIN": _ALL_OPS,
     "ORGANIZER": _ALL_OPS - _ADMIN_ONLY,

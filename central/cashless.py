@@ -13,6 +13,7 @@ from psycopg import AsyncConnection, errors
 
 from central import audit, feed
 from central.errors import CatalogError, Conflict, NotFound
+from central.readable import money
 from central.rows import Record, account_row, fetch_one, fetch_opt
 from sync import hashing
 from sync.catalog import AccountRow
@@ -104,12 +105,18 @@ async def _ops_change(
 ) -> AccountRow:
     async with conn.transaction():
         old = await fetch_opt(
-            conn, "SELECT * FROM cashless_account WHERE id = %s FOR UPDATE", (account_id,)
+            conn,
+            "SELECT a.*, f.currency FROM cashless_account a JOIN festival f"
+            " ON f.id = a.festival_id WHERE a.id = %s FOR UPDATE OF a",
+            (account_id,),
         )
         if old is None:
             raise NotFound(f"no account {account_id}")
         if amount < 0 and old["balance"] + amount < 0:
-            raise Conflict(f"account {account_id} holds {old['balance']}, less than {-amount}")
+            held, asked = money(old["balance"], old["currency"]), money(-amount, old["currency"])
+            raise Conflict(
+                f"wristband {account_id} holds {held}, less than {asked}", "insufficient_balance"
+            )
         rec = await ledger_entry(conn, account_id, amount, type)
         if amount > 0 and rec["debt"] > 0 and rec["balance"] >= 0:
             # An overdraft block lasts until the account is topped up out of debt.

@@ -291,25 +291,29 @@ async def block(
     reason: str,
     actor: str,
 ) -> BlockRow:
-    """Put a ticket id or a tag hash (hex) on the block list every device refuses."""
+    """Put a ticket id or a tag hash (hex) on the block list every device refuses; one
+    already there is a Conflict (``already_blocked``) and keeps its reason."""
     async with conn.transaction():
-        rec = await fetch_one(
+        rec = await fetch_opt(
             conn,
             "INSERT INTO block_list (festival_id, kind, ref, reason) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (festival_id, kind, ref) DO UPDATE SET reason = EXCLUDED.reason "
-            "RETURNING *",
+            "ON CONFLICT (festival_id, kind, ref) DO NOTHING RETURNING *",
             (festival_id, kind, ref, reason),
         )
+        if rec is None:
+            raise Conflict(f"{kind} {ref} is already blocked", "already_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
+        # Audited as the ticket (or tag hash) it is about, so the ticket's history shows who
+        # blocked it; a tag hash may have no account yet.
         seq = await audit.published(
             conn,
             festival_id,
             "block",
             row,
             actor=actor,
-            action="block.add",
-            entity_type="block",
-            entity_id=f"{kind}:{ref}",
+            action=f"{kind}.block",
+            entity_type=kind,
+            entity_id=ref,
         )
     return row.model_copy(update={"seq": seq})
 
@@ -321,8 +325,9 @@ async def unblock(
     kind: Literal["ticket", "tag"],
     ref: str,
     actor: str,
-) -> None:
-    """Take an entry off the block list (a delete goes down the feed)."""
+) -> BlockRow:
+    """Take an entry off the block list (a delete goes down the feed); one not there is a
+    Conflict (``not_blocked``)."""
     async with conn.transaction():
         rec = await fetch_opt(
             conn,
@@ -330,17 +335,18 @@ async def unblock(
             (festival_id, kind, ref),
         )
         if rec is None:
-            raise NotFound(f"{kind} {ref} is not blocked")
+            raise Conflict(f"{kind} {ref} is not blocked", "not_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
-        await audit.published(
+        seq = await audit.published(
             conn,
             festival_id,
             "block",
             row,
             actor=actor,
-            action="block.remove",
-            entity_type="block",
-            entity_id=f"{kind}:{ref}",
+            action=f"{kind}.unblock",
+            entity_type=kind,
+            entity_id=ref,
             old=row,
             op="delete",
         )
+    return row.model_copy(update={"seq": seq})

@@ -13,7 +13,9 @@ ever grow (so skipping a subject never hides a conflict, whatever the order fact
 
 - a ticket: a second device admitted an entry into one of its zones (`ticket_presence.multi`,
   kept as the batch's presence is merged), or central ever made it unusable (a cancel,
-  refund or block in the change feed);
+  refund or block in the change feed, or a transfer: a code version above 0), or the
+  batch admitted it with an outside code that one of its rows in the feed does not have
+  (a transfer replaced that code, or gave it);
 - an account: the batch's entries replayed from the balance dip below zero, or one of them
   sorts before an entry already in the balance (a late fact: `ledger_hlc`, or an ops entry
   made after it happened), or its tag was ever block-listed.
@@ -70,8 +72,20 @@ _EVENT_SQL = {
     "account_id": "account_id::text", "amount": "coalesce(amount, 0)",
     "received_ms": "(extract(epoch FROM received_at) * 1000)::bigint",
     "device_hlc": "coalesce(device_hlc, 0)",
+    # The scanned code, read only where a rule judges it (a ticket's admissions): NULL when
+    # the payload does not hold one of the shape devices write.
+    "code_version": "CASE WHEN jsonb_typeof(payload->'code_version') = 'number'"
+                    " AND payload->>'code_version' ~ '^[0-9]+$'"
+                    " AND length(payload->>'code_version') <= 9"
+                    " THEN (payload->>'code_version')::int END",
+    "code_hash": "CASE WHEN jsonb_typeof(payload->'code_hash') = 'string'"
+                 " THEN payload->>'code_hash' END",
 }  # fmt: skip
-_EVENT_COLS = ", ".join(_EVENT_SQL[f.name] for f in fields(EventFact))
+_CODE_FIELDS = ("code_version", "code_hash")
+_TICKET_EVENT_COLS = ", ".join(_EVENT_SQL[f.name] for f in fields(EventFact))
+_EVENT_COLS = ", ".join(
+    "NULL" if f.name in _CODE_FIELDS else _EVENT_SQL[f.name] for f in fields(EventFact)
+)
 
 
 @dataclass(slots=True)
@@ -158,17 +172,20 @@ async def _history(
     if not keys:
         return out
     # One index probe per (table, key): a filter over the festival's whole catalog history
-    # would grow with every ticket it ever issued.
+    # would grow with every ticket it ever issued. A ticket row (`sync.catalog.TicketRow`)
+    # also gives the ticket's code as of that change.
     cur = await conn.execute(
-        "SELECT k.t, k.key, f.op, f.seq, f.status, f.at_ms"
+        "SELECT k.t, k.key, f.op, f.seq, f.status, f.at_ms, f.code_version, f.code_hash"
         " FROM unnest(%s::text[], %s::text[]) AS k(t, key), LATERAL ("
         "  SELECT op, seq, row->>'status' AS status,"
-        "   (extract(epoch FROM committed_at) * 1000)::bigint AS at_ms FROM change_feed"
+        "   (extract(epoch FROM committed_at) * 1000)::bigint AS at_ms,"
+        "   (row->>'code_version')::int AS code_version, row->>'code_hash' AS code_hash"
+        "  FROM change_feed"
         "  WHERE festival_id = %s AND table_name IN ('ticket', 'block') AND table_name = k.t"
         "  AND key = k.key OFFSET 0) f",
         ([t for t, _ in keys], [k for _, k in keys], festival_id),
     )
-    for table_name, key, op, seq, status, at_ms in await cur.fetchall():
+    for table_name, key, op, seq, status, at_ms, version, code_hash in await cur.fetchall():
         subject = keys.get((table_name, key))
         if subject is None:
             continue
@@ -176,7 +193,8 @@ async def _history(
             bad = "blocked" if op == "upsert" else None
             out[subject].append(CatalogChange(seq, at_ms, "block", bad))
         elif status is not None:
-            out[subject].append(CatalogChange(seq, at_ms, "status", _BAD_STATUS.get(status)))
+            bad = _BAD_STATUS.get(status)
+            out[subject].append(CatalogChange(seq, at_ms, "status", bad, version, code_hash))
     return out
 
 
@@ -211,7 +229,8 @@ async def _ticket_conflicts(
     if not candidates:
         return None
     cur = await conn.execute(
-        f"SELECT {_EVENT_COLS} FROM device_event WHERE ticket_id = ANY(%s) AND {ADMITS_GATE}",
+        f"SELECT {_TICKET_EVENT_COLS} FROM device_event"
+        f" WHERE ticket_id = ANY(%s) AND {ADMITS_GATE}",
         (candidates,),
     )
     events: dict[str, list[EventFact]] = defaultdict(list)
@@ -251,11 +270,24 @@ async def refresh_suspicious(
     return await feed.publish_rows(conn, festival_id, "ticket", rows)
 
 
-# A change-feed row that made a ticket or tag unusable (the partial index's predicate).
+# A change-feed row that made a ticket or tag unusable, or some code of a ticket: its
+# status, a block, or a transfer (`central.tickets.transfer_ticket` raises a signed
+# ticket's code version from 0). The partial index's predicate (migration 0007).
 _UNUSABLE = (
     "(f.table_name = 'block'"
-    " OR (f.table_name = 'ticket' AND f.row->>'status' IN ('CANCELLED', 'REFUNDED')))"
+    " OR (f.table_name = 'ticket' AND (f.row->>'status' IN ('CANCELLED', 'REFUNDED')"
+    " OR f.row->>'code_version' ~ '^[1-9]')))"
 )
+# A batch's admission with an outside code (read as the rule reads it, `_EVENT_SQL`) that a
+# row of its ticket in the feed does not have: a transfer replaced the code, or gave it.
+# Only a transfer makes a ticket's rows differ in hash, and the feed only grows, so this
+# only ever grows. (Outside codes keep their code version: `_UNUSABLE` does not see them.)
+_RECODED = f"""(kind = 'entry' AND ({_EVENT_SQL["code_version"]}) IS NULL
+    AND ({_EVENT_SQL["code_hash"]}) IS NOT NULL
+    AND EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s
+                AND f.table_name IN ('ticket', 'block') AND f.table_name = 'ticket'
+                AND f.key = ticket_id::text
+                AND f.row->>'code_hash' IS DISTINCT FROM payload->>'code_hash'))"""
 # The rows a device's push just stored that move presence or money (migration 0004's
 # `pushed_effects`, which says the same as `ADMITS_GATE` and `ADMITS_MONEY`).
 _BATCH = "pushed_effects(%(dev)s, %(first)s, %(last)s, %(seqs)s::bigint[], '{effect}')"
@@ -292,7 +324,8 @@ class Batch:
 _GATE = f"""
 WITH b AS (
   SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, kind = 'entry' AS inside, hlc,
-         device_seq, bool_or(kind = 'entry') OVER (PARTITION BY ticket_id, zone_id) AS entry
+         device_seq, bool_or(kind = 'entry') OVER (PARTITION BY ticket_id, zone_id) AS entry,
+         bool_or({_RECODED}) OVER (PARTITION BY ticket_id, zone_id) AS recoded
   FROM {{batch}}
   ORDER BY ticket_id, zone_id, hlc DESC, device_seq DESC),
 cur AS (
@@ -312,7 +345,7 @@ n AS (
          CASE WHEN newer THEN device_seq ELSE was_seq END AS device_seq,
          coalesce(was_entry, CASE WHEN entry THEN %(dev)s::uuid END) AS entry_device,
          was_multi OR (entry AND was_entry IS NOT NULL AND was_entry <> %(dev)s::uuid) AS multi,
-         was_entry, was_multi
+         was_entry, was_multi, recoded
   FROM cur),
 w AS (
   SELECT * FROM n WHERE newer OR entry_device IS DISTINCT FROM was_entry
@@ -335,8 +368,9 @@ z AS (
     'name', z.name, 'capacity', z.capacity, 'occupancy', greatest(z.occupancy, 0),
     'required_types', to_jsonb(z.required_types), 'reentry', z.reentry) AS row),
 cand AS MATERIALIZED (
-  SELECT t.id FROM (SELECT ticket_id AS id, bool_or(multi) AS multi FROM n GROUP BY ticket_id) t
-  WHERE t.multi
+  SELECT t.id FROM (SELECT ticket_id AS id, bool_or(multi) AS multi, bool_or(recoded) AS recoded
+                    FROM n GROUP BY ticket_id) t
+  WHERE t.multi OR t.recoded
      OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s AND {_UNUSABLE}
                 AND f.key = t.id::text)
      OR EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s AND {_UNUSABLE}

@@ -1,5 +1,6 @@
-"""`festgate-central`: migrate, import catalog files, conflicts, serve, demo; and the ops
-commands of the `cli_*` modules (festival, vendor, key, user, device, enrol-code, report).
+"""`festgate-central`: migrate, import catalog files, serve, demo; and the ops commands of
+the `cli_*` modules (festival, vendor, key, user, device, enrol-code, report, ticket,
+wristband, conflict).
 
 Thin commands: parse, call one function, print (tables for people, ``--json`` for scripts).
 Where the database is, and what every command shares: `central.cli_common`.
@@ -28,12 +29,15 @@ from rich.progress import (
 )
 
 from central import (
+    cli_conflicts,
     cli_devices,
     cli_festivals,
     cli_keys,
     cli_reports,
+    cli_tickets,
     cli_users,
     cli_vendors,
+    cli_wristbands,
     imports,
     pg,
 )
@@ -50,7 +54,6 @@ from central.cli_common import (
     resolve,
     run,
     settings,
-    table,
     wants_json,
 )
 from central.errors import ImportRowError
@@ -67,8 +70,15 @@ app.add_typer(cli_users.app, name="user")
 app.add_typer(cli_devices.app, name="device")
 app.add_typer(cli_devices.enrol_app, name="enrol-code")
 app.add_typer(cli_reports.app, name="report")
-# The README's first spelling, kept working: the same command as `enrol-code create`.
+app.add_typer(cli_tickets.app, name="ticket")
+app.add_typer(cli_wristbands.app, name="wristband")
+app.add_typer(cli_conflicts.app, name="conflict")
+# The README's first spellings, kept working: `enroll-code` is `enrol-code create`;
+# `conflicts -f X` is `conflict list`.
 app.command("enroll-code", hidden=True)(cli_devices.enrol_code_create)
+app.command("conflicts", help="List open conflicts (short for `conflict list`).")(
+    cli_conflicts.list_conflicts
+)
 
 
 def _version(show: bool) -> None:
@@ -221,29 +231,6 @@ def import_zones(
     """Import access zones (name, capacity, required_types, reentry)."""
     zones = _import(ctx, festival, file, "zones")
     emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
-
-
-@app.command()
-def conflicts(
-    ctx: typer.Context,
-    festival: FestivalOpt,
-    all_: Annotated[bool, typer.Option("--all", help="include resolved conflicts")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """List sync conflicts (open ones unless --all)."""
-    list_conflicts = _c2("central.ops", "list_conflicts")
-
-    async def work(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await list_conflicts(
-            conn, await festival_id(conn, festival), open_only=not all_
-        )
-        return found
-
-    found = run(ctx, work)
-    if as_json:
-        typer.echo(json.dumps({"conflicts": found}, default=str))
-        return
-    table(("kind", "detail"), ((c.get("kind", ""), json.dumps(c, default=str)) for c in found))
 
 
 @app.command()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -91,13 +91,6 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
-def error_code(exc: CatalogError) -> str:
-    """The stable code of a refusal: a conflict's own (already_revoked, ...), else its kind's."""
-    if isinstance(exc, Conflict):
-        return exc.code
-    return next(c for kind, c in _CODES if isinstance(exc, kind))
-
-
 def database(ctx: typer.Context) -> pg.PgSettings:
     """Where this command's database is."""
     return pg.PgSettings.from_config(settings(ctx))
@@ -121,7 +114,12 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
     except pg.DatabaseUnusable as exc:
         fail(str(exc), "database_unusable", status=2, as_json=as_json)
     except CatalogError as exc:
-        fail(str(exc), error_code(exc), as_json=as_json)
+        code = (
+            exc.code
+            if isinstance(exc, Conflict)
+            else next(c for kind, c in _CODES if isinstance(exc, kind))
+        )
+        fail(str(exc), code, as_json=as_json)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0]
         fail(f"lost the database: {first}", "database_unusable", as_json=as_json)
@@ -141,10 +139,17 @@ def emit(as_json: bool, data: Any, human: str) -> None:
 
 
 def table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    nowrap: Collection[str] = (),
 ) -> None:
-    """Print rows as a table for people (values shown as text; None as "-")."""
-    out = Table(*columns, title=title)
+    """Print rows as a table for people (values shown as text; None as "-"); the `nowrap`
+    columns (times, ids) are never broken across lines."""
+    out = Table(title=title)
+    for column in columns:
+        out.add_column(column, no_wrap=column in nowrap)
     for row in rows:
         out.add_row(*("-" if v is None else escape(str(v)) for v in row))
     console.print(out)

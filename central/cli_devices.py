@@ -9,7 +9,8 @@ import typer
 
 from central import devices, enrol
 from central.cli_common import FestivalOpt, JsonOpt, actor, emit, run
-from central.cli_show import ago, fields, listing, local, on_festival, to_json
+from central.cli_ops import fields, section, shown, when
+from central.cli_show import ago, listing, on_festival, to_json
 from central.enrol import EnrolCodeView
 
 app = typer.Typer(help="devices: health, log, revoke", no_args_is_help=True)
@@ -23,7 +24,7 @@ def _where(d: devices.DeviceHealth) -> str:
 
 def _seen(d: devices.DeviceHealth) -> str:
     if d.revoked_at is not None:
-        return f"revoked {local(d.revoked_at)}"
+        return f"revoked {when(d.revoked_at)}"
     state = "online" if d.online else "OFFLINE"
     return f"{state}, seen {ago(d.last_seen_s)}"
 
@@ -46,7 +47,7 @@ def device_list(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = Fa
 
 
 def _log_row(x: devices.LogLine) -> tuple[object, ...]:
-    return (x.device_seq, local(x.at), x.level, x.message)
+    return (x.device_seq, when(x.at), x.level, x.message)
 
 
 @app.command("show")
@@ -54,21 +55,22 @@ def device_show(
     ctx: typer.Context, device: DeviceArg, festival: FestivalOpt, as_json: JsonOpt = False
 ) -> None:
     """Show one device: its health, what it pushed, its latest log lines."""
-    d = run(ctx, on_festival(festival, devices.show_device, device))
-    human = fields(
+    shown(as_json, run(ctx, on_festival(festival, devices.show_device, device)), _show)
+
+
+def _show(d: devices.DeviceDetail) -> None:
+    fields(
         [
             ("device", d.name), ("id", d.id), ("role", d.role), ("zone/vendor", _where(d)),
-            ("state", _seen(d)), ("last seen", local(d.last_seen_at)),
-            ("last push", local(d.last_push_at)), ("enrolled", local(d.enrolled_at)),
+            ("state", _seen(d)), ("last seen", when(d.last_seen_at)),
+            ("last push", when(d.last_push_at)), ("enrolled", when(d.enrolled_at)),
             ("sync lag", d.sync_lag), ("pending events", d.pending_events),
             ("acked through", d.acked_through), ("clock offset", _offset(d.clock_offset_ms)),
             ("events", f"{d.events} ({d.rejected_events} rejected)"),
             ("open conflicts", d.open_conflicts),
         ]
     )  # fmt: skip
-    emit(as_json, to_json(d), human)
-    if not as_json and d.recent_log:
-        listing(False, "", d.recent_log, ("seq", "at", "level", "message"), _log_row)
+    section("log", ("seq", "at", "level", "message"), [_log_row(x) for x in d.recent_log])
 
 
 @app.command("log")
@@ -117,7 +119,7 @@ def enrol_code_create(
 
 
 def _code_row(c: EnrolCodeView) -> tuple[object, ...]:
-    return (c.id, c.role, c.zone or c.vendor or "-", local(c.expires_at), c.created_by)
+    return (c.id, c.role, c.zone or c.vendor or "-", when(c.expires_at), c.created_by)
 
 
 @enrol_app.command("list")

@@ -21,7 +21,9 @@ from central.cli_common import (
     festival_id,
     run,
 )
-from central.cli_show import fields, listing, local, money, to_json
+from central.cli_ops import fields, shown, when
+from central.cli_show import listing, to_json
+from central.readable import money
 from sync.vocab import TicketType
 
 app = typer.Typer(help="festivals", no_args_is_help=True)
@@ -108,16 +110,19 @@ def festival_show(ctx: typer.Context, festival: FestivalArg, as_json: JsonOpt = 
     async def work(conn: AsyncConnection[Any]) -> festivals.FestivalDetail:
         return await festivals.show_festival(conn, festival)
 
-    f = run(ctx, work)
+    shown(as_json, run(ctx, work), _show)
+
+
+def _show(f: festivals.FestivalDetail) -> None:
     codes = f.outside_codes
     signing = ", ".join(
         f"{k.key_id}{' (revoked)' if k.revoked else ''}{' (signs)' if k.signing else ''}"
         for k in f.signing_keys
     )
-    human = fields(
+    fields(
         [
             ("slug", f.slug), ("name", f.name), ("id", f.id), ("status", f.status),
-            ("starts", local(f.starts_at)), ("ends", local(f.ends_at)), ("time zone", f.timezone),
+            ("starts", when(f.starts_at)), ("ends", when(f.ends_at)), ("time zone", f.timezone),
             ("currency", f.currency), ("offline allowance", money(f.offline_allowance, f.currency)),
             ("zones", f.zones), ("vendors", f.vendors), ("devices", f.devices),
             ("tickets", f.tickets), ("signing keys", signing),
@@ -125,12 +130,10 @@ def festival_show(ctx: typer.Context, festival: FestivalArg, as_json: JsonOpt = 
         ]
     )  # fmt: skip
     if codes.lowest_bits is not None:
-        human += (
-            f"\n{'weakest code':18} {codes.lowest_bits} bits (rounded down), "
-            f"{codes.effective_bits} left among {codes.codes}; each needs {codes.needed_bits}"
-        )
-    emit(as_json, to_json(f), human)
-    if codes.weak and not as_json:
+        fields([("weakest code", f"{codes.lowest_bits} bits (rounded down), "
+                 f"{codes.effective_bits} left among {codes.codes}; each needs "
+                 f"{codes.needed_bits}")])  # fmt: skip
+    if codes.weak:
         console.print(WEAK_WARNING.format(weak=codes.weak), soft_wrap=True)
 
 

@@ -8,7 +8,8 @@ import typer
 
 from central import keys
 from central.cli_common import FestivalOpt, JsonOpt, actor, emit, run
-from central.cli_show import listing, local, on_festival, to_json
+from central.cli_ops import when
+from central.cli_show import listing, on_festival, to_json
 
 app = typer.Typer(help="ticket signing keys", no_args_is_help=True)
 
@@ -19,7 +20,7 @@ def key_list(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = False
     found = run(ctx, on_festival(festival, keys.list_keys))
     listing(
         as_json, "keys", found, ("key", "created", "state"),
-        lambda k: (k.key_id, local(k.created_at),
+        lambda k: (k.key_id, when(k.created_at),
                    "revoked" if k.revoked else "signs" if k.signing else "verifies"),
     )  # fmt: skip
 

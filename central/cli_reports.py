@@ -8,7 +8,9 @@ import typer
 
 from central import reports
 from central.cli_common import FestivalOpt, JsonOpt, run
-from central.cli_show import listing, local, money, on_festival
+from central.cli_ops import when
+from central.cli_show import listing, on_festival
+from central.readable import money
 
 app = typer.Typer(help="reports: entries, sales, occupancy", no_args_is_help=True)
 
@@ -27,7 +29,7 @@ def report_entries(
     found = run(ctx, on_festival(festival, reports.entries_over_time, bucket_s=bucket * 60))
     listing(
         as_json, "entries", found, ("from", "zone", "gate", "entries", "exits"),
-        lambda e: (local(e.bucket), e.zone, e.gate, e.entries, e.exits),
+        lambda e: (when(e.bucket), e.zone, e.gate, e.entries, e.exits),
         empty="no entries yet",
     )  # fmt: skip
 

@@ -1,25 +1,22 @@
-"""How ops commands show what they get: names, local times, "5 min ago", amounts with their
-currency for people; the models' own JSON for scripts (the API's shapes, one per line)."""
+"""How the festival-running commands (festival, vendor, key, user, device, enrol-code,
+report) show what they get: tables of names for people, "5 min ago"; the models' own JSON
+for scripts (the API's shapes). Times and money print as `central.cli_ops` prints them."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import typer
 from psycopg import AsyncConnection
 from pydantic import BaseModel
-from rich.markup import escape
 
 from central.cli_common import festival_id, table
+from central.cli_ops import NOWRAP
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-# ISO 4217 minor units where they are not 2 (amounts are integers of the minor unit).
-_EXPONENTS = {"BHD": 3, "CLP": 0, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "OMR": 3,
-              "TND": 3, "UGX": 0, "VND": 0, "XAF": 0, "XOF": 0}  # fmt: skip
 
 
 def on_festival(
@@ -33,11 +30,6 @@ def on_festival(
     return work
 
 
-def local(at: datetime | None) -> str:
-    """A time as the festival reads it (the answer's times are in its zone already)."""
-    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M %Z").strip()
-
-
 def ago(seconds: int | None) -> str:
     """How long ago, roughly: "just now", "5 min ago", "3 h ago", "2 days ago"."""
     if seconds is None:
@@ -46,16 +38,6 @@ def ago(seconds: int | None) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return "just now"
-
-
-def money(amount: int, currency: str) -> str:
-    """Minor units as an amount of `currency`: 1250 EUR → "12.50 EUR"."""
-    places = _EXPONENTS.get(currency, 2)
-    sign, units = ("-" if amount < 0 else ""), abs(amount)
-    if places == 0:
-        return f"{sign}{units:,} {currency}"
-    whole, minor = divmod(units, 10**places)
-    return f"{sign}{whole:,}.{minor:0{places}d} {currency}"
 
 
 def to_json(data: BaseModel | Sequence[BaseModel]) -> Any:
@@ -80,11 +62,4 @@ def listing(
     elif not items and empty:
         typer.echo(empty)
     else:
-        table(columns, (row(item) for item in items))
-
-
-def fields(pairs: Iterable[tuple[str, Any]]) -> str:
-    """``name  value`` lines for one thing shown to people."""
-    return "\n".join(
-        f"{name:18} {'-' if value is None else escape(str(value))}" for name, value in pairs
-    )
+        table(columns, (row(item) for item in items), nowrap=NOWRAP)

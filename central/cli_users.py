@@ -9,7 +9,8 @@ from psycopg import AsyncConnection
 
 from central import users
 from central.cli_common import JsonOpt, actor, emit, fail, festival_id, run
-from central.cli_show import listing, local, to_json
+from central.cli_ops import when
+from central.cli_show import listing, to_json
 
 app = typer.Typer(help="ops users", no_args_is_help=True)
 ROLES = get_args(users.OpsRole)
@@ -30,8 +31,8 @@ def user_list(
 
     listing(
         as_json, "users", run(ctx, work), ("user", "role", "festival", "added", "revoked"),
-        lambda u: (u.name, u.role, u.festival or "(all)", local(u.created_at),
-                   local(u.revoked_at) if u.revoked_at else ""),
+        lambda u: (u.name, u.role, u.festival or "(all)", when(u.created_at),
+                   when(u.revoked_at) if u.revoked_at else ""),
     )  # fmt: skip
 
 

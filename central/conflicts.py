@@ -11,7 +11,8 @@ Kinds (stable strings, also shown to ops):
 - ``duplicate_entry``: a ticket admitted into one zone by two devices with no exit between.
 - ``overdraft``: replaying a wristband's ledger in HLC order goes below zero.
 - ``stale_catalog``: admitted or charged against a ticket/tag central had already made
-  unusable at a feed seq the device had not seen (``catalog_seq`` below it).
+  unusable at a feed seq the device had not seen (``catalog_seq`` below it): cancelled,
+  refunded, blocked, or (for the code that was scanned) transferred to a new code.
 - ``policy_violation``: the same, but the device *had* seen that change and still said yes.
 - ``clock_skew``: a device's wall clock differs from central's receive time beyond a bound.
 - ``sequence_gap``: holes in a device's ``device_seq`` below its highest stored one.
@@ -22,7 +23,7 @@ No IO and no clock here: ``received_ms`` and the bound are inputs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +43,7 @@ class ConflictKind(StrEnum):
 
 ADMITTED = frozenset({"ok", "ok_reentry"})
 APPROVED = "approved"
+TRANSFERRED = "transferred"  # why a ticket's older code is unusable: it has a newer one
 
 
 @dataclass(slots=True)  # not frozen: built by the thousand per batch, and never mutated
@@ -62,6 +64,9 @@ class EventFact:
     amount: int = 0  # positive cents as the device recorded it; sign comes from the kind
     received_ms: int = 0
     device_hlc: int = 0  # the HLC the device sent, when `hlc` (the order) is another; else 0
+    # The code a gate scanned: a signed code's version, or an outside code's keyed hash.
+    code_version: int | None = None
+    code_hash: str | None = None
 
     @property
     def order(self) -> tuple[int, str, int]:
@@ -89,6 +94,10 @@ class EventFact:
             out["amount"] = self.amount
         if self.device_hlc:
             out["device_hlc"] = self.device_hlc
+        if self.code_version is not None:
+            out["code_version"] = self.code_version
+        if self.code_hash is not None:
+            out["code_hash"] = self.code_hash
         return out
 
 
@@ -99,12 +108,16 @@ class CatalogChange:
     `source` separates independent reasons (the ticket's status, a block-list entry), so a
     ticket unblocked but still cancelled stays unusable. `bad` is why the row is unusable
     after this change (``cancelled``, ``refunded``, ``blocked``), or None when usable again.
+    A ticket's row also gives its code after the change (`code_version`, `code_hash`), which
+    makes the codes it replaced unusable (`replaced_at`).
     """
 
     seq: int
     at_ms: int
     source: str
     bad: str | None
+    code_version: int | None = None
+    code_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,21 +179,62 @@ def bad_at(history: Sequence[CatalogChange], at_ms: int) -> CatalogChange | None
     return min(current.values(), key=lambda c: c.seq) if current else None
 
 
+def replaced_at(
+    history: Sequence[CatalogChange], event: EventFact, at_ms: int
+) -> CatalogChange | None:
+    """The change that replaced the code `event` scanned and still held at `at_ms`, or None.
+
+    A transfer gives a ticket a new code. A signed code is replaced by the first change to a
+    higher code version; an outside code, by the first change to another hash after the
+    last one that made it the ticket's (a code the history never gave the ticket is not
+    judged). The answer says ``transferred``, with the ticket's code after that change.
+    """
+    if event.code_version is None and event.code_hash is None:
+        return None
+    cause: CatalogChange | None = None
+    held = False  # the scanned outside code was the ticket's, as of the changes read so far
+    for change in sorted(history, key=lambda c: c.seq):
+        if change.at_ms > at_ms:
+            break
+        if event.code_version is not None:  # versions only go up: the first higher one
+            if change.code_version is not None and change.code_version > event.code_version:
+                cause = change
+                break
+        elif change.code_hash is not None:
+            if change.code_hash == event.code_hash:
+                held, cause = True, None
+            elif held and cause is None:
+                cause = change
+    return None if cause is None else replace(cause, source="code", bad=TRANSFERRED)
+
+
+def unusable_at(history: Sequence[CatalogChange], event: EventFact) -> CatalogChange | None:
+    """Why a ticket admitted by `event` was unusable then (`bad_at`, or its scanned code
+    `replaced_at`), the earliest-seq cause when both; None when it was usable."""
+    at_ms = event.hlc >> 16
+    found = (bad_at(history, at_ms), replaced_at(history, event, at_ms))
+    causes = [c for c in found if c is not None]
+    return min(causes, key=lambda c: c.seq) if causes else None
+
+
 def _catalog_conflict(
     event: EventFact, subject_type: str, subject_id: str, change: CatalogChange
 ) -> Conflict:
     seen = event.catalog_seq >= change.seq
     kind = ConflictKind.POLICY_VIOLATION if seen else ConflictKind.STALE_CATALOG
+    catalog: dict[str, Any] = {"seq": change.seq, "at_ms": change.at_ms, "state": change.bad}
+    if change.bad == TRANSFERRED:  # the code the ticket had from then on, beside the scanned one
+        if event.code_version is not None:
+            catalog["code_version"] = change.code_version
+        else:
+            catalog["code_hash"] = change.code_hash
     return Conflict(
         kind=kind,
         subject_type=subject_type,
         subject_id=subject_id,
         flagged_event_id=event.event_id,
         event_ids=(event.event_id,),
-        facts={
-            "event": event.summary(),
-            "catalog": {"seq": change.seq, "at_ms": change.at_ms, "state": change.bad},
-        },
+        facts={"event": event.summary(), "catalog": catalog},
         detail={"device_had_seen_change": seen},
     )
 
@@ -199,7 +253,7 @@ def classify_ticket(
             continue
         if event.kind != "entry" or event.verdict not in ADMITTED:
             continue
-        change = bad_at(history, event.hlc >> 16)
+        change = unusable_at(history, event)
         if change is not None:
             out.append(_catalog_conflict(event, "ticket", ticket_id, change))
         standing = inside.get(event.zone_id)

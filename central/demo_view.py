@@ -22,7 +22,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from central.ops import list_conflicts
+from central.ops import ConflictFilter, list_conflicts
 
 GATE_OK = {"ok", "ok_reentry"}
 
@@ -191,7 +191,8 @@ async def build_report(
             (ids, ids, [str(i) for i in ids]),
         )
         seen[story] = [f"{name} {kind} {verdict}" for name, kind, verdict in await cur.fetchall()]
-    conflicts = await list_conflicts(conn, festival_id, open_only=False)
+    every = ConflictFilter(state="all")
+    conflicts = [c.model_dump(mode="json") for c in await list_conflicts(conn, festival_id, every)]
     cur = await conn.execute(
         "SELECT count(*) FROM audit_log WHERE festival_id = %s AND action = 'account.topup'",
         (festival_id,),

@@ -16,8 +16,8 @@ class Ambiguous(CatalogError):
 
 
 class Conflict(CatalogError):
-    """The write contradicts the row's state (a duplicate, a forbidden status change);
-    `code` names which (API 409 and the CLI's JSON say it), e.g. ``already_revoked``."""
+    """The write contradicts the row's state (a duplicate, a forbidden status change); `code`
+    names which contradiction, for scripts (``already_blocked``, ``wrong_status``, ...)."""
 
     def __init__(self, message: str, code: str = "conflict") -> None:
         super().__init__(message)

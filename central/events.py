@@ -4,11 +4,15 @@ Payloads (JSON object; unknown keys are kept as received):
 
 - ``entry`` / ``exit`` (gate): ``ticket_id`` (uuid; absent when the code was not recognised),
   ``zone_id`` (uuid; defaults to the device's zone). An exit takes effect with verdict ``ok``.
+  The code scanned: a signed code's ``code_version`` (and ``key_id``), an outside code's
+  ``code_hash``; an admission of a code a transfer had replaced is a conflict
+  (`central.conflicts.replaced_at`).
 - ``sale`` (bar): ``account_id`` (uuid) or ``tag_hash`` (32 hex), ``amount`` (cents > 0 when
   approved), optional ``items``. The vendor is the device's.
 - ``topup`` / ``refund`` (top-up point; ``refund`` also at a bar): same account fields and
   ``amount``; a refund gives money back onto the wristband (credits it), a sale debits it.
-- ``log``: verdict is the level (debug/info/warning/error/critical), ``message`` the text.
+- ``log``: verdict is the level (debug/info/warning/error/critical), ``message`` the text
+  (`sync.logline`; devices before it wrote ``msg``, which the ``device_log`` view reads too).
 - any kind may carry ``festival_id``; one that is not the device's refuses the whole batch.
 
 An event that fails a check here is stored anyway with status ``rejected`` and a stable

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from central import audit, catalog, code_entropy, feed, keys, refs, revocation, views
+from central import audit, catalog, code_entropy, feed, keys, readable, refs, revocation, views
 from central.errors import Conflict, NotFound
 from central.rows import festival_row, fetch_one, fetch_opt
 
@@ -98,7 +98,7 @@ async def _summaries(
     tickets: dict[uuid.UUID, int] = dict(await cur.fetchall())
     outside = await _outside_codes(conn, ids)
     return [
-        views.in_zone(r, views.zone_or_utc(r["timezone"]))
+        views.in_zone(r, readable.time_zone(r["timezone"])[1])
         | {"tickets": tickets.get(r["id"], 0), "outside_codes": outside[r["id"]]}
         for r in records
     ]
@@ -193,7 +193,7 @@ async def delete_festival(
                           "enrol_codes_revoked": codes},
             festival_id=fid,
         )  # fmt: skip
-    zone = views.zone_or_utc(deleted["timezone"])
+    _, zone = readable.time_zone(deleted["timezone"])
     return FestivalDeleted(
         id=fid, slug=rec["slug"], deleted_at=deleted["deleted_at"].astimezone(zone),
         devices_revoked=len(revoked), enrol_codes_revoked=codes,

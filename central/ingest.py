@@ -44,6 +44,7 @@ from pydantic_core import to_json
 
 from central import classify, events, feed
 from central.auth import DevicePrincipal
+from central.pg import BIGINT_MAX
 from sync.hlc import MAX_OFFSET_MS, HybridClock
 from sync.protocol import Event, PushResponse
 
@@ -183,9 +184,10 @@ async def ingest_batch(
     *,
     received_ms: int,
     skew_bound_ms: int = DEFAULT_SKEW_BOUND_MS,
-    pending: int | None = None,
+    journal_seq: int | None = None,
 ) -> IngestResult:
     """Store, apply and classify one pushed batch in one transaction (see module doc).
+    `journal_seq` is the device's highest journaled seq, when known (`pushed_journal_seq`).
 
     Raises `central.events.Mismatch` (nothing stored) if an event claims another device or
     festival. `conn` must be idle; the transaction commits before this returns.
@@ -193,12 +195,25 @@ async def ingest_batch(
     events.check_identity(device, batch)
     kw = {"received_ms": received_ms, "skew_bound_ms": skew_bound_ms}
     try:
-        return await _ingest(conn, device, batch, careful=False, pending=pending, **kw)
+        return await _ingest(conn, device, batch, careful=False, journal=journal_seq, **kw)
     except errors.UniqueViolation as exc:
         if exc.diag.constraint_name != "device_event_event_id_key":
             raise
         # An event id of this batch is taken (a device bug): again, checking every row.
-        return await _ingest(conn, device, batch, careful=True, pending=pending, **kw)
+        return await _ingest(conn, device, batch, careful=True, journal=journal_seq, **kw)
+
+
+def pushed_journal_seq(
+    batch: list[Event], *, pending: int | None, journal_seq: int | None
+) -> int | None:
+    """The highest seq a pushing device has journaled: as it says (`Festgate-Journal-Seq`),
+    or else from `Festgate-Pending`, which an older device counts just before the push over
+    the events it has not seen acknowledged, the first of them first in the batch."""
+    if journal_seq is not None:
+        return journal_seq
+    if pending is None or not batch:
+        return None
+    return min(BIGINT_MAX, min(e.device_seq for e in batch) - 1 + pending)
 
 
 async def _ingest(
@@ -209,7 +224,7 @@ async def _ingest(
     careful: bool,
     received_ms: int,
     skew_bound_ms: int,
-    pending: int | None,
+    journal: int | None,
 ) -> IngestResult:
     ctx = events.RowContext.of(device)
     async with conn.transaction():
@@ -243,7 +258,7 @@ async def _ingest(
         halves = {"tickets": stored.gate, "accounts": stored.money}
         if plain or not stored.count:
             acked, max_seq = (new[2], new[2]) if plain else (acked, max_seq)
-            row = (acked, max_seq, stored.newest_skew_ms, pending)
+            row = (acked, max_seq, stored.newest_skew_ms, journal)
             keys = _lock_keys(device.festival_id, **halves)
             await _update_device(conn, device.id, *row, and_lock=keys)
         else:
@@ -256,7 +271,7 @@ async def _ingest(
                     new=new, skew_bound_ms=skew_bound_ms, check_clock=stored.skewed,
                 )  # fmt: skip
                 await _update_device(
-                    conn, device.id, acked, max_seq, stored.newest_skew_ms, pending
+                    conn, device.id, acked, max_seq, stored.newest_skew_ms, journal
                 )
             if stored.gate and stored.batch is not None:
                 last_seq = await classify.settle_gate(conn, device.festival_id, stored.batch)
@@ -294,7 +309,7 @@ async def _update_device(
     acked: int,
     max_seq: int,
     offset: int | None,
-    pending: int | None,
+    journal: int | None,
     *,
     and_lock: list[int] | None = None,
 ) -> None:
@@ -304,15 +319,28 @@ async def _update_device(
         "UPDATE device SET last_seen_at = now(), last_push_at = now(),"
         " acked_through = %(acked)s, max_seq = greatest(max_seq, %(max)s),"
         " clock_offset_ms = coalesce(%(offset)s, clock_offset_ms),"
-        " pending_events = coalesce(%(pending)s, pending_events) WHERE id = %(id)s"
+        f" {pending_set('%(acked)s')} WHERE id = %(id)s"
     )
-    params = {"acked": acked, "max": max_seq, "offset": offset, "pending": pending,
+    params = {"acked": acked, "max": max_seq, "offset": offset, "journal": journal,
               "id": device_id, "keys": and_lock}  # fmt: skip
     if and_lock:
         # A data-modifying CTE runs to completion whatever the outer query reads.
         await conn.execute(f"WITH d AS ({update}) {_LOCK}", params)
     else:
         await conn.execute(update, params)
+
+
+def pending_set(acked: str) -> str:
+    """SET items of a device row: its journal seq (``%(journal)s``, NULL when not told; it
+    only grows) and pending_events, the events past `acked` (SQL: the ack after this
+    write) up to it. A figure that arrives late cannot lower the seq, so the events pending
+    are the same whatever order a device's pushes and changes requests are written in;
+    unknown (NULL) until a device says."""
+    journal = "greatest(journal_seq, %(journal)s::bigint)"
+    return (
+        f"journal_seq = {journal}, pending_events = CASE WHEN {journal} IS NULL"
+        f" THEN pending_events ELSE greatest(0, {journal} - {acked}) END"
+    )
 
 
 def push_response(result: IngestResult, now_ms: int) -> PushResponse:

@@ -48,6 +48,15 @@ async def fetch_opt(
         return await cur.fetchone()
 
 
+async def fetch_all(
+    conn: AsyncConnection[Any], query: str, params: tuple[Any, ...] | dict[str, Any]
+) -> list[Record]:
+    """Run a query and return its rows as dicts."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
 def festival_row(r: Record) -> FestivalRow:
     """Project a festival record."""
     return FestivalRow(

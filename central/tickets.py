@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection, errors
 
 from central import audit, code_entropy, feed, keys
-from central.errors import Conflict, NotFound
+from central.errors import CatalogError, Conflict, NotFound
 from central.rows import Record, fetch_one, fetch_opt, ticket_row, unix
 from sync import hashing
 from sync.catalog import TicketRow
@@ -110,7 +110,7 @@ async def _insert(
             ),
         )
     except errors.UniqueViolation:
-        raise Conflict("a ticket with this code exists") from None
+        raise Conflict("a ticket with this code exists", "code_taken") from None
 
 
 async def issue_ticket(
@@ -212,7 +212,10 @@ async def set_status(
         old = await _locked(conn, ticket_id)
         current = TicketStatus(old["status"])
         if status not in TRANSITIONS[current]:
-            raise Conflict(f"ticket {ticket_id} is {current}; it cannot become {status}")
+            hint = " (only a cancelled ticket is refunded)" if status is S.REFUNDED else ""
+            raise Conflict(
+                f"ticket {ticket_id} is {current}; it cannot become {status}{hint}", "wrong_status"
+            )
         rec = await fetch_one(
             conn,
             "UPDATE ticket SET status = %s, updated_at = now(), "
@@ -249,6 +252,29 @@ async def refund_ticket(
     return await set_status(conn, ticket_id, S.REFUNDED, actor=actor)
 
 
+async def _outside_code(
+    conn: AsyncConnection[Any], old: Record, new_code: str | None, accept_weak_code: bool
+) -> str:
+    """The code an outside ticket moves to: `new_code`, unless it is too weak to survive
+    offline guessing among the festival's outside codes, or a random one."""
+    if new_code is None:
+        return new_outside_code()
+    cur = await conn.execute(
+        "SELECT count(*) FROM ticket WHERE festival_id = %s AND code_hash IS NOT NULL",
+        (old["festival_id"],),
+    )
+    rec = await cur.fetchone()
+    strength = code_entropy.assess([new_code], int(rec[0]) if rec else 1)
+    if strength.weak and not accept_weak_code:
+        raise CatalogError(
+            f"the new outside code is too weak to survive offline guessing: about "
+            f"{strength.weakest.bits:.1f} bits where codes need "
+            f"{code_entropy.needed_bits(strength.codes)} here; leave it out for a random one, "
+            f"or accept a weak code explicitly"
+        )
+    return new_code
+
+
 async def transfer_ticket(
     conn: AsyncConnection[Any],
     ticket_id: uuid.UUID,
@@ -256,20 +282,31 @@ async def transfer_ticket(
     actor: str,
     holder_ref: str | None = None,
     new_code: str | None = None,
+    accept_weak_code: bool = False,
 ) -> IssuedTicket:
     """Transfer or resell a sold ticket: a new code for the new holder, the old one revoked.
 
-    Signed tickets get code_version + 1 and a freshly signed code; opaque tickets get
-    `new_code` (or a random one) in place of the old hash.
+    Signed tickets get code_version + 1 and a freshly signed code (a `new_code` for one is
+    refused); outside tickets get `new_code` (refused when too weak, unless
+    `accept_weak_code`) or a random one in place of the old hash.
     """
     async with conn.transaction():
         old = await _locked(conn, ticket_id)
         if old["status"] != S.SOLD:
-            raise Conflict(f"ticket {ticket_id} is {old['status']}; only SOLD tickets transfer")
+            raise Conflict(
+                f"ticket {ticket_id} is {old['status']}; only SOLD tickets transfer",
+                "wrong_status",
+            )
         fid = old["festival_id"]
         if old["code_hash"] is None:
+            if new_code is not None:
+                raise CatalogError(
+                    "a signed ticket gets a newly signed code; a new code is for outside tickets"
+                )
             if old["code_version"] >= 0xFFFF:
-                raise Conflict(f"ticket {ticket_id} has been transferred too often")
+                raise Conflict(
+                    f"ticket {ticket_id} has been transferred too often", "too_many_transfers"
+                )
             rec = await fetch_one(
                 conn,
                 "UPDATE ticket SET code_version = code_version + 1, holder_ref = %s, "
@@ -280,21 +317,19 @@ async def transfer_ticket(
             code = signed_code(await keys.current_key(conn, fid), rec, category)
             rec = await _vouch(conn, rec, code)
         else:
-            code = new_code if new_code is not None else new_outside_code()
+            code = await _outside_code(conn, old, new_code, accept_weak_code)
+            code_hash = hashing.code_hash(await _hash_key(conn, fid), code)
+            if code_hash == old["code_hash"]:
+                raise Conflict("the new code is the ticket's current code", "same_code")
             try:
                 rec = await fetch_one(
                     conn,
                     "UPDATE ticket SET code_hash = %s, code_bits = %s, holder_ref = %s, "
                     "updated_at = now() WHERE id = %s RETURNING *",
-                    (
-                        hashing.code_hash(await _hash_key(conn, fid), code),
-                        code_entropy.code_bits(code),
-                        holder_ref,
-                        ticket_id,
-                    ),
+                    (code_hash, code_entropy.code_bits(code), holder_ref, ticket_id),
                 )
             except errors.UniqueViolation:
-                raise Conflict("a ticket with this code exists") from None
+                raise Conflict("a ticket with this code exists", "code_taken") from None
         row = ticket_row(rec)
         seq = await feed.publish(conn, fid, "ticket", row)
         await audit.record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from edge.journal import Journal
 from edge.store import Catalog, Store
 from sync import hashing
 from sync.catalog import FestivalRow, VendorRow, ZoneRow
+from sync.logline import log_payload
 from sync.protocol import Event
 from sync.verdicts import BarCode, Verdict
 from sync.vocab import EventKind, Role
@@ -149,13 +150,15 @@ class Device:
     def _vendor(self) -> VendorRow | None:
         return self.catalog.find_vendor(self.vendor_ref) if self.vendor_ref else None
 
-    async def record_log(self, payload: dict[str, Any]) -> Event:
-        """Journal a device log line; it reaches central like any other fact."""
+    async def record_log(self, fields: Mapping[str, Any]) -> Event:
+        """Journal a device log line (`sync.logline.log_payload` of `fields`); it reaches
+        central like any other fact."""
+        payload = log_payload(fields)
         # Serialised with decisions: every append takes the next gap-free device_seq.
         async with self._lock:
             return await self.journal.append(
                 EventKind.LOG,
-                str(payload.get("level", "info"))[:32],
+                payload["level"],
                 payload,
                 wall_ms=self.clock(),
                 catalog_seq=self.store.cursor,

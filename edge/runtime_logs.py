@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync.logline import TEXT, log_payload
+
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -107,15 +109,11 @@ class JournalBridge(logging.Handler):
         allowed, suppressed = self.limiter.allow(key)
         if not allowed:
             return
-        payload: dict[str, Any] = {
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage()[:500],
-        }
-        payload |= {
-            k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
-            for k, v in extra.items()
-        }
+        # `extra` cannot hold the text's key: logging refuses "message" in extra=.
+        payload = log_payload(
+            {"level": record.levelname.lower(), "logger": record.name, TEXT: record.getMessage()}
+            | extra
+        )
         if suppressed:
             payload["suppressed"] = suppressed
         try:

@@ -58,6 +58,10 @@ class DeviceOutbox:
         """Events central does not hold yet."""
         return await self.device.journal.pending_count()
 
+    async def last_seq(self) -> int:
+        """The highest device_seq journaled."""
+        return self.device.journal.last_seq
+
     async def mark_acked(self, through: int, head_seq: int) -> int:
         """Mark events acked through `through`, reflected once the cursor reaches `head_seq`."""
         return await self.device.journal.mark_acked(through, head_seq)

@@ -13,6 +13,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync.protocol import (
+    JOURNAL_SEQ_HEADER,
+    PENDING_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     ChangesResponse,
@@ -164,20 +166,26 @@ class CentralClient:
         return _parse(EnrolResponse, response)
 
     async def changes(
-        self, after: int, *, wait_s: float = 0.0, limit: int = 1000
+        self, after: int, *, wait_s: float = 0.0, limit: int = 1000, journal_seq: int | None = None
     ) -> ChangesResponse:
-        """Changes after `after`; with `wait_s`, central answers as soon as one exists."""
+        """Changes after `after`; with `wait_s`, central answers as soon as one exists.
+        `journal_seq` (the highest device_seq journaled here) keeps ops' figures current."""
         params = {"after": after, "wait": wait_s, "limit": limit}
         timeout = httpx.Timeout(self.request_timeout_s + wait_s, connect=self._http.timeout.connect)
-        response = await self._request("GET", "/v1/sync/changes", params=params, timeout=timeout)
+        headers = _figures(journal_seq=journal_seq)
+        response = await self._request(
+            "GET", "/v1/sync/changes", params=params, timeout=timeout, headers=headers
+        )
         return _parse(ChangesResponse, response)
 
-    async def push(self, events: Sequence[Event], *, pending: int | None = None) -> PushResponse:
-        """Push a batch in device_seq order; central answers the highest contiguous seq held."""
+    async def push(
+        self, events: Sequence[Event], *, pending: int | None = None, journal_seq: int | None = None
+    ) -> PushResponse:
+        """Push a batch in device_seq order; central answers the highest contiguous seq held.
+        `pending` and `journal_seq` are this device's figures as counted before the push."""
         body = PushRequest(events=list(events)).model_dump_json()
         headers = {"Content-Type": "application/json"}
-        if pending is not None:
-            headers["Festgate-Pending"] = str(pending)
+        headers |= _figures(pending=pending, journal_seq=journal_seq)
         response = await self._request("POST", "/v1/sync/events", content=body, headers=headers)
         return _parse(PushResponse, response)
 
@@ -212,6 +220,12 @@ class CentralClient:
                     raise CentralUnavailable("snapshot stream was cut before its end")
         except httpx.TransportError as exc:
             raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _figures(*, pending: int | None = None, journal_seq: int | None = None) -> dict[str, str]:
+    """The device's figures as request headers (only those given)."""
+    given = ((PENDING_HEADER, pending), (JOURNAL_SEQ_HEADER, journal_seq))
+    return {name: str(value) for name, value in given if value is not None}
 
 
 # A rows line as central writes it; anything else goes through the general parser.

@@ -48,6 +48,10 @@ class Outbox(Protocol):
         """How many events central does not hold yet."""
         ...
 
+    async def last_seq(self) -> int:
+        """The highest device_seq journaled (0 before the first event)."""
+        ...
+
     async def mark_acked(self, through: int, head_seq: int) -> int:
         """Central holds events up to `through`; its feed head was `head_seq`."""
         ...
@@ -151,7 +155,9 @@ class SyncEngine:
 
     async def pull_once(self, wait_s: float = 0.0) -> int:
         """Fetch and apply one page of changes (waiting up to `wait_s`); return how many."""
-        page = await self.client.changes(self.replica.cursor, wait_s=wait_s)
+        page = await self.client.changes(
+            self.replica.cursor, wait_s=wait_s, journal_seq=await self.outbox.last_seq()
+        )
         if page.changes:
             await self.replica.apply_changes(page.changes)
         self.status.head_seq = page.head_seq
@@ -166,7 +172,9 @@ class SyncEngine:
             events = await self.outbox.pending_batch(self.batch)
             if not events:
                 break
-            answer = await self.client.push(events, pending=await self.outbox.pending_count())
+            # Counted after the batch was read: they cover it, and the seq bounds it.
+            pending, last = await self.outbox.pending_count(), await self.outbox.last_seq()
+            answer = await self.client.push(events, pending=pending, journal_seq=last)
             acked += await self.outbox.mark_acked(answer.acked_through, answer.head_seq)
             self.status.head_seq = max(self.status.head_seq, answer.head_seq)
             await self._contact(answer.central_hlc)

@@ -12,6 +12,12 @@ from sync.vocab import EventKind
 
 PROTOCOL_VERSION = 1
 PROTOCOL_HEADER = "Festgate-Protocol"
+# A device's own figures, sent as headers so ops see them: how many events it holds that
+# central has not acknowledged (on a push, counted just before it), and the highest
+# device_seq it has journaled (on a push and on every changes request). Central derives the
+# events pending from the latter and its own acknowledgement, whatever order they arrive in.
+PENDING_HEADER = "Festgate-Pending"
+JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
 # What central stores an event's numbers in: PostgreSQL bigint.
@@ -30,7 +36,15 @@ class Event(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    event_id: Annotated[str, Field(pattern=EVENT_ID_PATTERN, description="UUIDv7, lowercase")]
+    # A str on the wire and in code (no UUID object per event); described as what it is.
+    event_id: Annotated[
+        str,
+        Field(
+            pattern=EVENT_ID_PATTERN,
+            description="UUIDv7, lowercase",
+            json_schema_extra={"format": "uuid"},
+        ),
+    ]
     device_id: Annotated[str, Field(min_length=1, max_length=64)]
     device_seq: int = Field(ge=1, le=MAX_BIGINT, description="gap-free per device, from 1")
     hlc: int = Field(ge=0, le=MAX_BIGINT, description="hybrid logical clock, see sync.hlc")

@@ -14,13 +14,15 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from central.api import docs
 from central.auth import AuthError
 from central.errors import Ambiguous, CatalogError, Conflict, NotFound
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 
 log = logging.getLogger(__name__)
-# Paths a browser or a generator fetches without the protocol header.
-OPEN_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"})
+# Paths a browser or a generator fetches without the protocol header: the schema, and the
+# interactive docs with their assets.
+OPEN_PATHS = docs.OPEN_PATHS
 _STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",

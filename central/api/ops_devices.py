@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import devices, enrol
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_in, name_param
+from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_for, name_param
 from central.api.text import PgText
 from central.auth import Action
 from sync.protocol import MAX_BIGINT
@@ -36,7 +36,7 @@ async def list_devices(
 ) -> list[devices.DeviceHealth]:
     """Devices by name: zone or vendor, last seen, online, sync lag, pending events, clock."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_DEVICES)
+        fid = await festival_for(conn, festival, who, Action.VIEW_DEVICES)
         return await devices.list_devices(conn, fid)
 
 
@@ -46,7 +46,7 @@ async def show_device(
 ) -> devices.DeviceDetail:
     """One device: its health, its events' counts and its latest log lines."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_DEVICES)
+        fid = await festival_for(conn, festival, who, Action.VIEW_DEVICES)
         return await devices.show_device(conn, fid, device)
 
 
@@ -61,7 +61,7 @@ async def device_log(
 ) -> list[devices.LogLine]:
     """A device's log lines after a device_seq, oldest first."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_DEVICE_LOG)
+        fid = await festival_for(conn, festival, who, Action.VIEW_DEVICE_LOG)
         return await devices.device_log(conn, fid, device, after_seq=after_seq, limit=limit)
 
 
@@ -71,7 +71,7 @@ async def revoke_device(
 ) -> devices.DeviceHealth:
     """Revoke a device: its token is refused from its next request on (409 if it already is)."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.REVOKE_DEVICE)
+        fid = await festival_for(conn, festival, who, Action.REVOKE_DEVICE)
         return await devices.revoke_device(conn, fid, device, actor=who.actor)
 
 
@@ -81,7 +81,7 @@ async def create_enrol_code(
 ) -> enrol.NewEnrolCode:
     """A one-time enrol code for a new device: the code is shown this once."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.CREATE_ENROL_CODE)
+        fid = await festival_for(conn, festival, who, Action.CREATE_ENROL_CODE)
         return await enrol.issue_enrol_code(
             conn, fid, role=body.role, zone=body.zone, vendor=body.vendor, ttl_s=body.ttl_s,
             actor=who.actor,
@@ -94,7 +94,7 @@ async def list_enrol_codes(
 ) -> list[enrol.EnrolCodeView]:
     """Enrol codes that still work (unused, unexpired, unrevoked), by short id."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_ENROL_CODES)
+        fid = await festival_for(conn, festival, who, Action.VIEW_ENROL_CODES)
         return await enrol.list_enrol_codes(conn, fid)
 
 
@@ -104,5 +104,5 @@ async def revoke_enrol_code(
 ) -> enrol.EnrolCodeView:
     """Revoke an unused code (409 ``already_used``, ``already_revoked`` or ``expired``)."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.REVOKE_ENROL_CODE)
+        fid = await festival_for(conn, festival, who, Action.REVOKE_ENROL_CODE)
         return await enrol.revoke_enrol_code(conn, fid, code, actor=who.actor)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from central import festivals, keys, vendors
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_in, name_param
+from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_for, name_param
 from central.auth import Action
 
 router = APIRouter(prefix=FESTIVAL_PREFIX, tags=["ops: festival"])
@@ -22,7 +22,7 @@ async def show_festival(
 ) -> festivals.FestivalDetail:
     """A festival: settings, counts, signing keys, and what its outside codes risk."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_FESTIVAL)
+        fid = await festival_for(conn, festival, who, Action.VIEW_FESTIVAL)
         return await festivals.show_festival(conn, fid)
 
 
@@ -38,7 +38,7 @@ async def delete_festival(
     """Soft-delete a festival (admins): its unused enrol codes are revoked with it; while a
     device is not revoked, 409 ``festival_has_devices`` unless ``revoke_devices``."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.DELETE_FESTIVAL)
+        fid = await festival_for(conn, festival, who, Action.DELETE_FESTIVAL)
         return await festivals.delete_festival(
             conn, fid, actor=who.actor, revoke_devices=revoke_devices
         )
@@ -50,7 +50,7 @@ async def list_vendors(
 ) -> list[vendors.VendorView]:
     """Vendors: open or closed, products, bar devices."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_VENDORS)
+        fid = await festival_for(conn, festival, who, Action.VIEW_VENDORS)
         return await vendors.list_vendors(conn, fid)
 
 
@@ -58,7 +58,7 @@ async def _set_open(
     festival: str, vendor: str, is_open: bool, who: OpsDep, st: StateDep
 ) -> vendors.VendorView:
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.OPEN_VENDOR)
+        fid = await festival_for(conn, festival, who, Action.OPEN_VENDOR)
         return await vendors.set_open(conn, fid, vendor, is_open, actor=who.actor)
 
 
@@ -83,7 +83,7 @@ async def close_vendor(
 async def list_keys(festival: FestivalRef, who: OpsDep, st: StateDep) -> list[keys.KeyView]:
     """Signing keys (public halves), oldest first; the newest unrevoked one signs."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_KEYS)
+        fid = await festival_for(conn, festival, who, Action.VIEW_KEYS)
         return await keys.list_keys(conn, fid)
 
 
@@ -91,7 +91,7 @@ async def list_keys(festival: FestivalRef, who: OpsDep, st: StateDep) -> list[ke
 async def rotate_key(festival: FestivalRef, who: OpsDep, st: StateDep) -> keys.KeyView:
     """Add a key that signs new codes from now on; older ones verify until revoked."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.ROTATE_KEY)
+        fid = await festival_for(conn, festival, who, Action.ROTATE_KEY)
         return await keys.rotate(conn, fid, actor=who.actor)
 
 
@@ -102,5 +102,5 @@ async def revoke_key(
     """Revoke a key: devices refuse every code it signed. Revoking the key that signs makes
     a new one first; 409 ``already_revoked`` if it is."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.REVOKE_KEY)
+        fid = await festival_for(conn, festival, who, Action.REVOKE_KEY)
         return await keys.revoke(conn, fid, key_id, actor=who.actor)

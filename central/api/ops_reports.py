@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from central import reports
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_in
+from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_for
 from central.auth import Action
 
 router = APIRouter(prefix=FESTIVAL_PREFIX, tags=["ops: reports"])
@@ -20,7 +20,7 @@ async def zone_occupancy(
 ) -> list[reports.ZoneOccupancy]:
     """Occupancy and capacity per zone."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_OCCUPANCY)
+        fid = await festival_for(conn, festival, who, Action.VIEW_OCCUPANCY)
         return await reports.zone_occupancy(conn, fid)
 
 
@@ -33,7 +33,7 @@ async def entries(
 ) -> list[reports.EntryBucket]:
     """Entries and exits per zone and gate (by name) per bucket of the festival's clock."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_ENTRIES)
+        fid = await festival_for(conn, festival, who, Action.VIEW_ENTRIES)
         return await reports.entries_over_time(conn, fid, bucket_s=bucket_s)
 
 
@@ -41,5 +41,5 @@ async def entries(
 async def sales(festival: FestivalRef, who: OpsDep, st: StateDep) -> list[reports.VendorSales]:
     """Sales count and amount (with the currency) per vendor."""
     async with st.pool.connection() as conn:
-        fid = await festival_in(conn, who, festival, Action.VIEW_SALES)
+        fid = await festival_for(conn, festival, who, Action.VIEW_SALES)
         return await reports.sales_per_vendor(conn, fid)

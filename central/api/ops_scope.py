@@ -1,28 +1,39 @@
-"""What festival-scoped ops routes share: the festival a path names, once the caller may act.
-
-A path names its festival as people do, by slug (or id): ``/v1/ops/festivals/summer/…``.
-The role check comes first (403), then the festival is looked up (404); a caller limited to
-one festival gets 403 for any other, existing or not, so it learns nothing of them.
-"""
+"""What every ops route shares: the festival its path names (slug or id), checked against
+the caller's role; the row it acts on, found by name; the error answers it may give."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
 from psycopg import AsyncConnection
+from pydantic import BaseModel, ConfigDict, Field
 
 from central import refs
-from central.api.text import NUL_FREE_PATTERN
-from central.auth import Action, AuthError, OpsPrincipal, require
-from central.errors import NotFound
+from central.api.deps import StateDep
+from central.api.text import NUL_FREE_PATTERN, PgText
+from central.auth import Action, OpsPrincipal, require
 from sync.protocol import ErrorBody
 
+T = TypeVar("T")
+FestivalRef = Annotated[
+    PgText, Path(description="the festival's slug or id", min_length=1, max_length=100)
+]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)
 }
 FESTIVAL_PREFIX = "/v1/ops/festivals/{festival}"
+Finder = Callable[[AsyncConnection[Any], uuid.UUID, str], Awaitable[uuid.UUID]]
+Act = Callable[[AsyncConnection[Any], uuid.UUID, uuid.UUID], Awaitable[T]]
+
+
+class ReasonRequest(BaseModel):
+    """Why a ticket or a wristband is blocked."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: PgText = Field("", max_length=200)
 
 
 def name_param(what: str, max_length: int = 200) -> Any:
@@ -33,19 +44,28 @@ def name_param(what: str, max_length: int = 200) -> Any:
     )  # fmt: skip
 
 
-FestivalRef = Annotated[str, name_param("festival (slug)", 100)]
-
-
-async def festival_in(
-    conn: AsyncConnection[Any], who: OpsPrincipal, ref: str, action: Action
+async def festival_for(
+    conn: AsyncConnection[Any], festival: str, who: OpsPrincipal, action: Action
 ) -> uuid.UUID:
-    """The id of the festival `ref` names (slug or id), once `who` may do `action` on it."""
+    """The festival a route names, once the caller may do `action` on it. The role is
+    checked first: a caller who may not act learns nothing of which festivals exist."""
     require(who, action)
-    try:
-        fid = await refs.festival(conn, ref)
-    except NotFound:
-        if who.festival_id is not None:
-            raise AuthError(403, "forbidden", "not allowed on this festival") from None
-        raise
+    fid = await refs.festival(conn, festival)
     require(who, action, fid)
     return fid
+
+
+async def acting_on(
+    st: StateDep,
+    festival: str,
+    who: OpsPrincipal,
+    action: Action,
+    find: Finder,
+    ref: str,
+    act: Act[T],
+) -> T:
+    """Check the caller may do `action` on the festival, `find` the row `ref` names there
+    (`central.refs`), then `act` on it; all on one connection, committed at the end."""
+    async with st.pool.connection() as conn:
+        fid = await festival_for(conn, festival, who, action)
+        return await act(conn, fid, await find(conn, fid, ref))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
@@ -19,15 +20,37 @@ from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
 from central.events import Mismatch
-from central.ingest import central_hlc, ingest_batch, push_response
+from central.ingest import (
+    central_hlc,
+    ingest_batch,
+    pending_set,
+    push_response,
+    pushed_journal_seq,
+)
 from central.pg import BIGINT_MAX
-from sync.protocol import ChangesResponse, ErrorBody, PushRequest, PushResponse
+from sync.protocol import (
+    JOURNAL_SEQ_HEADER,
+    PENDING_HEADER,
+    ChangesResponse,
+    ErrorBody,
+    PushRequest,
+    PushResponse,
+)
+from sync.vocab import Role
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 SNAPSHOT_FORMAT = "festgate-snapshot/1"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 413, 422)
 }
+# The device's own figures (`sync.protocol`), shown to ops as its pending events.
+JournalSeq = Annotated[
+    int | None,
+    Header(
+        alias=JOURNAL_SEQ_HEADER, ge=0, le=BIGINT_MAX,
+        description="the highest device_seq the device has journaled",
+    ),
+]  # fmt: skip
 
 
 class EnrolRequest(BaseModel):
@@ -41,12 +64,12 @@ class EnrolRequest(BaseModel):
 class EnrolResponse(BaseModel):
     """The device's id and bearer token (shown once), and what it is enrolled as."""
 
-    device_id: str
+    device_id: uuid.UUID
     token: str
-    festival_id: str
-    role: str
-    zone_id: str | None
-    vendor_id: str | None
+    festival_id: uuid.UUID
+    role: Role
+    zone_id: uuid.UUID | None
+    vendor_id: uuid.UUID | None
 
 
 @router.post("/devices/enroll", response_model=EnrolResponse, responses=_ERRORS)
@@ -58,12 +81,12 @@ async def enroll(body: EnrolRequest, st: StateDep) -> EnrolResponse:
         except EnrolError as exc:
             raise ApiError(403, "enrol_code_invalid", str(exc)) from None
     return EnrolResponse(
-        device_id=str(got.device_id),
+        device_id=got.device_id,
         token=got.token,
-        festival_id=str(got.festival_id),
-        role=got.role,
-        zone_id=None if got.zone_id is None else str(got.zone_id),
-        vendor_id=None if got.vendor_id is None else str(got.vendor_id),
+        festival_id=got.festival_id,
+        role=Role(got.role),
+        zone_id=got.zone_id,
+        vendor_id=got.vendor_id,
     )
 
 
@@ -97,9 +120,14 @@ async def push_events(
     pending: Annotated[
         int | None,
         Header(
-            alias="Festgate-Pending", ge=0, le=BIGINT_MAX, description="events the device holds"
+            alias=PENDING_HEADER,
+            ge=0,
+            le=BIGINT_MAX,
+            description="events the device holds unacknowledged, counted before this push"
+            f" (read when {JOURNAL_SEQ_HEADER} is not sent)",
         ),
     ] = None,
+    journal_seq: JournalSeq = None,
 ) -> PushResponse:
     """Push a batch of events; answer the highest contiguous device_seq central holds.
 
@@ -116,7 +144,9 @@ async def push_events(
                 list(req.events),
                 received_ms=now_ms(),
                 skew_bound_ms=st.settings.clock_skew_bound_ms,
-                pending=pending,
+                journal_seq=pushed_journal_seq(
+                    req.events, pending=pending, journal_seq=journal_seq
+                ),
             )
         except Mismatch as exc:
             raise ApiError(403, "device_mismatch", str(exc)) from None
@@ -130,13 +160,18 @@ async def changes(
     after: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="the device's cursor")] = 0,
     wait: Annotated[float, Query(ge=0, description="long-poll seconds (capped at 30)")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    journal_seq: JournalSeq = None,
 ) -> ChangesResponse:
     """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll)."""
     fid = str(who.festival_id)
     deadline = time.monotonic() + min(wait, st.settings.max_wait_s)
     async with st.pool.connection() as conn:
+        # A device long-polls every few seconds whether or not it has anything to push: its
+        # figures stay current here even when it has nothing left to send.
         await conn.execute(
-            "UPDATE device SET cursor = %s, last_seen_at = now() WHERE id = %s", (after, who.id)
+            "UPDATE device SET cursor = %(after)s, last_seen_at = now(),"
+            f" {pending_set('acked_through')} WHERE id = %(id)s",
+            {"after": after, "journal": journal_seq, "id": who.id},
         )
         await conn.commit()
     while True:

@@ -116,37 +116,40 @@ def _endpoints(
 ) -> dict[Action, tuple[str, str, dict[str, Any] | None]]:
     """One ops endpoint per action (method, path, json body)."""
     base = f"/v1/ops/festivals/{rig.fest.festival_id}"
-    t = rig.fest.tickets[2].ticket_id
-    a = rig.fest.account_ids[0]
+    named = f"/v1/ops/festivals/{rig.fest.slug}"  # tickets, wristbands, conflicts: by name
+    t = rig.fest.tickets[2].code  # as scanned
+    a = rig.fest.tag_uids[0]
     c = uuid.uuid4()  # no such conflict: the role check answers first
     new_user = {"name": "newbie", "role": "STAFF", "festival": rig.fest.slug}
     return {
-        Action.VIEW_CONFLICTS: ("GET", f"{base}/conflicts", None),
-        Action.RESOLVE_CONFLICT: ("POST", f"{base}/conflicts/{c}/resolve", {"note": "n"}),
+        Action.VIEW_CONFLICTS: ("GET", f"{named}/conflicts", None),
+        Action.RESOLVE_CONFLICT: ("POST", f"{named}/conflicts/{c}/resolve", {"note": "n"}),
         Action.VIEW_DEVICES: ("GET", f"{base}/devices", None),
         Action.REVOKE_DEVICE: ("POST", f"{base}/devices/{gate_id}/revoke", None),
         Action.CREATE_ENROL_CODE: ("POST", f"{base}/enrol-codes", {"role": "topup"}),
         Action.VIEW_OCCUPANCY: ("GET", f"{base}/zones/occupancy", None),
         Action.VIEW_ENTRIES: ("GET", f"{base}/entries", None),
         Action.VIEW_SALES: ("GET", f"{base}/sales", None),
-        Action.VIEW_TICKET: ("GET", f"{base}/tickets/{t}", None),
-        Action.VIEW_LEDGER: ("GET", f"{base}/accounts/{a}/ledger", None),
+        Action.VIEW_TICKET: ("GET", f"{named}/tickets/{t}", None),
+        Action.VIEW_LEDGER: ("GET", f"{named}/wristbands/{a}", None),
         Action.VIEW_DEVICE_LOG: ("GET", f"{base}/devices/{gate_id}/log", None),
-        Action.CANCEL_TICKET: ("POST", f"{base}/tickets/{t}/cancel", None),
-        Action.BLOCK_TICKET: ("POST", f"{base}/tickets/{t}/block", {"reason": "r"}),
-        Action.BLOCK_TAG: ("POST", f"{base}/accounts/{a}/block", None),
-        Action.TOPUP: ("POST", f"{base}/accounts/{a}/topup", {"amount": 100}),
-        Action.REFUND: ("POST", f"{base}/accounts/{a}/refund", {"amount": 1}),
-        Action.VIEW_FESTIVAL: ("GET", base, None),
+        Action.CANCEL_TICKET: ("POST", f"{named}/tickets/{t}/cancel", None),
+        Action.BLOCK_TICKET: ("POST", f"{named}/tickets/{t}/block", {"reason": "r"}),
+        Action.TRANSFER_TICKET: ("POST", f"{named}/tickets/{t}/transfer", {}),
+        Action.REFUND_TICKET: ("POST", f"{named}/tickets/{t}/refund", None),
+        Action.BLOCK_TAG: ("POST", f"{named}/wristbands/{a}/block", None),
+        Action.TOPUP: ("POST", f"{named}/wristbands/{a}/topup", {"amount": 100}),
+        Action.REFUND: ("POST", f"{named}/wristbands/{a}/refund", {"amount": 1}),
+        Action.VIEW_FESTIVAL: ("GET", named, None),
         # Refused (409) while the gate is live: the festival stays for the other checks.
-        Action.DELETE_FESTIVAL: ("DELETE", base, None),
-        Action.VIEW_VENDORS: ("GET", f"{base}/vendors", None),
-        Action.OPEN_VENDOR: ("POST", f"{base}/vendors/Main bar/close", None),
-        Action.VIEW_KEYS: ("GET", f"{base}/keys", None),
-        Action.ROTATE_KEY: ("POST", f"{base}/keys/rotate", None),
-        Action.REVOKE_KEY: ("POST", f"{base}/keys/1/revoke", None),
-        Action.VIEW_ENROL_CODES: ("GET", f"{base}/enrol-codes", None),
-        Action.REVOKE_ENROL_CODE: ("POST", f"{base}/enrol-codes/{code_id}/revoke", None),
+        Action.DELETE_FESTIVAL: ("DELETE", named, None),
+        Action.VIEW_VENDORS: ("GET", f"{named}/vendors", None),
+        Action.OPEN_VENDOR: ("POST", f"{named}/vendors/Main bar/close", None),
+        Action.VIEW_KEYS: ("GET", f"{named}/keys", None),
+        Action.ROTATE_KEY: ("POST", f"{named}/keys/rotate", None),
+        Action.REVOKE_KEY: ("POST", f"{named}/keys/1/revoke", None),
+        Action.VIEW_ENROL_CODES: ("GET", f"{named}/enrol-codes", None),
+        Action.REVOKE_ENROL_CODE: ("POST", f"{named}/enrol-codes/{code_id}/revoke", None),
         Action.VIEW_USERS: ("GET", "/v1/ops/users", None),
         Action.ADD_USER: ("POST", "/v1/ops/users", new_user),
         Action.REVOKE_USER: ("POST", "/v1/ops/users/victim/revoke", None),

@@ -5,9 +5,10 @@ valid and invalid (its coverage phase: boundaries, missing and wrong-typed value
 methods; then its fuzzing phase), in process over ASGI to the real app on a real database
 of its own. A festival, a gate device with a sequence-gap conflict, an unused enrol code,
 an ADMIN ops user and another user exist there; every case carries the token its operation
-takes and that festival (by slug or id), a push names that device, and half the cases'
-other ids and names name a real row, so cases get past authentication and lookups into the
-handlers. A case fails on a 5xx, and on a response its
+takes and that festival (its slug or its id), a push names that device, and half the cases'
+other ids and names (a ticket's scanned or outside code, a tag UID, a device's, vendor's or
+user's name, an enrol code's short id) name a real row, so cases get past authentication
+and lookups into the handlers. A case fails on a 5xx, and on a response its
 operation's schema does not describe (an error that is no ErrorBody, say).
 
 Bounded for CI (well under a minute and a half on two cores): a fixed number of examples
@@ -47,7 +48,6 @@ from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Event
 from sync.vocab import EventKind
 
 EXAMPLES = 100  # per operation in the fuzzing phase (the coverage phase adds its own)
-FESTIVAL_PARAMS = ("festival_id", "festival")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Seeded:
 
     device_token: str
     ops_token: str
-    rows: dict[str, str]
+    rows: dict[str, tuple[str, ...]]  # the real values a parameter may take
 
 
 async def _seed(dsn: str) -> Seeded:
@@ -87,14 +87,17 @@ async def _seed(dsn: str) -> Seeded:
             (conflict,) = await cur.fetchall()
     finally:
         await pool.close()
-    # By the name a path parameter has: an id, or the name people use (issue 15).
-    rows = {
-        "festival_id": fid, "device_id": gate.device_id, "ticket_id": fest.tickets[0].ticket_id,
-        "account_ref": fest.account_ids[0], "conflict_id": conflict[0], "festival": fest.slug,
-        "device": "fuzzed gate", "vendor": "Main bar", "key_id": fest.key_id, "code": spare.id,
-        "user": "victim",
+    ticket = fest.tickets[0]
+    rows: dict[str, tuple[object, ...]] = {
+        "festival_id": (fid,), "device_id": (gate.device_id,), "conflict_id": (conflict[0],),
+        # Paths that take names (issue 15): each name people use, and the id.
+        "festival": (fest.slug, fid),
+        "ticket": (ticket.code, ticket.ticket_id, fest.opaque_tickets[0].code),
+        "tag": (fest.tag_uids[0], fest.account_ids[0]),
+        "device": ("fuzzed gate", gate.device_id), "vendor": ("Main bar", fest.vendor_id),
+        "key_id": (fest.key_id,), "code": (spare.id,), "user": ("victim",),
     }  # fmt: skip
-    return Seeded(gate.token, admin.token, {k: str(v) for k, v in rows.items()})
+    return Seeded(gate.token, admin.token, {k: tuple(str(v) for v in vs) for k, vs in rows.items()})
 
 
 def _log(device_id: uuid.UUID, seq: int) -> Event:
@@ -135,18 +138,19 @@ def _aim(case: schemathesis.Case[Any], seeded: Seeded) -> None:
     params = dict(case.path_parameters or {})
     for name, value in params.items():
         text = str(value)
-        # The festival always (else every case stops at 403); another id when its length
-        # is even, so half the cases reach a real row and half an unreadable or unknown id.
-        if name in seeded.rows and (name in FESTIVAL_PARAMS or len(text) % 2 == 0):
-            params[name] = seeded.rows[name]
-        if name == "festival" and len(text) % 2:  # by slug, or by id
-            params[name] = seeded.rows["festival_id"]
+        # The festival always (else every case stops at 403); another row when the generated
+        # text's length is even, so half the cases reach a real row and half an unreadable
+        # or unknown name; which of its names (or its id) also follows that length.
+        real = seeded.rows.get(name, ())
+        if real and (name in ("festival_id", "festival") or len(text) % 2 == 0):
+            params[name] = real[len(text) // 2 % len(real)]
     case.path_parameters = params
     body: Any = case.body
     if case.path == "/v1/sync/events" and isinstance(body, dict):
-        for event in body.get("events") or ():  # an event names its device: this one
+        events = body.get("events")  # any JSON value: the case may be a malformed body
+        for event in events if isinstance(events, list) else ():  # each names this device
             if isinstance(event, dict) and "device_id" in event:
-                event["device_id"] = seeded.rows["device_id"]
+                event["device_id"] = seeded.rows["device_id"][0]
 
 
 @schema.include(path_regex="^/v1/(ops|sync|devices)/").parametrize()

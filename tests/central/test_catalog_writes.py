@@ -200,7 +200,11 @@ async def test_transfer_of_an_opaque_ticket_replaces_its_hash(
     f = await festival()
     t = f.opaque_tickets[0]
     async with pg_pool.connection() as conn:
-        moved = await tickets.transfer_ticket(conn, t.ticket_id, new_code="RESOLD-1", actor="ops")
+        with pytest.raises(CatalogError, match="too weak"):  # a guessable code is refused ...
+            await tickets.transfer_ticket(conn, t.ticket_id, new_code="RESOLD-1", actor="ops")
+        moved = await tickets.transfer_ticket(  # ... unless ops accept the risk
+            conn, t.ticket_id, new_code="RESOLD-1", accept_weak_code=True, actor="ops"
+        )
         assert moved.row.code_hash == hashing.code_hash(f.hash_key, "RESOLD-1").hex()
         old_hash = hashing.code_hash(f.hash_key, t.code)
         assert await _count(conn, "SELECT count(*) FROM ticket WHERE code_hash = %s", old_hash) == 0
@@ -220,7 +224,9 @@ async def test_an_outside_code_keeps_its_estimated_bits_through_a_transfer(
 
     async with pg_pool.connection() as conn:
         assert await bits() == code_entropy.code_bits(t.code)
-        await tickets.transfer_ticket(conn, t.ticket_id, new_code="123456", actor="ops")
+        await tickets.transfer_ticket(
+            conn, t.ticket_id, new_code="123456", accept_weak_code=True, actor="ops"
+        )
         assert await bits() == 19
         fresh = await tickets.transfer_ticket(conn, t.ticket_id, actor="ops")  # random 128 bits
         assert re.fullmatch(r"[A-Z2-7]{26}", fresh.code)
@@ -259,7 +265,7 @@ async def test_block_and_unblock_go_down_the_feed(
         await catalog.unblock(conn, f.festival_id, kind="ticket", ref=ref, actor="sec")
         last = await feed.read_after(conn, f.festival_id, b.seq - 1, 10)
         assert [(c.table, c.op) for c in last] == [("block", "upsert"), ("block", "delete")]
-        with pytest.raises(NotFound):
+        with pytest.raises(Conflict, match="not blocked"):
             await catalog.unblock(conn, f.festival_id, kind="ticket", ref=ref, actor="sec")
 
 

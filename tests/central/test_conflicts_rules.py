@@ -88,6 +88,66 @@ def test_an_unblock_ends_a_block_but_not_a_cancellation() -> None:
     assert classify_ticket(T, [ev("e1", "d1", 1, 1000)], unblocked) == []
 
 
+def _code(seq: int, at_ms: int, version: int = 0, code_hash: str = "aa") -> CatalogChange:
+    """A ticket row in the feed: usable, with its code as of then."""
+    return CatalogChange(seq, at_ms, "status", None, code_version=version, code_hash=code_hash)
+
+
+def test_a_transferred_signed_code_is_stale_or_a_violation_like_a_cancellation() -> None:
+    transferred = [_code(1, 0), _code(7, 500, version=1, code_hash="bb")]
+    old = ev("e1", "d1", 1, 1000, catalog_seq=6, code_version=0)
+    (stale,) = classify_ticket(T, [old], transferred)
+    assert stale.kind == ConflictKind.STALE_CATALOG
+    assert stale.facts["event"]["code_version"] == 0
+    assert stale.facts["catalog"] == {"seq": 7, "at_ms": 500, "state": "transferred",
+                                      "code_version": 1}  # fmt: skip
+    seen = ev("e1", "d1", 1, 1000, catalog_seq=7, code_version=0)
+    assert [c.kind for c in classify_ticket(T, [seen], transferred)] == [
+        ConflictKind.POLICY_VIOLATION
+    ]
+    # The new code, the old one before the transfer, or an event that names no code: fine.
+    assert classify_ticket(T, [ev("e1", "d1", 1, 1000, code_version=1)], transferred) == []
+    assert classify_ticket(T, [ev("e1", "d1", 1, 400, code_version=0)], transferred) == []
+    assert classify_ticket(T, [ev("e1", "d1", 1, 1000)], transferred) == []
+    # A new vouch (key rotation) keeps the version: the signed code still stands.
+    revouched = [_code(1, 0), _code(7, 500, code_hash="cc")]
+    assert classify_ticket(T, [ev("e1", "d1", 1, 1000, code_version=0)], revouched) == []
+
+
+def test_an_outside_code_is_stale_once_another_replaced_it_until_it_is_given_back() -> None:
+    history = [_code(1, 0, code_hash="aa"), _code(7, 500, code_hash="bb"),
+               _code(9, 800, code_hash="aa")]  # fmt: skip
+
+    def found(code_hash: str, ms: int) -> list[tuple[str, int]]:
+        event = ev("e1", "d1", 1, ms, catalog_seq=3, code_hash=code_hash)
+        return [(c.kind, c.facts["catalog"]["seq"]) for c in classify_ticket(T, [event], history)]
+
+    assert found("aa", 400) == []
+    assert found("aa", 600) == [(ConflictKind.STALE_CATALOG, 7)]
+    assert found("aa", 900) == []  # the ticket's code again
+    assert found("bb", 600) == []
+    assert found("bb", 900) == [(ConflictKind.STALE_CATALOG, 9)]
+    assert found("cc", 900) == []  # never this ticket's code: nothing to say it was replaced
+    (c,) = classify_ticket(T, [ev("e1", "d1", 1, 600, code_hash="aa")], history)
+    assert c.facts["catalog"]["code_hash"] == "bb"
+    assert c.facts["event"]["code_hash"] == "aa"
+
+
+def test_a_transfer_and_a_cancellation_name_the_earlier_change() -> None:
+    history = [
+        _code(1, 0),
+        _code(4, 100, version=1),
+        CatalogChange(6, 200, "status", "cancelled", code_version=1, code_hash="aa"),
+    ]
+    (c,) = classify_ticket(T, [ev("e1", "d1", 1, 1000, code_version=0)], history)
+    assert (c.facts["catalog"]["seq"], c.facts["catalog"]["state"]) == (4, "transferred")
+    (c,) = classify_ticket(T, [ev("e1", "d1", 1, 1000, code_version=1)], history)
+    assert (c.facts["catalog"]["seq"], c.facts["catalog"]["state"]) == (6, "cancelled")
+    # Listed in any order, the history says the same.
+    old = [ev("e1", "d1", 1, 1000, code_version=0)]
+    assert classify_ticket(T, old, history[::-1]) == classify_ticket(T, old, history)
+
+
 def _sale(eid: str, dev: str, seq: int, ms: int, amount: int) -> EventFact:
     return ev(eid, dev, seq, ms, "sale", "approved", account_id=A, amount=amount)
 

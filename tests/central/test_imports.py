@@ -343,3 +343,34 @@ async def test_a_big_import_reports_progress_and_stores_every_row(
     for stage in ("checking", "storing"):
         done = [d for s, d, t in seen if s == stage and t == total]
         assert done == sorted(done) and done[-1] == total and len(done) == 3
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "docs" / "samples"
+
+
+async def test_the_documented_sample_files_import(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival()  # with a category "Weekend", which the ticket samples name
+    async with pg_pool.connection() as conn:
+        read = imports.read_rows
+        zones = await imports.import_zones(
+            conn, f.festival_id, read(SAMPLES / "zones.csv"), actor="t"
+        )
+        signed = await imports.import_tickets(
+            conn, f.festival_id, read(SAMPLES / "tickets.csv"), actor="t", sign=True
+        )
+        outside = await imports.import_tickets(
+            conn, f.festival_id, read(SAMPLES / "outside.csv"), actor="t", sign=False
+        )
+        bands = await imports.import_wristbands(
+            conn, f.festival_id, read(SAMPLES / "wristbands.csv"), actor="t"
+        )
+        vendors = await imports.import_vendors(
+            conn, f.festival_id, read(SAMPLES / "vendors.csv"), actor="t"
+        )
+    assert [z.name for z in zones] == ["General", "VIP", "Backstage", "Camping"]
+    assert [t.holder_ref for t in signed.tickets] == ["ORDER-1001", "ORDER-1002", "ORDER-1003"]
+    assert outside.strength is not None and not outside.strength.weak
+    assert [a.balance for a in bands] == [5000, 2000, 0]
+    assert vendors == {"vendors": 2, "products": 3}

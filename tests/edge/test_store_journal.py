@@ -17,6 +17,7 @@ from edge.sample import SampleFestival
 from edge.schema import SCHEMA_VERSION, SchemaTooNew, migrate
 from edge.store import Store
 from sync.catalog import Change
+from sync.logline import TEXT
 from sync.vocab import Role
 from tests.edge.conftest import DeviceFactory, dump, journal_rows
 
@@ -249,7 +250,7 @@ async def test_an_append_cancelled_on_the_writer_still_counts_its_row(
     other = sqlite3.connect(gate.store.path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        first = asyncio.create_task(gate.record_log({"msg": "stopping"}))
+        first = asyncio.create_task(gate.record_log({TEXT: "stopping"}))
         await asyncio.sleep(0.05)
         first.cancel()
         await asyncio.sleep(0)
@@ -258,10 +259,10 @@ async def test_an_append_cancelled_on_the_writer_still_counts_its_row(
         other.close()
     with pytest.raises(asyncio.CancelledError):
         await first
-    event = await gate.record_log({"msg": "daemon stopped"})
+    event = await gate.record_log({TEXT: "daemon stopped"})
     assert event.device_seq == 2
     conn = sqlite3.connect(gate.store.path)
-    rows = conn.execute("SELECT device_seq, json_extract(payload, '$.msg') FROM journal")
+    rows = conn.execute(f"SELECT device_seq, json_extract(payload, '$.{TEXT}') FROM journal")
     assert rows.fetchall() == [(1, "stopping"), (2, "daemon stopped")]
     conn.close()
 

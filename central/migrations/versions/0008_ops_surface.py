@@ -4,7 +4,7 @@ The code itself is shown once, at creation, and only its hash is stored; ops lis
 revoke codes by the short id. A revoked code is refused at enrolment like a used one.
 
 Revision ID: 0008_ops_surface
-Revises: 0006_hardening
+Revises: 0007_true_figures
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008_ops_surface"
-down_revision = "0006_hardening"
+down_revision = "0007_true_figures"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,100 @@
+"""Ops routes for one wristband, found by its tag UID (or its account's id): show with its
+ledger, block, unblock, top up, refund (`central.wristband_ops` does each; these check who
+asks). The ``/accounts/{ref}/…`` paths of before stay as aliases, out of the schema."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from central import refs, wristband_ops
+from central.api.deps import OpsDep, StateDep
+from central.api.ops_scope import ERRORS, Act, FestivalRef, ReasonRequest, acting_on
+from central.api.text import PgText
+from central.auth import Action, OpsPrincipal
+from central.wristband_ops import WristbandDone, WristbandShow
+
+T = TypeVar("T")
+router = APIRouter(prefix="/v1/ops/festivals/{festival}", tags=["wristbands"])
+TagRef = Annotated[
+    PgText,
+    Path(
+        description="the wristband: its tag UID in hex (colons and spaces allowed) or its "
+        "account's id",
+        min_length=1,
+        max_length=100,
+    ),
+]
+# The `/accounts/{ref}/…` paths of before issue 15: kept working, left out of the schema.
+OLD = "/accounts/{tag}"
+
+
+class AmountRequest(BaseModel):
+    """An amount of money in cents."""
+
+    model_config = ConfigDict(extra="forbid")
+    amount: int = Field(gt=0, le=10**9, description="cents")
+
+
+async def _on_wristband(
+    st: StateDep, festival: str, tag: str, who: OpsPrincipal, action: Action, act: Act[T]
+) -> T:
+    return await acting_on(st, festival, who, action, refs.wristband, tag, act)
+
+
+@router.get("/wristbands/{tag}", responses=ERRORS)
+@router.get(f"{OLD}/ledger", include_in_schema=False, deprecated=True)
+async def show_wristband(
+    festival: FestivalRef, tag: TagRef, who: OpsDep, st: StateDep
+) -> WristbandShow:
+    """A wristband's account, its ledger (balance before and after each entry), conflicts
+    and audit trail."""
+    return await _on_wristband(st, festival, tag, who, Action.VIEW_LEDGER, wristband_ops.show)
+
+
+@router.post("/wristbands/{tag}/block", responses=ERRORS)
+@router.post(f"{OLD}/block", include_in_schema=False, deprecated=True)
+async def block_wristband(
+    festival: FestivalRef,
+    tag: TagRef,
+    who: OpsDep,
+    st: StateDep,
+    body: ReasonRequest | None = None,
+) -> WristbandDone:
+    """Put a wristband's tag on the block list (one already there: 409 already_blocked)."""
+    act = partial(wristband_ops.block, reason=body.reason if body else "", actor=who.actor)
+    return await _on_wristband(st, festival, tag, who, Action.BLOCK_TAG, act)
+
+
+@router.post("/wristbands/{tag}/unblock", responses=ERRORS)
+@router.post(f"{OLD}/unblock", include_in_schema=False, deprecated=True)
+async def unblock_wristband(
+    festival: FestivalRef, tag: TagRef, who: OpsDep, st: StateDep
+) -> WristbandDone:
+    """Unblock a wristband (a debt hold stays until the debt is paid: 409 held_for_debt)."""
+    act = partial(wristband_ops.unblock, actor=who.actor)
+    return await _on_wristband(st, festival, tag, who, Action.BLOCK_TAG, act)
+
+
+@router.post("/wristbands/{tag}/topup", responses=ERRORS)
+@router.post(f"{OLD}/topup", include_in_schema=False, deprecated=True)
+async def topup_wristband(
+    festival: FestivalRef, tag: TagRef, body: AmountRequest, who: OpsDep, st: StateDep
+) -> WristbandDone:
+    """Top up a wristband at the ops desk."""
+    act = partial(wristband_ops.topup, amount=body.amount, actor=who.actor)
+    return await _on_wristband(st, festival, tag, who, Action.TOPUP, act)
+
+
+@router.post("/wristbands/{tag}/refund", responses=ERRORS)
+@router.post(f"{OLD}/refund", include_in_schema=False, deprecated=True)
+async def refund_wristband(
+    festival: FestivalRef, tag: TagRef, body: AmountRequest, who: OpsDep, st: StateDep
+) -> WristbandDone:
+    """Pay money back from a wristband at the ops desk (beyond its balance: 409
+    insufficient_balance, nothing stored)."""
+    act = partial(wristband_ops.refund, amount=body.amount, actor=who.actor)
+    return await _on_wristband(st, festival, tag, who, Action.REFUND, act)
