@@ -25,6 +25,8 @@ from config.errors import ConfigError, describe
 from config.hardware import ActuatorConfig, ReaderConfig
 from sync.vocab import Role
 
+DEFAULT_DATA_DIR = Path("./var/device")  # when neither --data-dir nor a config names one
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -40,7 +42,7 @@ class IdentityConfig(_Section):
     direction: Literal["entry", "exit"] = Field(
         "entry", description="a gate's lane: admits into its zone, or records exits from it"
     )
-    data_dir: Path = Field(Path("./var/device"), description="replica, journal and credentials")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="replica, journal and credentials")
 
 
 class CentralConfig(_Section):

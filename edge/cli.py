@@ -6,20 +6,27 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from config.device import DeviceConfig, load_device_config
+from config.device import DEFAULT_DATA_DIR, DeviceConfig, load_device_config
 from config.errors import ConfigError
-from edge import cli_sync
+from edge import cli_sync, identity
+from edge.cli_errors import err, fail
 from edge.clock import wall_clock_ms
 from edge.decide import BadInput
 from edge.device import Device, GateResult, SaleResult
+from edge.identity import Identity
 from edge.sample import build_sample
+from edge.status import catalog_command, gather, render
+from edge.store import NoDevice, require_device
 from edge.sync_link import load_credentials
 from sync.catalog import Snapshot
 from sync.client import CentralRefused, CentralUnavailable
@@ -37,7 +44,6 @@ catalog_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(catalog_app, name="catalog")
 out = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
 
 ConfigOpt = Annotated[
@@ -49,55 +55,113 @@ DataDirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 
 
-def _fail(code: str, detail: str, as_json: bool) -> NoReturn:
-    if as_json:
-        print(json.dumps({"error": code, "detail": detail}))
-    else:
-        # One line however long (a fix command must stay copyable); the detail is not markup.
-        err.print(f"[bold red]error[/] {code}: {escape(detail)}", soft_wrap=True)
-    raise typer.Exit(2)
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        try:
+            print(f"festgate {version('festgate')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("festgate (not installed: run scripts/bootstrap)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """festgate device: scan tickets, charge wristbands, inspect the replica."""
 
 
 def _run(coro: Awaitable[T], as_json: bool) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except BadInput as exc:
-        _fail(exc.code, exc.detail, as_json)
+        fail(exc.code, exc.detail, as_json)
     except ConfigError as exc:
-        _fail("config", str(exc), as_json)
+        fail("config", str(exc), as_json)
     except CentralRefused as exc:
-        _fail(exc.error, exc.detail, as_json)
+        fail(exc.error, exc.detail, as_json)
     except CentralUnavailable as exc:
-        _fail("central_unavailable", str(exc), as_json)
+        todo = "check the central URL and the network, then run the command again"
+        fail("central_unavailable", f"{exc}; {todo}", as_json)
 
 
 def _load_config(path: Path | None) -> DeviceConfig | None:
     return load_device_config(path) if path is not None else None
 
 
+def _data_dir(cfg: DeviceConfig | None, data_dir: Path | None) -> Path:
+    return data_dir or (cfg.device.data_dir if cfg is not None else DEFAULT_DATA_DIR)
+
+
+def _catalog_problem(file: Path, exc: OSError | ValueError) -> str:
+    """One line: the file, its first problem, and where a good catalog comes from."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        problem = f"{where}: {first['msg']}"
+    else:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"{file}: {problem}; a catalog is festgate-catalog/1 JSON, as central's snapshot or "
+        "`festgate catalog sample DIR` writes it"
+    )
+
+
+def _has_device(path: Path) -> bool:
+    try:
+        require_device(path)
+    except NoDevice:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A device opened for one command, with what it is and where it lives."""
+
+    device: Device
+    identity: Identity
+    data_dir: Path
+    cfg: DeviceConfig | None
+    enrolled: bool
+
+
 async def _open(
-    config: Path | None, data_dir: Path | None, role: Role, *, zone: str | None = None
-) -> Device:
+    config: Path | None,
+    data_dir: Path | None,
+    role: Role | None,
+    *,
+    zone: str | None = None,
+    vendor: str | None = None,
+) -> Opened:
+    """Open an existing device as `role` (None: as whatever it is); never creates one."""
     cfg = _load_config(config)
-    creds = load_credentials(data_dir) if cfg is None and data_dir is not None else None
-    if creds is not None and data_dir is not None:
-        if creds.role != role:
-            raise BadInput("wrong_role", f"this device is a {creds.role}, not a {role}")
-        return await Device.open(
-            data_dir, role=role, zone=zone or creds.zone_id, vendor=creds.vendor_id
-        )
+    path = _data_dir(cfg, data_dir)
+    require_device(path, config=config if data_dir is None else None)
+    limits: dict[str, Any] = {}
     if cfg is not None:
-        if cfg.device.role is not role:
-            raise BadInput("wrong_role", f"this device is a {cfg.device.role}, not a {role}")
-        return await Device.open(
-            data_dir or cfg.device.data_dir,
-            role=role,
-            zone=zone or cfg.device.zone,
-            vendor=cfg.device.vendor,
-            allowance_cap=cfg.cashless.offline_allowance_cents,
-            online_window_ms=int(cfg.cashless.online_window_s * 1000),
-        )
-    return await Device.open(data_dir or Path("./var/device"), role=role, zone=zone)
+        limits = {
+            "allowance_cap": cfg.cashless.offline_allowance_cents,
+            "online_window_ms": int(cfg.cashless.online_window_s * 1000),
+        }
+    device = await Device.open(path, role=role or Role.GATE, **limits)
+    try:
+        creds = load_credentials(path)
+        ident = identity.resolve(cfg, creds, await identity.recorded(device.store))
+        if role is not None:
+            identity.check_role(ident, role, path)
+        device.role = role or ident.role or Role.GATE
+        device.zone_ref = zone or ident.zone
+        device.vendor_ref = vendor or ident.vendor
+    except BaseException:
+        await device.close()
+        raise
+    return Opened(device, ident, path, cfg, creds is not None)
 
 
 async def _with_device(
@@ -107,9 +171,17 @@ async def _with_device(
     work: Callable[[Device], Awaitable[T]],
     *,
     zone: str | None = None,
+    vendor: str | None = None,
 ) -> T:
-    device = await _open(config, data_dir, role, zone=zone)
+    """Run `work` on an existing device that has a catalog, as `role`."""
+    opened = await _open(config, data_dir, role, zone=zone, vendor=vendor)
+    device = opened.device
     try:
+        if device.catalog.festival is None:
+            command = catalog_command(
+                opened.data_dir, enrolled=opened.enrolled, config=config, role=role
+            )
+            raise BadInput("no_catalog", f"no catalog in {opened.data_dir}: run `{command}`")
         return await work(device)
     finally:
         await device.close()
@@ -186,33 +258,55 @@ def catalog_load(
     file: Annotated[Path, typer.Argument(help="catalog JSON (festgate-catalog/1)")],
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    role: Annotated[
+        Role | None, typer.Option(help="what this data dir's device is (default: gate)")
+    ] = None,
+    zone: Annotated[str | None, typer.Option(help="a gate's zone, id or name")] = None,
+    vendor: Annotated[str | None, typer.Option(help="a bar's vendor, id or name")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace the device's catalog with a JSON snapshot."""
+    """Set a device up from a catalog file (creating its data dir), or replace its catalog."""
     try:
         snapshot = Snapshot.model_validate_json(file.read_bytes())
     except (OSError, ValueError) as exc:
-        _fail("bad_catalog", str(exc).splitlines()[0] if str(exc) else type(exc).__name__, as_json)
+        fail("bad_catalog", _catalog_problem(file, exc), as_json)
 
-    async def work(device: Device) -> int:
-        return await device.store.apply_snapshot(snapshot)
+    async def work() -> tuple[int, Identity, Path]:
+        cfg = _load_config(config)
+        path = _data_dir(cfg, data_dir)
+        # Everything is checked before a new device is created (or an enrolled one opened).
+        creds = load_credentials(path) if (exists := _has_device(path)) else None
+        device = await Device.open(path, role=Role.GATE) if exists and not creds else None
+        try:
+            stored = await identity.recorded(device.store) if device is not None else None
+            current = identity.resolve(None, creds, stored)
+            chosen = identity.for_load(
+                current, cfg, snapshot, path, role=role, zone=zone, vendor=vendor
+            )
+            if device is None:
+                device = await Device.open(path, role=chosen.role or Role.GATE)
+            rows = await device.store.apply_snapshot(snapshot)
+            await identity.record(device.store, chosen)
+            return rows, chosen, path
+        finally:
+            if device is not None:
+                await device.close()
 
     try:
-        rows = _run(_with_device(config, data_dir, _role_of(config, data_dir), work), as_json)
-    except ValueError as exc:
-        _fail("bad_catalog", str(exc).splitlines()[0], as_json)
+        rows, chosen, path = _run(work(), as_json)
+    except ValueError as exc:  # refused by the store as it loaded: nothing was kept
+        fail("bad_catalog", _catalog_problem(file, exc), as_json)
+    place = chosen.zone or chosen.vendor
     if as_json:
-        print(json.dumps({"rows": rows, "seq": snapshot.seq}))
+        loaded = {"rows": rows, "seq": snapshot.seq, "data_dir": str(path)}
+        print(
+            json.dumps(loaded | {"role": chosen.role, "zone": chosen.zone, "vendor": chosen.vendor})
+        )
     else:
-        out.print(f"loaded {rows} rows, catalog seq {snapshot.seq}")
-
-
-def _role_of(config: Path | None, data_dir: Path | None = None) -> Role:
-    cfg = _load_config(config)
-    if cfg is not None:
-        return cfg.device.role
-    creds = load_credentials(data_dir) if data_dir is not None else None
-    return Role(creds.role) if creds is not None else Role.GATE
+        out.print(
+            f"loaded {rows} rows, catalog seq {snapshot.seq}, into {escape(str(path))}: "
+            f"a {chosen.role}" + (f" at {escape(place)}" if place else "")
+        )
 
 
 @catalog_app.command("sample")
@@ -274,17 +368,12 @@ def charge(
 ) -> None:
     """Charge a wristband at a bar; exit status 0 approved, 1 declined, 2 error."""
 
-    async def work() -> SaleResult:
-        device = await _open(config, data_dir, Role.BAR)
-        device.vendor_ref = vendor or device.vendor_ref
+    async def work(device: Device) -> SaleResult:
         if device.vendor_ref is None and len(device.catalog.vendors) == 1:
             device.vendor_ref = next(iter(device.catalog.vendors))
-        try:
-            return await device.charge(tag, amount=amount, products=_parse_products(product or []))
-        finally:
-            await device.close()
+        return await device.charge(tag, amount=amount, products=_parse_products(product or []))
 
-    _show(_run(work(), as_json), as_json)
+    _show(_run(_with_device(config, data_dir, Role.BAR, work, vendor=vendor), as_json), as_json)
 
 
 @app.command()
@@ -316,43 +405,28 @@ def refund(
 
 @app.command()
 def status(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the device's identity, catalog and journal."""
+    """Show what the device is, what it holds, how its sync went and what it lacks."""
 
-    async def work(device: Device) -> dict[str, Any]:
-        stats = await device.journal.stats()
-        festival = device.catalog.festival
-        sync_status = json.loads(await device.store.get_state("sync_status") or "{}")
-        return {
-            "device_id": device.journal.device_id,
-            "role": device.role.value,
-            "festival": festival.name if festival else None,
-            "catalog_seq": device.store.cursor,
-            "tables": await device.store.table_counts(),
-            "events": stats.events,
-            "pending_events": stats.pending,
-            "last_device_seq": stats.last_seq,
-            "sync": {
-                key: sync_status.get(key)
-                for key in (
-                    "head_seq",
-                    "lag",
-                    "last_success_ms",
-                    "last_error",
-                    "clock_offset_ms",
-                    "refused",
-                )
-            },
-        }
+    async def work() -> dict[str, Any]:
+        opened = await _open(config, data_dir, None)
+        try:
+            return await gather(
+                opened.device,
+                opened.identity,
+                opened.data_dir,
+                enrolled=opened.enrolled,
+                cfg=opened.cfg,
+                config=config,
+            )
+        finally:
+            await opened.device.close()
 
-    info = _run(_with_device(config, data_dir, _role_of(config, data_dir), work), as_json)
+    info = _run(work(), as_json)
     if as_json:
         print(json.dumps(info))
         return
-    for key, value in info.items():
-        shown = (
-            ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
-        )
-        out.print(f"{key:16} {shown}")
+    for line in render(info, wall_clock_ms()):
+        out.print(line, soft_wrap=True)
 
 
 cli_sync.register(app, _run)

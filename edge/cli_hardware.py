@@ -9,6 +9,7 @@ import queue
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +19,11 @@ from rich.markup import escape
 
 from config.device import DeviceConfig, load_device_config
 from config.errors import ConfigError
+from edge.cli_errors import err, fail
+from edge.decide import BadInput
 from hardware.base import Actuator, CodeReader, HardwareUnsupported, ReaderUnavailable, Scan, Shown
 
 out = Console()
-err = Console(stderr=True)
 
 # Past shutdown_s, closing the store and the interpreter's own exit get this long.
 STOP_GRACE_S = 10.0
@@ -52,10 +54,11 @@ def run(config: ConfigOpt = None) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     grace = cfg.timeouts.shutdown_s + STOP_GRACE_S
     try:
-        asyncio.run(run_daemon(cfg, on_stop=lambda: arm_stop_watchdog(grace)))
+        asyncio.run(run_daemon(cfg, on_stop=lambda: arm_stop_watchdog(grace), config_path=config))
     except ConfigError as exc:  # the data dir, found on opening it: exit 2 as for bad TOML
-        err.print(f"[bold red]error[/] config: {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        fail("config", str(exc))
+    except BadInput as exc:  # no device in the data dir: `init` or `catalog load` first
+        fail(exc.code, exc.detail)
 
 
 def arm_stop_watchdog(seconds: float) -> None:
@@ -82,15 +85,30 @@ def hardware_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
             out.print(f"        [yellow]⚠ {problem}[/]")
 
 
-def _watch(reader: CodeReader, stop: threading.Event, seen: queue.Queue[Scan | str]) -> None:
+# Counters a driver keeps for its own faults: a decoder that raised, a camera that stopped
+# delivering, an NFC reader that would not open or was lost, an actuator that failed. The
+# others count dropped input (noise, a tag pulled away early) or work done: no fault of the part.
+FAULT_COUNTERS = ("bad_frames", "failed_reads", "open_failures", "lost", "faults")
+WORK_COUNTERS = ("frames", "opens", "shown", "pulses")
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """A reader's source ended (`problem` None) or the reader failed."""
+
+    reader: str
+    problem: str | None
+
+
+def _watch(reader: CodeReader, stop: threading.Event, seen: queue.Queue[Scan | _Ended]) -> None:
     try:
         for scan in reader.scans(stop):
             seen.put(scan)
-        seen.put(f"{reader.name}: source ended")
+        seen.put(_Ended(reader.name, None))
     except (ReaderUnavailable, HardwareUnsupported) as exc:
-        seen.put(f"{reader.name}: {exc}")
+        seen.put(_Ended(reader.name, str(exc)))
     except Exception as exc:  # show anything, the tech is debugging
-        seen.put(f"{reader.name}: {type(exc).__name__}: {exc}")
+        seen.put(_Ended(reader.name, f"{type(exc).__name__}: {exc}"))
 
 
 def _describe(scan: Scan) -> str:
@@ -111,39 +129,57 @@ def hardware_test(
         float | None, typer.Option(help="stop after this long (default: Ctrl-C)")
     ] = None,
 ) -> None:
-    """Live check: print each decoded code or tag as it arrives; --pulse opens the relay once."""
+    """Live check: print each decoded code or tag as it arrives; --pulse opens the relay once.
+    Exit status 1 when a part failed (could not be built, opened or read, or a decoder or
+    actuator faulted), 2 for a bad config or name."""
     from edge.runtime import build_parts
 
     cfg = _config(config)
-    readers, actuators = build_parts(cfg)
-    names = {r.name for r in readers} | {a.name for a in actuators}
+    parts = build_parts(cfg)
+    names = {r.name for r in parts.readers} | {a.name for a in parts.actuators}
+    names |= set(parts.disabled)
     if name is not None and name not in names:
-        err.print(
-            f"[red]no reader or actuator named {name!r}[/] (have: {', '.join(sorted(names))})"
+        fail(
+            "unknown_part",
+            f"no reader or actuator named {name!r} (have: {', '.join(sorted(names))})",
         )
-        raise typer.Exit(2)
-    readers = [r for r in readers if name in (None, r.name)]
-    chosen: list[Actuator] = [a for a in actuators if name in (None, a.name)]
+    failed = {n: why for n, why in parts.disabled.items() if name in (None, n)}
+    for part, why in failed.items():
+        err.print(f"[red]{part}: {escape(why)}[/]", soft_wrap=True)
+    readers = [r for r in parts.readers if name in (None, r.name)]
+    chosen: list[Actuator] = [a for a in parts.actuators if name in (None, a.name)]
     if pulse:
-        _pulse(chosen)
-    if not readers:
-        return
+        failed |= _pulse(chosen)
+    if readers:
+        failed |= _read(readers, seconds)
+    if failed:
+        err.print(f"[bold red]hardware test failed:[/] {escape(', '.join(failed))}")
+        raise typer.Exit(1)
+
+
+def _read(readers: list[CodeReader], seconds: float | None) -> dict[str, str]:
+    """Show what each reader reads until `seconds` pass, Ctrl-C, or every reader ended;
+    returns the readers that failed, with why."""
     stop = threading.Event()
-    seen: queue.Queue[Scan | str] = queue.Queue()
+    seen: queue.Queue[Scan | _Ended] = queue.Queue()
     for reader in readers:
         threading.Thread(target=_watch, args=(reader, stop, seen), daemon=True).start()
     out.print(f"reading from {', '.join(r.name for r in readers)} — show a code or tap a tag")
     deadline = time.monotonic() + seconds if seconds is not None else None
-    ended = 0
+    ended, failed = 0, {}
     try:
         while ended < len(readers) and (deadline is None or time.monotonic() < deadline):
             try:
                 item = seen.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if isinstance(item, str):
+            if isinstance(item, _Ended):
                 ended += 1
-                err.print(f"[yellow]{item}[/]")
+                if item.problem is None:
+                    err.print(f"[yellow]{item.reader}: source ended[/]")
+                else:
+                    failed[item.reader] = item.problem
+                    err.print(f"[red]{item.reader}: {escape(item.problem)}[/]", soft_wrap=True)
             else:
                 print(f"{item.source}: {_describe(item)}", flush=True)
     except KeyboardInterrupt:
@@ -151,26 +187,40 @@ def hardware_test(
     finally:
         stop.set()
     for reader in readers:
-        dropped = {k: v for k, v in reader.counters.snapshot().items() if k != "frames"}
+        counts = reader.counters.snapshot()
+        faults = {k: v for k, v in counts.items() if k in FAULT_COUNTERS}
+        dropped = {k: v for k, v in counts.items() if k not in FAULT_COUNTERS + WORK_COUNTERS}
         if dropped:
-            out.print(f"{reader.name}: dropped/faults {dropped}")
+            out.print(f"{reader.name}: dropped input {dropped}")
+        if faults:
+            failed.setdefault(reader.name, f"faults {faults}")
+            err.print(f"[red]{reader.name}: faults {faults} (see the log lines above)[/]")
+    return failed
 
 
-def _pulse(actuators: list[Actuator]) -> None:
+def _pulse(actuators: list[Actuator]) -> dict[str, str]:
+    """Send each actuator an admitting test verdict; returns those that failed, with why."""
     from hardware.serial_relay import SerialRelay
 
     relays = [a for a in actuators if isinstance(a, SerialRelay)]
     if not relays:
         err.print("[yellow]no relay configured to pulse[/]")
+    failed = {}
     for actuator in actuators:
         try:
             # An admitting test verdict: relays pulse, displays and lamps show green.
             actuator.show(Shown("test", "Hardware test", admits=True, source="hardware test"))
+        except Exception as exc:  # drivers count their faults; this is a last guard
+            actuator.counters.add("faults")
+            failed[actuator.name] = f"{type(exc).__name__}: {exc}"
         finally:
             actuator.close()
         faults = actuator.counters["faults"]
+        if faults:
+            failed.setdefault(actuator.name, f"{faults} fault(s)")
         status = "[red]failed (see log)[/]" if faults else "[green]done[/]"
         out.print(f"{actuator.name}: test verdict sent — {status}")
+    return failed
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,15 +12,18 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_random_exponential as jittered
 
+from config.device import DEFAULT_DATA_DIR
 from edge.datadir import write_private
 from edge.decide import BadInput
 from edge.device import Device
+from edge.humanize import moment
+from edge.status import resume_sync, saved_sync
+from edge.store import require_device
 from edge.sync_link import Credentials, engine_for, load_credentials, save_credentials
-from sync.client import CentralClient, CentralError, CentralUnavailable
+from sync.client import CentralClient, CentralError, CentralRefused, CentralUnavailable
 from sync.engine import SyncEngine
 from sync.vocab import Role
 
-DEFAULT_DATA = Path("./var/device")
 SNAPSHOT_ATTEMPTS = 8  # about a minute of backoff: central's snapshot streams are capped
 
 
@@ -114,25 +118,46 @@ async def enrol_device(
 
 async def sync_now(data_dir: Path, ca_bundle: Path | None = None) -> dict[str, Any]:
     """One round: push what is pending, pull until caught up; returns the status."""
+    require_device(data_dir)
     creds = load_credentials(data_dir)
     if creds is None:
-        raise BadInput("not_enrolled", f"no credentials in {data_dir}; run `festgate init` first")
+        raise BadInput(
+            "not_enrolled",
+            f"no credentials in {data_dir}: enrol it first with "
+            f"`festgate init --central URL --code CODE -d {shlex.quote(str(data_dir))}`",
+        )
     device = await Device.open(data_dir, role=Role(creds.role))
     try:
         async with _client(creds, ca_bundle) as client:
             engine = engine_for(device, client)
+            await resume_sync(engine, device.store)
             try:
                 if device.catalog.festival is None:  # an init whose snapshot never landed
                     await _bootstrap(engine, None)
                 pushed, pulled = await engine.sync_round()
             except CentralError as exc:
-                engine.status.last_error = str(exc)
-                await engine.record_status()
-                raise BadInput("sync_failed", str(exc)) from None
-        status: dict[str, Any] = json.loads(await device.store.get_state("sync_status") or "{}")
-        return {"pushed": pushed, "pulled": pulled} | status
+                raise await _failed(engine, device, exc, creds, data_dir) from None
+        return {"pushed": pushed, "pulled": pulled} | await saved_sync(device.store)
     finally:
         await device.close()
+
+
+async def _failed(
+    engine: SyncEngine, device: Device, exc: CentralError, creds: Credentials, data_dir: Path
+) -> BadInput:
+    """Record a failed round (the last success stays as it was) and say what to do."""
+    now = device.clock()
+    engine.status.last_error, engine.status.last_error_ms = str(exc), now
+    await engine.record_status()
+    if isinstance(exc, CentralRefused):
+        todo = "ask ops whether this device was revoked, or update festgate"
+    else:
+        todo = (
+            f"check the link to {creds.central_url}, then run "
+            f"`festgate sync -d {shlex.quote(str(data_dir))}` again"
+        )
+    last = moment(engine.status.last_success_ms, now)
+    return BadInput("sync_failed", f"{exc}; last success: {last}; {todo}")
 
 
 def register(app: typer.Typer, run: Any) -> None:
@@ -143,7 +168,7 @@ def register(app: typer.Typer, run: Any) -> None:
         central: Annotated[str, typer.Option(help="central's base URL, e.g. https://central:8443")],
         code: Annotated[str, typer.Option(help="one-time enrol code from ops")],
         name: Annotated[str, typer.Option(help="device name ops will see")] = "device",
-        data_dir: Annotated[Path, typer.Option("--data-dir", "-d")] = DEFAULT_DATA,
+        data_dir: Annotated[Path, typer.Option("--data-dir", "-d")] = DEFAULT_DATA_DIR,
         ca_bundle: Annotated[Path | None, typer.Option(help="festival CA bundle (PEM)")] = None,
         write_config: Annotated[
             Path | None, typer.Option(help="where to write the device TOML (default: in data dir)")
@@ -170,7 +195,7 @@ def register(app: typer.Typer, run: Any) -> None:
 
     @app.command("sync")
     def sync_cmd(
-        data_dir: Annotated[Path, typer.Option("--data-dir", "-d")] = DEFAULT_DATA,
+        data_dir: Annotated[Path, typer.Option("--data-dir", "-d")] = DEFAULT_DATA_DIR,
         ca_bundle: Annotated[Path | None, typer.Option(help="festival CA bundle (PEM)")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:

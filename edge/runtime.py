@@ -10,16 +10,23 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from config.device import DeviceConfig
+from config.errors import ConfigError
+from edge import identity
 from edge.decide import BadInput
 from edge.device import Device
 from edge.runtime_logs import JournalBridge
+from edge.status import Notice, notices, record_daemon, resume_sync
+from edge.store import require_device
 from edge.sync_link import engine_for, load_credentials
 from hardware.base import Actuator, CodeReader, Counters, HardwareUnsupported, Scan, Shown
 from hardware.faults import describe
 from sync.client import CentralClient
+from sync.logline import TEXT
 from sync.vocab import Role
 
 log = logging.getLogger("festgate.runtime")
@@ -89,6 +96,7 @@ class Runtime:
         side_loops: Sequence[SideLoop] = (),
         queue_size: int = 64,
         on_stop: Callable[[], None] | None = None,
+        notices: Sequence[Notice] = (),
     ) -> None:
         self.config = config
         self.device = device
@@ -104,6 +112,7 @@ class Runtime:
         self._basket: list[tuple[str, int]] = []
         self.started = asyncio.Event()
         self.on_stop = on_stop  # called once, as shutdown begins (the daemon arms a watchdog)
+        self.notices = list(notices)  # what keeps this device from its job, said at start
 
     def stop(self) -> None:
         """Begin a bounded shutdown (the SIGTERM handler calls this)."""
@@ -128,6 +137,9 @@ class Runtime:
             readers=",".join(r.name for r in self.readers),
             actuators=",".join(w.actuator.name for w in self.workers),
         )
+        for notice in self.notices:
+            # After the bridge is in place: journaled too, so ops sees it once the device syncs.
+            log.log(notice.level, "%s", notice.text, extra={"event": f"daemon.{notice.code}"})
         self.started.set()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -152,7 +164,7 @@ class Runtime:
         """Log a lifecycle event and journal it whatever the log level (not rate-limited)."""
         log.info(msg, extra=fields)
         with contextlib.suppress(asyncio.QueueFull):
-            self._logs.put_nowait({"level": "info", "logger": log.name, "msg": msg, **fields})
+            self._logs.put_nowait({"level": "info", "logger": log.name, TEXT: msg, **fields})
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         installed: list[int] = []
@@ -347,38 +359,66 @@ async def journal_log(device: Device, payload: dict[str, Any]) -> None:
     await device.record_log(payload)
 
 
-def build_parts(config: DeviceConfig) -> tuple[list[CodeReader], list[Actuator]]:
+@dataclass
+class Parts:
+    """The drivers built from a config, and the parts left out (name → why)."""
+
+    readers: list[CodeReader] = field(default_factory=list)
+    actuators: list[Actuator] = field(default_factory=list)
+    disabled: dict[str, str] = field(default_factory=dict)
+
+
+def build_parts(config: DeviceConfig) -> Parts:
     """Drivers for every configured reader and actuator; one whose library is missing is
     left out with a log line, so the rest of the device still works."""
     from hardware.registry import make_actuator, make_reader
 
-    readers: list[CodeReader] = []
-    actuators: list[Actuator] = []
+    parts = Parts()
     for reader_cfg in config.readers:
         try:
-            readers.append(make_reader(reader_cfg))
+            parts.readers.append(make_reader(reader_cfg))
         except HardwareUnsupported as exc:
+            parts.disabled[reader_cfg.name] = str(exc)
             log.error("%s", exc, extra={"event": "reader.disabled", "reader": reader_cfg.name})
     for actuator_cfg in config.actuators:
         try:
-            actuators.append(make_actuator(actuator_cfg))
+            parts.actuators.append(make_actuator(actuator_cfg))
         except HardwareUnsupported as exc:
+            parts.disabled[actuator_cfg.name] = str(exc)
             log.error(
                 "%s", exc, extra={"event": "actuator.disabled", "actuator": actuator_cfg.name}
             )
-    return readers, actuators
+    return parts
 
 
-async def open_device(config: DeviceConfig) -> Device:
-    """The device's store and journal, as its config describes."""
-    return await Device.open(
-        config.device.data_dir,
+async def open_device(config: DeviceConfig, config_path: Path | None = None) -> Device:
+    """The device's store and journal, as its config describes; the data dir must hold a
+    device already (`festgate init` or `festgate catalog load` sets one up), and be one of
+    the config's role."""
+    data_dir = config.device.data_dir
+    require_device(data_dir, config=config_path)
+    device = await Device.open(
+        data_dir,
         role=config.device.role,
         zone=config.device.zone,
         vendor=config.device.vendor,
         allowance_cap=config.cashless.offline_allowance_cents,
         online_window_ms=int(config.cashless.online_window_s * 1000),
     )
+    stored = await identity.recorded(device.store)
+    own = identity.resolve(None, load_credentials(data_dir), stored)
+    if own.role is not None and own.role is not config.device.role:
+        # The daemon would act as what the device is not (and central knows it as).
+        await device.close()
+        raise ConfigError(
+            "device.role",
+            [
+                f"the config says {config.device.role}, but {data_dir} is a {own.role} (set by "
+                f"its {own.source}): fix device.role, or point device.data_dir at a "
+                f"{config.device.role}"
+            ],
+        )
+    return device
 
 
 async def run_daemon(
@@ -386,9 +426,10 @@ async def run_daemon(
     *,
     side_loops: Sequence[SideLoop] = (),
     on_stop: Callable[[], None] | None = None,
+    config_path: Path | None = None,
 ) -> Runtime:
     """`festgate run`: open the device, wire its hardware, run until SIGTERM, close."""
-    device = await open_device(config)
+    device = await open_device(config, config_path)
     client = None
     try:
         loops = list(side_loops)
@@ -406,9 +447,29 @@ async def run_daemon(
                 device, client, long_poll_s=central.long_poll_s,
                 push_interval_s=central.push_interval_s, max_backoff_s=central.max_backoff_s,
             )  # fmt: skip
+            await resume_sync(engine, device.store)
             loops.append(engine.run)
-        readers, actuators = build_parts(config)
-        runtime = Runtime(config, device, readers, actuators, side_loops=loops, on_stop=on_stop)
+        parts = build_parts(config)
+        await record_daemon(
+            device.store,
+            {
+                "started_ms": device.clock(),
+                "readers": [r.name for r in parts.readers],
+                "actuators": [a.name for a in parts.actuators],
+                "disabled": parts.disabled,
+            },
+        )
+        found = notices(
+            config.device.data_dir,
+            enrolled=creds is not None,
+            readers=len(parts.readers),
+            has_catalog=device.catalog.festival is not None,
+            config=config_path,
+        )
+        runtime = Runtime(
+            config, device, parts.readers, parts.actuators,
+            side_loops=loops, on_stop=on_stop, notices=found,
+        )  # fmt: skip
         await runtime.run()
         return runtime
     finally:

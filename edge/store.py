@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import aiosqlite
 
 from edge import datadir, journal
 from edge.bulkload import BulkWriter
-from edge.decide import Presence
+from edge.decide import BadInput, Presence
 from edge.replica import SPECS, TableSpec, validate_rows
 from edge.schema import migrate
 from sync.catalog import (
@@ -90,6 +91,33 @@ def _open_and_migrate(data_dir: Path) -> Path:
     finally:
         conn.close()
     return path
+
+
+class NoDevice(BadInput):
+    """A command that uses a device found none where it was pointed; nothing was created."""
+
+    def __init__(self, data_dir: Path, why: str, config: Path | None = None) -> None:
+        where = "" if data_dir.is_absolute() else f" ({data_dir.absolute()})"
+        target = f"-c {shlex.quote(str(config))}" if config else f"-d {shlex.quote(str(data_dir))}"
+        super().__init__(
+            "no_data_dir",
+            f"no device at {data_dir}{where}: {why}; check the path, or set a device up there "
+            f"with `festgate catalog load FILE {target}` or `festgate init ... -d {data_dir}`",
+        )
+        self.data_dir = data_dir
+
+
+def require_device(data_dir: Path, *, config: Path | None = None) -> None:
+    """Raise NoDevice unless `data_dir` holds a device (its replica, or the credentials of an
+    enrolment whose snapshot never came). Only `init` and `catalog load` create a device;
+    every other command checks here first, so a mistyped `-d` creates nothing. A directory
+    that exists is checked for privacy first (`edge.datadir`), as an open would. `config`:
+    the config file that names `data_dir`, for the advice."""
+    if not data_dir.is_dir():
+        raise NoDevice(data_dir, "no such directory", config)
+    datadir.check_private(data_dir, DB_NAME)
+    if not any((data_dir / name).is_file() for name in (DB_NAME, datadir.CREDENTIALS)):
+        raise NoDevice(data_dir, f"the directory holds no {DB_NAME}", config)
 
 
 @dataclass(frozen=True, slots=True)

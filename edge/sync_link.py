@@ -14,6 +14,8 @@ from sync.client import CentralClient
 from sync.engine import SyncEngine
 from sync.protocol import Event
 
+SYNC_KEY = "sync_status"  # where the engine's status is kept in sync_state (`festgate status`)
+
 
 class Credentials(BaseModel):
     """What enrolment gave this device; kept in its data dir, mode 0600."""
@@ -72,7 +74,7 @@ class DeviceOutbox:
 
     async def save_status(self, status: dict[str, Any]) -> None:
         """Persist the sync status where `festgate status` reads it."""
-        await self.device.store.set_state("sync_status", json.dumps(status))
+        await self.device.store.set_state(SYNC_KEY, json.dumps(status))
 
 
 def engine_for(device: Device, client: CentralClient, **kwargs: Any) -> SyncEngine:

@@ -94,4 +94,5 @@ async def test_openapi_declares_the_real_shapes(rig: Rig) -> None:
     assert params["state"]["schema"]["enum"] == ["open", "resolved", "all"]
     assert params["open_only"]["deprecated"] is True
     conflict = paths["/v1/ops/festivals/{festival}/conflicts/{conflict_id}"]["get"]
-    assert conflict["parameters"][1]["schema"]["format"] == "uuid"
+    by_name = {p["name"]: p for p in conflict["parameters"]}
+    assert by_name["conflict_id"]["schema"]["format"] == "uuid"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,11 @@ from edge.sample import SampleFestival, build_sample
 from sync.vocab import Role
 
 NOW = 1_790_000_000  # unix seconds, pinned: decisions never read the real clock in tests
+NOW_MS = NOW * 1000
+# Local time in tests that show times to people: a POSIX zone rule (no tz database needed),
+# two hours east of UTC and called "FGT"; NOW there.
+TZ = "FGT-2"
+NOW_SHOWN = "2026-09-21 16:13:20 FGT"
 
 
 class Clock:
@@ -38,6 +45,22 @@ class Clock:
     def set_wall(self, seconds: float) -> None:
         """Someone sets the wall clock (by `seconds`, back when negative); no time passes."""
         self.ms += int(seconds * 1000)
+
+
+@pytest.fixture
+def fixed_tz() -> Iterator[None]:
+    """Local time is TZ for the test; the process's zone is restored afterwards."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = TZ
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
 
 
 @pytest.fixture(scope="session")

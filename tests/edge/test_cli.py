@@ -12,15 +12,18 @@ from edge.cli import app
 runner = CliRunner()
 
 
-def _sample(tmp_path: Path) -> tuple[Path, dict[str, dict[str, str]]]:
+def _sample(tmp_path: Path, *setup: str) -> tuple[Path, dict[str, dict[str, str]]]:
+    """A data dir set up from the sample catalog (`setup`: --role and its place)."""
     result = runner.invoke(app, ["catalog", "sample", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     codes = json.loads((tmp_path / "s" / "codes.json").read_text())
-    load = runner.invoke(
-        app, ["catalog", "load", str(tmp_path / "s" / "catalog.json"), "-d", str(tmp_path / "d")]
-    )
+    catalog = str(tmp_path / "s" / "catalog.json")
+    load = runner.invoke(app, ["catalog", "load", catalog, "-d", str(tmp_path / "d"), *setup])
     assert load.exit_code == 0, load.output
     return tmp_path / "d", codes
+
+
+BAR = ("--role", "bar", "--vendor", "Main Bar")
 
 
 def test_scan_shows_code_and_text_and_exit_status(tmp_path: Path) -> None:
@@ -34,7 +37,7 @@ def test_scan_shows_code_and_text_and_exit_status(tmp_path: Path) -> None:
 
 
 def test_charge_by_product_shows_balance(tmp_path: Path) -> None:
-    data, codes = _sample(tmp_path)
+    data, codes = _sample(tmp_path, *BAR)
     tag = codes["tags"]["alice"]
     result = runner.invoke(app, ["charge", tag, "--product", "Beer:2", "-d", str(data), "--json"])
     assert result.exit_code == 0, result.output
@@ -43,7 +46,7 @@ def test_charge_by_product_shows_balance(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_an_error_with_a_code(tmp_path: Path) -> None:
-    data, codes = _sample(tmp_path)
+    data, codes = _sample(tmp_path, *BAR)
     result = runner.invoke(
         app, ["charge", codes["tags"]["alice"], "--amount", "-5", "-d", str(data), "--json"]
     )

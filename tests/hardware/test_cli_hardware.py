@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app
@@ -88,13 +91,48 @@ def test_hardware_test_pulse_opens_the_relay_once(tmp_path: Path) -> None:
     assert "turnstile: test verdict sent" in result.output
 
 
-def test_hardware_test_reports_a_missing_port_plainly(tmp_path: Path) -> None:
+def test_hardware_test_fails_plainly_on_a_missing_port(tmp_path: Path) -> None:
     toml = write_config(
         tmp_path,
         '[[readers]]\ntype = "serial_scanner"\nname = "hand"\nport = "/dev/ttyNOPE3"\n',
     )
-    result = runner.invoke(app, ["hardware", "test", "-c", str(toml), "--seconds", "2"])
-    assert result.exit_code == 0, result.output
+    # A bound, not a wait: the test ends as soon as its only reader has failed.
+    result = runner.invoke(app, ["hardware", "test", "-c", str(toml), "--seconds", "60"])
+    assert result.exit_code == 1, result.output
     assert "no serial port /dev/ttyNOPE3" in result.output
+    assert result.output.strip().splitlines()[-1] == "hardware test failed: hand"
     unknown = runner.invoke(app, ["hardware", "test", "nope", "-c", str(toml)])
     assert unknown.exit_code == 2 and "no reader or actuator named 'nope'" in unknown.output
+
+
+def test_hardware_test_fails_when_a_decoder_library_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)  # as on a machine without zxing-cpp
+    toml = write_config(tmp_path, '[[readers]]\ntype = "camera"\nname = "cam"\nsource = "0"\n')
+    result = runner.invoke(app, ["hardware", "test", "-c", str(toml), "--seconds", "60"])
+    assert result.exit_code == 1, result.output
+    assert "cam: zxing decoder disabled: cannot import zxingcpp" in result.output
+    assert result.output.strip().splitlines()[-1] == "hardware test failed: cam"
+
+
+def test_hardware_test_fails_when_a_reader_is_unplugged_during_the_test(tmp_path: Path) -> None:
+    cli = [sys.executable, "-c", "from edge.cli import main; main()"]
+    with PtyDevice() as scanner:
+        toml = write_config(
+            tmp_path,
+            f'[[readers]]\ntype = "serial_scanner"\nname = "hand"\nport = "{scanner.port}"\n',
+        )
+        proc = subprocess.Popen(
+            [*cli, "hardware", "test", "-c", str(toml), "--seconds", "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("reading from hand")
+        scanner.close()  # unplugged (before or after the driver opened it: both are failures)
+        _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 1, errors
+    assert errors.strip().splitlines()[-1] == "hardware test failed: hand"

@@ -230,7 +230,9 @@ name = "lamp"
     conn = sqlite3.connect(tmp_path / "data" / DB_NAME)
     kinds = [r[0] for r in conn.execute("SELECT kind FROM journal ORDER BY device_seq")]
     conn.close()
-    assert kinds == ["log", "entry", "log"]
+    # Started, the loud "not enrolled" notice, the entry, stopped.
+    assert kinds == ["log", "log", "entry", "log"]
+    assert any(x.get("event") == "daemon.not_enrolled" for x in lines)
 
 
 def test_a_daemon_wedged_after_sigterm_prints_its_stacks_and_exits() -> None:
