@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg, server_gc
-from central.api import docs, errors, ops, sync
+from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, ops_reports, sync
 from central.api.deps import AppState, SyncSettings
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
@@ -108,6 +108,10 @@ def create_app(
     errors.install(app)
     app.include_router(sync.router)
     app.include_router(ops.router)
+    app.include_router(ops_devices.router)
+    app.include_router(ops_reports.router)
+    app.include_router(ops_festivals.router)
+    app.include_router(admin.router)
     app.include_router(docs.router)
     app.add_middleware(errors.ProtocolGate)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -42,28 +42,47 @@ class Action(StrEnum):
     BLOCK_TAG = "block_tag"  # and unblock
     TOPUP = "topup"
     REFUND = "refund"  # money back from a wristband
+    VIEW_FESTIVAL = "view_festival"  # show it, and list the festivals one may see
+    DELETE_FESTIVAL = "delete_festival"
+    VIEW_VENDORS = "view_vendors"
+    OPEN_VENDOR = "open_vendor"  # open or close
+    VIEW_KEYS = "view_keys"
+    ROTATE_KEY = "rotate_key"
+    REVOKE_KEY = "revoke_key"
+    VIEW_ENROL_CODES = "view_enrol_codes"
+    REVOKE_ENROL_CODE = "revoke_enrol_code"
+    VIEW_USERS = "view_users"
+    ADD_USER = "add_user"
+    REVOKE_USER = "revoke_user"
 
 
 A = Action
 _ALL_OPS = frozenset(a for a in Action if a is not Action.SYNC)
-# The role matrix. Reading it row by row: SECURITY watches gates and may block, never
-# touches money; CASHIER handles wristband money, never tickets; STAFF (site techs) see
-# devices and enrol them but change nothing in the catalog. A ticket's transfer, resale and
-# refund are box-office decisions: ADMIN and ORGANIZER only.
+_ADMIN_ONLY = frozenset({A.DELETE_FESTIVAL, A.VIEW_USERS, A.ADD_USER, A.REVOKE_USER})
+# The role matrix. Reading it row by row: only ADMIN deletes festivals and manages ops
+# users; ORGANIZER runs the festival (vendors, keys, devices); SECURITY watches gates and
+# may block, never touches money; CASHIER handles wristband money, never tickets; STAFF
+# (site techs) see devices and enrol them but change nothing in the catalog. A ticket's
+# transfer, resale and refund are box-office decisions: ADMIN and ORGANIZER only.
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "ADMIN": _ALL_OPS,
-    "ORGANIZER": _ALL_OPS,
+    "ORGANIZER": _ALL_OPS - _ADMIN_ONLY,
     "STAFF": frozenset(
         {
-            A.VIEW_CONFLICTS, A.VIEW_DEVICES, A.CREATE_ENROL_CODE, A.VIEW_OCCUPANCY,
+            A.VIEW_FESTIVAL, A.VIEW_CONFLICTS, A.VIEW_DEVICES, A.CREATE_ENROL_CODE,
+            A.VIEW_ENROL_CODES, A.REVOKE_ENROL_CODE, A.VIEW_VENDORS, A.VIEW_OCCUPANCY,
             A.VIEW_ENTRIES, A.VIEW_TICKET, A.VIEW_DEVICE_LOG,
         }
     ),
-    "CASHIER": frozenset({A.VIEW_SALES, A.VIEW_LEDGER, A.BLOCK_TAG, A.TOPUP, A.REFUND}),
+    "CASHIER": frozenset(
+        {A.VIEW_FESTIVAL, A.VIEW_VENDORS, A.VIEW_SALES, A.VIEW_LEDGER, A.BLOCK_TAG, A.TOPUP,
+         A.REFUND}
+    ),
     "SECURITY": frozenset(
         {
-            A.VIEW_CONFLICTS, A.RESOLVE_CONFLICT, A.VIEW_DEVICES, A.REVOKE_DEVICE,
-            A.VIEW_OCCUPANCY, A.VIEW_ENTRIES, A.VIEW_TICKET, A.BLOCK_TICKET, A.BLOCK_TAG,
+            A.VIEW_FESTIVAL, A.VIEW_CONFLICTS, A.RESOLVE_CONFLICT, A.VIEW_DEVICES,
+            A.REVOKE_DEVICE, A.VIEW_OCCUPANCY, A.VIEW_ENTRIES, A.VIEW_TICKET, A.BLOCK_TICKET,
+            A.BLOCK_TAG,
         }
     ),
 }  # fmt: skip

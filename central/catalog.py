@@ -2,7 +2,8 @@
 
 Every write is one transaction that changes the table, publishes the replicated row to
 the change feed and appends to the audit log; a failure in any step leaves none of them.
-Tickets are in `central.tickets`, wristband accounts in `central.cashless`.
+Tickets are in `central.tickets`, wristband accounts in `central.cashless`; a festival's
+soft delete, which settles its devices too, in `central.festivals`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from psycopg import AsyncConnection, errors
 
-from central import audit, feed, keys
+from central import audit, feed, keys, views
 from central.errors import Conflict, NotFound
 from central.rows import (
     Record,
@@ -67,6 +68,7 @@ async def create_festival(
     """Create a festival with a fresh hash key and its first signing key."""
     fid = uuid.uuid4()
     async with conn.transaction():
+        await views.check_time_zone(conn, timezone)
         try:
             rec = await fetch_one(
                 conn,
@@ -102,34 +104,6 @@ async def create_festival(
         )
         await keys.create_key(conn, fid, actor=actor)
     return row.model_copy(update={"seq": seq})
-
-
-async def delete_festival(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, actor: str
-) -> None:
-    """Soft-delete a festival: it disappears from lookups, its rows stay for the audit trail."""
-    async with conn.transaction():
-        rec = await fetch_opt(
-            conn,
-            "UPDATE festival SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL "
-            "RETURNING *",
-            (festival_id,),
-        )
-        if rec is None:
-            raise NotFound(f"no festival {festival_id}")
-        row = festival_row(rec)
-        await audit.published(
-            conn,
-            festival_id,
-            "festival",
-            row,
-            actor=actor,
-            action="festival.delete",
-            entity_type="festival",
-            entity_id=festival_id,
-            old=row,
-            op="delete",
-        )
 
 
 async def create_category(
@@ -249,11 +223,15 @@ async def create_vendor(
 async def set_vendor_open(
     conn: AsyncConnection[Any], vendor_id: uuid.UUID, is_open: bool, *, actor: str
 ) -> VendorRow:
-    """Open or close a vendor; a closed vendor's bars refuse sales."""
+    """Open or close a vendor; a closed vendor's bars refuse sales (`vendor_closed`) from
+    their next sync. Already so: Conflict ``already_open``/``already_closed``, nothing stored."""
     async with conn.transaction():
         old = await fetch_opt(conn, "SELECT * FROM vendor WHERE id = %s FOR UPDATE", (vendor_id,))
         if old is None:
             raise NotFound(f"no vendor {vendor_id}")
+        if old["is_open"] == is_open:
+            state = "open" if is_open else "closed"
+            raise Conflict(f"vendor {old['name']!r} is already {state}", f"already_{state}")
         rec = await fetch_one(
             conn, "UPDATE vendor SET is_open = %s WHERE id = %s RETURNING *", (is_open, vendor_id)
         )

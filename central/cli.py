@@ -1,4 +1,6 @@
-"""`festgate-central`: migrate, create festivals, import catalog files, keys, users, serve.
+"""`festgate-central`: migrate, import catalog files, serve, demo; and the ops commands of
+the `cli_*` modules (festival, vendor, key, user, device, enrol-code, report, ticket,
+wristband, conflict).
 
 Thin commands: parse, call one function, print (tables for people, ``--json`` for scripts).
 Where the database is, and what every command shares: `central.cli_common`.
@@ -9,8 +11,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import uuid
-from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,16 +29,17 @@ from rich.progress import (
 )
 
 from central import (
-    catalog,
     cli_conflicts,
+    cli_devices,
+    cli_festivals,
+    cli_keys,
+    cli_reports,
     cli_tickets,
+    cli_users,
+    cli_vendors,
     cli_wristbands,
-    festivals,
     imports,
-    keys,
     pg,
-    refs,
-    users,
 )
 from central.cli_common import (
     FestivalOpt,
@@ -53,27 +54,28 @@ from central.cli_common import (
     resolve,
     run,
     settings,
-    table,
     wants_json,
 )
 from central.errors import ImportRowError
-from sync.vocab import TicketType
 
 app = typer.Typer(help="festgate central service", no_args_is_help=True)
-festival_app = typer.Typer(help="festivals", no_args_is_help=True)
 import_app = typer.Typer(
     help="import catalog files (one transaction per file)", no_args_is_help=True
 )
-key_app = typer.Typer(help="ticket signing keys", no_args_is_help=True)
-user_app = typer.Typer(help="ops users", no_args_is_help=True)
-app.add_typer(festival_app, name="festival")
+app.add_typer(cli_festivals.app, name="festival")
 app.add_typer(import_app, name="import")
-app.add_typer(key_app, name="key")
-app.add_typer(user_app, name="user")
+app.add_typer(cli_vendors.app, name="vendor")
+app.add_typer(cli_keys.app, name="key")
+app.add_typer(cli_users.app, name="user")
+app.add_typer(cli_devices.app, name="device")
+app.add_typer(cli_devices.enrol_app, name="enrol-code")
+app.add_typer(cli_reports.app, name="report")
 app.add_typer(cli_tickets.app, name="ticket")
 app.add_typer(cli_wristbands.app, name="wristband")
 app.add_typer(cli_conflicts.app, name="conflict")
-# `conflicts -f X`, as the README taught before `conflict list` existed.
+# The README's first spellings, kept working: `enroll-code` is `enrol-code create`;
+# `conflicts -f X` is `conflict list`.
+app.command("enroll-code", hidden=True)(cli_devices.enrol_code_create)
 app.command("conflicts", help="List open conflicts (short for `conflict list`).")(
     cli_conflicts.list_conflicts
 )
@@ -128,133 +130,6 @@ def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         pg.migrate(dsn)
         revision = pg.current_revision(dsn)
     emit(as_json, {"revision": revision}, f"schema at revision [bold]{revision}[/bold]")
-
-
-@festival_app.command("create")
-def festival_create(
-    ctx: typer.Context,
-    name: str,
-    slug: Annotated[str, typer.Option(help="short unique name: a-z, 0-9 and -")],
-    starts_at: Annotated[datetime | None, typer.Option(help="start, ISO 8601")] = None,
-    ends_at: Annotated[datetime | None, typer.Option(help="end, ISO 8601")] = None,
-    currency: str = "EUR",
-    offline_allowance: Annotated[
-        int, typer.Option(help="offline spend per wristband, cents")
-    ] = 2000,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a festival (with its hash key and first signing key)."""
-
-    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
-        row = await catalog.create_festival(
-            conn,
-            name=name,
-            slug=slug,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            currency=currency,
-            offline_allowance=offline_allowance,
-            actor=actor(),
-        )
-        key = await keys.current_key(conn, uuid.UUID(row.id))
-        return {"id": row.id, "slug": slug, "name": name, "key_id": key.key_id}
-
-    out = run(ctx, work)
-    emit(as_json, out, f"festival [bold]{slug}[/bold] created: {out['id']}")
-
-
-@festival_app.command("category")
-def festival_category(
-    ctx: typer.Context,
-    name: str,
-    festival: Annotated[str, typer.Option("--festival", "-f", help="festival id or slug")],
-    type_: Annotated[
-        TicketType, typer.Option("--type", help="STANDARD, VIP, BACKSTAGE, CAMPING, PARKING, COMBO")
-    ] = TicketType.STANDARD,
-    price: Annotated[int, typer.Option(help="price in cents")] = 0,
-    valid_from: Annotated[datetime | None, typer.Option(help="valid from, ISO 8601")] = None,
-    valid_until: Annotated[datetime | None, typer.Option(help="valid until, ISO 8601")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Add a ticket category: its type decides the zones its tickets open."""
-
-    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
-        row = await catalog.create_category(
-            conn, await festival_id(conn, festival), name=name, type=type_, price=price,
-            valid_from=valid_from, valid_until=valid_until, actor=actor(),
-        )  # fmt: skip
-        return {"id": row.id, "name": row.name, "type": row.type.value}
-
-    out = run(ctx, work)
-    emit(as_json, out, f"category [bold]{name}[/bold] ({out['type']}) created: {out['id']}")
-
-
-@festival_app.command("list")
-def festival_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List festivals, with how many outside codes are too weak for offline guessing."""
-    found = run(ctx, festivals.list_festivals)
-    if as_json:
-        typer.echo(json.dumps({"festivals": found}, default=str))
-        return
-    table(
-        ("slug", "name", "status", "tickets", "outside codes", "weak", "lowest bits"),
-        (
-            (
-                f["slug"],
-                f["name"],
-                f["status"],
-                f["tickets"],
-                c["codes"],
-                c["weak"],
-                c["lowest_bits"],
-            )
-            for f in found
-            for c in [f["outside_codes"]]
-        ),
-    )
-    weak = sum(f["outside_codes"]["weak"] for f in found)
-    if weak:
-        err_console.print(
-            f"[bold red]{weak} weak outside codes[/]: a stolen device's hash key lets a thief"
-            " guess valid ones offline (docs/security.md)",
-            soft_wrap=True,
-        )
-
-
-@festival_app.command("show")
-def festival_show(
-    ctx: typer.Context,
-    festival: Annotated[str, typer.Argument(help="festival id or slug")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Show one festival: settings, signing keys, tickets and its outside codes' strength."""
-
-    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
-        return await festivals.show_festival(conn, festival)
-
-    found = run(ctx, work)
-    if as_json:
-        typer.echo(json.dumps(found, default=str))
-        return
-    codes = found.pop("outside_codes")
-    found["signing_keys"] = ", ".join(
-        f"{k['key_id']}{' (revoked)' if k['revoked'] else ''}" for k in found["signing_keys"]
-    )
-    for key, value in found.items():
-        console.print(f"{key:18} {escape(str(value))}", soft_wrap=True)
-    console.print(f"{'outside codes':18} {codes['codes']} ({codes['unrated']} unrated)")
-    if codes["lowest_bits"] is not None:
-        console.print(
-            f"{'weakest code':18} {codes['lowest_bits']} bits (rounded down), "
-            f"{codes['effective_bits']} left among {codes['codes']}; each needs "
-            f"{codes['needed_bits']}"
-        )
-    if codes["weak"]:
-        console.print(
-            f"[bold red]{codes['weak']} weak outside codes[/]: a stolen device's hash key lets "
-            f"a thief guess valid ones offline (docs/security.md)",
-            soft_wrap=True,
-        )
 
 
 def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any) -> Any:
@@ -356,69 +231,6 @@ def import_zones(
     """Import access zones (name, capacity, required_types, reentry)."""
     zones = _import(ctx, festival, file, "zones")
     emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
-
-
-@key_app.command("rotate")
-def key_rotate(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = False) -> None:
-    """Add a new signing key; older keys still verify until revoked."""
-
-    async def work(conn: AsyncConnection[Any]) -> dict[str, Any]:
-        row = await keys.rotate_key(conn, await festival_id(conn, festival), actor=actor())
-        return {"key_id": row.key_id, "public_key": row.public_key, "seq": row.seq}
-
-    out = run(ctx, work)
-    emit(as_json, out, f"signing key {out['key_id']} now signs new codes")
-
-
-@user_app.command("add")
-def user_add(
-    ctx: typer.Context,
-    name: str,
-    role: Annotated[str, typer.Option(help="ADMIN, ORGANIZER, STAFF, CASHIER or SECURITY")],
-    festival: Annotated[str | None, typer.Option(help="festival id or slug (default: all)")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Add an ops user and print its token once (only its sha256 is stored)."""
-    role = role.upper()
-    if role not in {"ADMIN", "ORGANIZER", "STAFF", "CASHIER", "SECURITY"}:
-        fail(f"unknown role {role!r}", "bad_role", as_json=as_json)
-
-    async def work(conn: AsyncConnection[Any]) -> users.NewOpsUser:
-        fid = await festival_id(conn, festival) if festival else None
-        return await users.add_ops_user(conn, name=name, role=role, festival_id=fid, actor=actor())  # type: ignore[arg-type]
-
-    user = run(ctx, work)
-    data = {"id": str(user.user_id), "name": name, "role": role, "token": user.token}
-    emit(as_json, data, f"user {name} ({role}) token, shown once:\n{user.token}")
-
-
-@app.command("enroll-code")
-def enroll_code(
-    ctx: typer.Context,
-    festival: FestivalOpt,
-    role: Annotated[str, typer.Option(help="gate, bar or topup")],
-    zone: Annotated[str | None, typer.Option(help="zone id or name (gates)")] = None,
-    vendor: Annotated[str | None, typer.Option(help="vendor id or name (bars)")] = None,
-    ttl: Annotated[int, typer.Option(help="seconds the code stays valid")] = 900,
-    as_json: JsonOpt = False,
-) -> None:
-    """Make a one-time enrolment code for a device."""
-    create = _c2("central.enrol", "create_enrol_code")
-
-    async def work(conn: AsyncConnection[Any]) -> str:
-        fid = await festival_id(conn, festival)
-        code: str = await create(
-            conn,
-            festival_id=fid,
-            role=role,
-            zone_id=await refs.zone(conn, fid, zone) if zone else None,
-            vendor_id=await refs.vendor(conn, fid, vendor) if vendor else None,
-            ttl_s=ttl,
-        )
-        return code
-
-    code = run(ctx, work)
-    emit(as_json, {"code": code, "ttl_s": ttl}, f"enrolment code (valid {ttl} s): {code}")
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 A site tech creates a code (``XXXX-XXXX-XXXX``, 60 random bits, short-lived) and types it
 on the device; the device trades it once for its id and a bearer token. Central stores only
-``sha256`` of both. Revoking a device refuses its token from the next request on.
+``sha256`` of both. Ops list and revoke unused codes by a short random id (the code itself
+is shown once); a revoked code enrols nothing. Devices are revoked in `central.devices`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
+from pydantic import BaseModel, Field
 
-from central import audit
+from central import audit, refs, views
 from central.auth import DEVICE_PREFIX, new_token, token_hash
-from central.errors import CatalogError, NotFound
+from central.errors import CatalogError, Conflict, NotFound
+from sync.vocab import Role
 
 ROLES = ("gate", "bar", "topup")
 # Crockford base32: no I, L, O, U, so a code read aloud or off a screen is typed right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_CHARS = 12
 MAX_TTL_S = 7 * 24 * 3600
+# A code's short id: 40 random bits, so ids rarely clash (a clash is retried).
+REF_CHARS = 8
+REF_PATTERN = r"^[0-9A-Z]{8}$"
+ID_ATTEMPTS = 3
 
 
 class EnrolError(CatalogError):
@@ -48,6 +55,57 @@ def normalize_code(code: str) -> str:
     return cleaned.translate(str.maketrans("ILO", "110"))
 
 
+class EnrolCodeView(BaseModel):
+    """An enrol code as ops list it: by its short id (the code itself is shown once)."""
+
+    id: str = Field(pattern=REF_PATTERN, description="short public id (not the code)")
+    role: Role
+    zone_id: uuid.UUID | None
+    zone: str | None
+    vendor_id: uuid.UUID | None
+    vendor: str | None
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime
+    expires_in_s: int = Field(description="seconds left (negative: expired)")
+    revoked_at: datetime | None
+
+
+class NewEnrolCode(EnrolCodeView):
+    """A code just made: the only time its text is shown."""
+
+    code: str = Field(description="what the site tech types on the device, shown once")
+    ttl_s: int = Field(ge=1, le=MAX_TTL_S)
+
+
+_INSERT = (
+    "INSERT INTO enrol_code (code_hash, ref, festival_id, role, zone_id, vendor_id, expires_at,"
+    " created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _new_code() -> tuple[str, str]:
+    """A fresh code (``XXXX-XXXX-XXXX``) and its short id, both random and unrelated."""
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(CODE_CHARS))
+    ref = "".join(secrets.choice(_ALPHABET) for _ in range(REF_CHARS))
+    return "-".join(raw[i : i + 4] for i in range(0, CODE_CHARS, 4)), ref
+
+
+async def _insert(conn: AsyncConnection[Any], values: tuple[Any, ...]) -> tuple[str, str]:
+    """Insert a fresh code with `values` (festival, role, zone, vendor, expiry, maker)."""
+    for _ in range(ID_ATTEMPTS - 1):
+        code, ref = _new_code()
+        try:
+            async with conn.transaction():  # a savepoint: an id another code has is retried
+                await conn.execute(_INSERT, (token_hash(normalize_code(code)), ref, *values))
+            return code, ref
+        except errors.UniqueViolation:
+            pass
+    code, ref = _new_code()
+    await conn.execute(_INSERT, (token_hash(normalize_code(code)), ref, *values))
+    return code, ref
+
+
 async def create_enrol_code(
     conn: AsyncConnection[Any],
     *,
@@ -58,7 +116,8 @@ async def create_enrol_code(
     ttl_s: int,
     actor: str = "cli",
 ) -> str:
-    """A new one-time enrol code for a device of `role` (a gate needs a zone, a bar a vendor)."""
+    """A new one-time enrol code for a device of `role` (a gate needs a zone, a bar a vendor);
+    stored as its hash with a short id, audited."""
     if role not in ROLES:
         raise CatalogError(f"role must be one of {', '.join(ROLES)}")
     if not 0 < ttl_s <= MAX_TTL_S:
@@ -83,25 +142,105 @@ async def create_enrol_code(
             ("vendor", "SELECT 1 FROM vendor WHERE id = %s AND festival_id = %s",
              (vendor_id, festival_id))
         )  # fmt: skip
-    raw = "".join(secrets.choice(_ALPHABET) for _ in range(CODE_CHARS))
-    code = "-".join(raw[i : i + 4] for i in range(0, CODE_CHARS, 4))
     expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
     async with conn.transaction():
         for what, query, params in checks:
             cur = await conn.execute(query, params)
             if await cur.fetchone() is None:
                 raise NotFound(f"no {what} {params[0]} in this festival")
-        await conn.execute(
-            "INSERT INTO enrol_code (code_hash, festival_id, role, zone_id, vendor_id, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (token_hash(normalize_code(code)), festival_id, role, zone_id, vendor_id, expires),
-        )
+        code, ref = await _insert(conn, (festival_id, role, zone_id, vendor_id, expires, actor))
         await audit.record(
             conn, actor=actor, action="device.enrol_code", entity_type="festival",
             entity_id=festival_id, festival_id=festival_id,
-            new={"role": role, "zone_id": zone_id, "vendor_id": vendor_id, "expires_at": expires},
+            new={"id": ref, "role": role, "zone_id": zone_id, "vendor_id": vendor_id,
+                 "expires_at": expires},
         )  # fmt: skip
     return code
+
+
+async def issue_enrol_code(
+    conn: AsyncConnection[Any],
+    festival_id: uuid.UUID,
+    *,
+    role: str,
+    zone: str | None,
+    vendor: str | None,
+    ttl_s: int,
+    actor: str,
+) -> NewEnrolCode:
+    """A new one-time enrol code, its zone or vendor by name (or id), with its short id."""
+    zone_id = await refs.zone(conn, festival_id, zone) if zone else None
+    vendor_id = await refs.vendor(conn, festival_id, vendor) if vendor else None
+    code = await create_enrol_code(
+        conn, festival_id=festival_id, role=role, zone_id=zone_id, vendor_id=vendor_id,
+        ttl_s=ttl_s, actor=actor,
+    )  # fmt: skip
+    cur = await conn.execute(
+        "SELECT ref FROM enrol_code WHERE code_hash = %s", (token_hash(normalize_code(code)),)
+    )
+    (ref,) = await cur.fetchone() or ("",)
+    (view,) = await _views(conn, festival_id, ref)
+    return NewEnrolCode(**view.model_dump(), code=code, ttl_s=ttl_s)
+
+
+_VIEW = """
+SELECT c.ref AS id, c.role, c.zone_id, z.name AS zone, c.vendor_id, v.name AS vendor,
+       c.created_at, c.created_by, c.expires_at,
+       ceil(extract(epoch FROM c.expires_at - now()))::bigint AS expires_in_s, c.revoked_at
+FROM enrol_code c LEFT JOIN zone z ON z.id = c.zone_id LEFT JOIN vendor v ON v.id = c.vendor_id
+WHERE c.festival_id = %(fid)s AND (c.ref = %(ref)s OR %(ref)s::text IS NULL
+      AND c.used_at IS NULL AND c.revoked_at IS NULL AND c.expires_at > now())
+ORDER BY c.expires_at, c.ref
+"""
+
+
+async def _views(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, ref: str | None
+) -> list[EnrolCodeView]:
+    return await views.festival_models(conn, festival_id, EnrolCodeView, _VIEW, {"ref": ref})
+
+
+async def list_enrol_codes(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID
+) -> list[EnrolCodeView]:
+    """The festival's codes that still work (unused, unexpired, unrevoked), soonest first."""
+    return await _views(conn, festival_id, None)
+
+
+async def revoke_enrol_code(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, ref: str, *, actor: str
+) -> EnrolCodeView:
+    """Revoke a code by its short id (or the code itself) so no device can enrol with it.
+
+    A code that can no longer enrol (used, revoked, expired) is a Conflict with a code
+    saying why, and nothing is stored.
+    """
+    key = normalize_code(ref)
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT ref, used_at IS NOT NULL, revoked_at IS NOT NULL, expires_at <= now()"
+            " FROM enrol_code WHERE festival_id = %s AND (ref = %s OR code_hash = %s) FOR UPDATE",
+            (festival_id, key, token_hash(key)),
+        )
+        rec = await cur.fetchone()
+        if rec is None:
+            raise NotFound(f"no enrol code {ref!r} in this festival")
+        found, used, revoked, expired = rec
+        for gone, code, why in (
+            (used, "already_used", "was used"),
+            (revoked, "already_revoked", "is already revoked"),
+            (expired, "expired", "has expired"),
+        ):
+            if gone:
+                raise Conflict(f"enrol code {found} {why}", code)
+        await conn.execute("UPDATE enrol_code SET revoked_at = now() WHERE ref = %s", (found,))
+        await audit.record(
+            conn, actor=actor, action="enrol_code.revoke", entity_type="enrol_code",
+            entity_id=found, old={"revoked_at": None}, new={"revoked": True},
+            festival_id=festival_id,
+        )  # fmt: skip
+    (view,) = await _views(conn, festival_id, found)
+    return view
 
 
 async def enrol(conn: AsyncConnection[Any], *, code: str, name: str = "") -> Enrolment:
@@ -111,7 +250,8 @@ async def enrol(conn: AsyncConnection[Any], *, code: str, name: str = "") -> Enr
     async with conn.transaction():
         cur = await conn.execute(
             "UPDATE enrol_code SET used_at = now() WHERE code_hash = %s AND used_at IS NULL"
-            " AND expires_at > now() RETURNING festival_id, role, zone_id, vendor_id",
+            " AND revoked_at IS NULL AND expires_at > now()"
+            " RETURNING festival_id, role, zone_id, vendor_id",
             (token_hash(normalize_code(code)),),
         )
         rec = await cur.fetchone()
@@ -133,23 +273,3 @@ async def enrol(conn: AsyncConnection[Any], *, code: str, name: str = "") -> Enr
             new={"name": name, "role": role, "zone_id": zone_id, "vendor_id": vendor_id},
         )  # fmt: skip
     return Enrolment(device_id, token, festival_id, role, zone_id, vendor_id)
-
-
-async def revoke_device(conn: AsyncConnection[Any], device_id: uuid.UUID, *, actor: str) -> None:
-    """Revoke a device: its token is refused from the next request on (and block-listed)."""
-    async with conn.transaction():
-        cur = await conn.execute(
-            "UPDATE device SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL"
-            " RETURNING token_hash, festival_id",
-            (device_id,),
-        )
-        rec = await cur.fetchone()
-        if rec is None:
-            raise NotFound(f"no active device {device_id}")
-        await conn.execute(
-            "INSERT INTO revoked_token (token_hash) VALUES (%s) ON CONFLICT DO NOTHING", (rec[0],)
-        )
-        await audit.record(
-            conn, actor=actor, action="device.revoke", entity_type="device",
-            entity_id=device_id, festival_id=rec[1],
-        )  # fmt: skip

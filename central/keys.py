@@ -2,21 +2,24 @@
 
 Rotation adds a key with the next key_id and makes it the one that signs; older keys
 stay valid for verification on devices until revoked, so codes already handed out keep
-working. Only public keys are replicated.
+working. Revoking the key that signs rotates first: a festival always has a key to sign
+with. Only public keys are replicated.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
+from pydantic import BaseModel, Field
 
-from central import audit
-from central.errors import NotFound
+from central import audit, views
+from central.errors import Conflict, NotFound
 from central.rows import fetch_one, fetch_opt, signing_key_row
 from sync import ticketcode
 from sync.catalog import SigningKeyRow
@@ -71,16 +74,29 @@ rotate_key = create_key
 async def revoke_key(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, key_id: int, *, actor: str
 ) -> SigningKeyRow:
-    """Revoke a key: devices then refuse every code it signed."""
+    """Revoke a key: devices then refuse every code it signed. The key that signs new codes
+    is first replaced by a new one (a rotation, in the same transaction): a festival always
+    has a key to sign with. Already revoked: Conflict ``already_revoked``, nothing stored."""
     async with conn.transaction():
-        rec = await fetch_opt(
+        # The festival row lock orders this against rotations (`create_key` takes it too).
+        await fetch_one(conn, "SELECT id FROM festival WHERE id = %s FOR UPDATE", (festival_id,))
+        old = await fetch_opt(
+            conn,
+            "SELECT revoked FROM signing_key WHERE festival_id = %s AND key_id = %s",
+            (festival_id, key_id),
+        )
+        if old is None:
+            raise NotFound(f"no signing key {key_id} in this festival")
+        if old["revoked"]:
+            raise Conflict(f"signing key {key_id} is already revoked", "already_revoked")
+        if await current_key_id(conn, festival_id) == key_id:
+            await create_key(conn, festival_id, actor=actor)
+        rec = await fetch_one(
             conn,
             "UPDATE signing_key SET revoked = true WHERE festival_id = %s AND key_id = %s "
             "RETURNING *",
             (festival_id, key_id),
         )
-        if rec is None:
-            raise NotFound(f"no signing key {key_id} for festival {festival_id}")
         row = signing_key_row(rec)
         seq = await audit.published(
             conn,
@@ -94,6 +110,64 @@ async def revoke_key(
             old=row.model_copy(update={"revoked": False}),
         )
     return row.model_copy(update={"seq": seq})
+
+
+class KeyView(BaseModel):
+    """A festival's signing key as ops see it (its public half only)."""
+
+    key_id: int = Field(ge=0)
+    public_key: str = Field(pattern="^[0-9a-f]{64}$", description="Ed25519, hex")
+    created_at: datetime
+    revoked: bool
+    signing: bool = Field(description="the key that signs new codes")
+
+
+class KeyRevocation(BaseModel):
+    """A revoked key and the key that signs from now on (new if the revoked one signed)."""
+
+    revoked: KeyView
+    signing: KeyView
+    rotated: bool = Field(description="a new key was made because the revoked one signed")
+
+
+_KEYS = """
+SELECT key_id, encode(public_key, 'hex') AS public_key, created_at, revoked,
+       key_id = (SELECT max(key_id) FROM signing_key WHERE festival_id = %(fid)s
+                 AND NOT revoked) AS signing
+FROM signing_key WHERE festival_id = %(fid)s ORDER BY key_id
+"""
+
+
+async def list_keys(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> list[KeyView]:
+    """The festival's signing keys, oldest first; the newest unrevoked one signs."""
+    return await views.festival_models(conn, festival_id, KeyView, _KEYS, {})
+
+
+async def rotate(conn: AsyncConnection[Any], festival_id: uuid.UUID, *, actor: str) -> KeyView:
+    """Add a key that signs new codes from now on; older keys verify until revoked."""
+    row = await rotate_key(conn, festival_id, actor=actor)
+    return next(k for k in await list_keys(conn, festival_id) if k.key_id == row.key_id)
+
+
+async def revoke(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, key_id: int, *, actor: str
+) -> KeyRevocation:
+    """`revoke_key`, as ops see its outcome."""
+    before = await current_key_id(conn, festival_id)
+    await revoke_key(conn, festival_id, key_id, actor=actor)
+    found = {k.key_id: k for k in await list_keys(conn, festival_id)}
+    signing = next(k for k in found.values() if k.signing)
+    return KeyRevocation(revoked=found[key_id], signing=signing, rotated=before == key_id)
+
+
+async def current_key_id(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> int | None:
+    """The key_id that signs the festival's new codes (None: none does)."""
+    cur = await conn.execute(
+        "SELECT max(key_id) FROM signing_key WHERE festival_id = %s AND NOT revoked",
+        (festival_id,),
+    )
+    rec = await cur.fetchone()
+    return None if rec is None else rec[0]
 
 
 async def current_key(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> SigningKey:

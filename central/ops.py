@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
@@ -29,12 +28,6 @@ Json = dict[str, Any]
 ConflictState = Literal["open", "resolved", "all"]
 SubjectType = Literal["ticket", "account", "device"]
 SHORT_ID = 8  # characters of a conflict's id that people may give for all of it
-
-
-async def _rows(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> list[Json]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        return [audit.jsonable(r) for r in await cur.fetchall()]
 
 
 class ConflictItem(BaseModel):
@@ -253,90 +246,3 @@ async def resolve_conflict(
         )  # fmt: skip
         new = await _conflict(conn, festival_id, conflict_id)
         return _item(new, await readable.local(conn, festival_id))
-
-
-async def list_devices(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> list[Json]:
-    """Devices with last seen, sync lag (feed head minus cursor), pending events, clock skew."""
-    return await _rows(
-        conn,
-        "SELECT d.id, d.name, d.role, d.zone_id, d.vendor_id, d.enrolled_at, d.last_seen_at,"
-        " d.last_push_at, d.acked_through, d.max_seq, d.cursor,"
-        " greatest(coalesce(h.head, 0) - d.cursor, 0) AS sync_lag,"
-        " d.pending_events, d.clock_offset_ms, d.revoked_at,"
-        " (SELECT count(*) FROM conflict c WHERE c.subject_type = 'device'"
-        "   AND c.subject_id = d.id AND c.resolved_at IS NULL) AS open_conflicts"
-        " FROM device d LEFT JOIN feed_head h ON h.festival_id = d.festival_id"
-        " WHERE d.festival_id = %s ORDER BY d.enrolled_at, d.id",
-        (festival_id,),
-    )
-
-
-async def zone_occupancy(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> list[Json]:
-    """Each zone's capacity and occupancy (central's view: tickets believed inside)."""
-    return await _rows(
-        conn,
-        "SELECT id, name, capacity, greatest(occupancy, 0) AS occupancy FROM zone"
-        " WHERE festival_id = %s ORDER BY name",
-        (festival_id,),
-    )
-
-
-async def entries_over_time(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, bucket_s: int = 300
-) -> list[Json]:
-    """Entries and exits per zone and gate device per time bucket (by when they happened)."""
-    return await _rows(
-        conn,
-        "SELECT to_timestamp(floor(extract(epoch FROM at) / %s) * %s) AS bucket,"
-        " zone_id, device_id, count(*) FILTER (WHERE action = 'ENTRY') AS entries,"
-        " count(*) FILTER (WHERE action = 'EXIT') AS exits"
-        " FROM zone_access_log WHERE festival_id = %s"
-        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-        (bucket_s, bucket_s, festival_id),
-    )
-
-
-# Sales are the ledger's payments: approved sales at bar devices (the vendor is the
-# device's) and any payment central booked itself with a vendor (`cashless_entry`, unrolled
-# here so the devices' sales are summed per device first).
-_SALES = """
-WITH s AS (
-  SELECT d.vendor_id, count(*) AS sales, sum(e.amount) AS amount
-  FROM device_event e JOIN device d ON d.id = e.device_id
-  WHERE e.festival_id = %(fid)s AND e.kind = 'sale' AND e.account_id IS NOT NULL
-    AND e.status = 'applied' AND e.verdict = 'approved' AND e.amount > 0
-  GROUP BY d.vendor_id
-  UNION ALL
-  SELECT vendor_id, count(*), -sum(amount) FROM cashless_transaction
-  WHERE festival_id = %(fid)s AND type = 'PAYMENT' AND vendor_id IS NOT NULL
-  GROUP BY vendor_id)
-SELECT v.id AS vendor_id, v.name, coalesce(sum(s.sales), 0)::bigint AS sales,
-       coalesce(sum(s.amount), 0)::bigint AS amount
-FROM vendor v LEFT JOIN s ON s.vendor_id = v.id
-WHERE v.festival_id = %(fid)s GROUP BY v.id, v.name ORDER BY v.name
-"""
-
-
-async def sales_per_vendor(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> list[Json]:
-    """Sales count and amount (cents, positive) per vendor, from the ledger."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_SALES, {"fid": festival_id})
-        return [audit.jsonable(r) for r in await cur.fetchall()]
-
-
-async def device_log(
-    conn: AsyncConnection[Any],
-    festival_id: uuid.UUID,
-    device_id: uuid.UUID,
-    *,
-    after_seq: int = 0,
-    limit: int = 500,
-) -> list[Json]:
-    """A device's log lines (events of kind 'log') after a device_seq, oldest first."""
-    return await _rows(
-        conn,
-        "SELECT device_seq, hlc, wall_ms, level, message, received_at FROM device_log"
-        " WHERE festival_id = %s AND device_id = %s AND device_seq > %s"
-        " ORDER BY device_seq LIMIT %s",
-        (festival_id, device_id, after_seq, limit),
-    )

@@ -28,6 +28,15 @@ def money(cents: int, currency: str) -> str:
     return f"{'-' if cents < 0 else ''}{whole}.{part:02d} {currency}"
 
 
+def time_zone(name: str) -> tuple[str, tzinfo]:
+    """A festival's stored time zone (its name and the zone), UTC if this machine's tz
+    database lacks it: its views still answer."""
+    try:
+        return name, ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC", UTC
+
+
 def short(rid: object) -> str:
     """The first eight characters of an id: enough for people to tell rows apart."""
     return str(rid)[:8]
@@ -89,11 +98,8 @@ async def local(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> Local:
     rec = await cur.fetchone()
     if rec is None:
         raise NotFound(f"no festival {festival_id}")
-    name, currency = rec
-    try:
-        zone: tzinfo = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):  # a name this machine's tz database lacks
-        name, zone = "UTC", UTC
+    name, zone = time_zone(rec[0])
+    currency = rec[1]
     cur = await conn.execute(_NAMES, {"fid": festival_id})
     names = {str(rid): str(n) for rid, n in await cur.fetchall()}
     return Local(festival_id, name, zone, currency, names)

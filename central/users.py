@@ -1,21 +1,25 @@
-"""Ops users: role-scoped API tokens, shown once and stored only as sha256."""
+"""Ops users: role-scoped API tokens, shown once and stored only as sha256; found by name."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import uuid
+import zoneinfo
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
+from pydantic import BaseModel, Field
 
-from central import audit
-from central.errors import NotFound
-from central.rows import fetch_opt
+from central import audit, revocation, views
+from central.errors import Conflict
 
 OpsRole = Literal["ADMIN", "ORGANIZER", "STAFF", "CASHIER", "SECURITY"]
 OPS_TOKEN_PREFIX = "fgo_"  # noqa: S105 - a public marker, not a secret
+UTC_ZONE = zoneinfo.ZoneInfo("UTC")
+_ADD_LOCK = 0x6667_7573  # advisory lock key of `add_ops_user` ("fgus")
 
 
 def hash_token(token: str) -> bytes:
@@ -42,10 +46,24 @@ async def add_ops_user(
     actor: str,
     festival_id: uuid.UUID | None = None,
 ) -> NewOpsUser:
-    """Create an ops user scoped to one festival (or all, with None) and return its token."""
+    """Create an ops user scoped to one festival (or all, with None) and return its token.
+
+    Users are found by name, so a live (unrevoked) user's name is taken: Conflict
+    ``name_taken``. A revoked user's name may be given again.
+    """
     token = OPS_TOKEN_PREFIX + secrets.token_urlsafe(32)
     user_id = uuid.uuid4()
+    name = name.strip()
     async with conn.transaction():
+        # Serialises adds, so two at once cannot both take a name (no index can say "live").
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADD_LOCK,))
+        cur = await conn.execute(
+            "SELECT 1 FROM ops_user WHERE lower(name) = lower(%s) AND revoked_at IS NULL"
+            " AND deleted_at IS NULL",
+            (name,),
+        )
+        if await cur.fetchone() is not None:
+            raise Conflict(f"a user named {name!r} exists (revoke it first)", "name_taken")
         await conn.execute(
             "INSERT INTO ops_user (id, name, role, festival_id, token_hash) "
             "VALUES (%s, %s, %s, %s, %s)",
@@ -63,26 +81,64 @@ async def add_ops_user(
     return NewOpsUser(user_id, name, role, festival_id, token)
 
 
-async def revoke_ops_user(conn: AsyncConnection[Any], user_id: uuid.UUID, *, actor: str) -> None:
-    """Revoke an ops user's token (it also goes on the token block list)."""
+class UserView(BaseModel):
+    """An ops user as admins see them (never their token)."""
+
+    id: uuid.UUID
+    name: str
+    role: OpsRole
+    festival_id: uuid.UUID | None = Field(description="the one festival it works on; none: all")
+    festival: str | None = Field(description="that festival's slug")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewUser(UserView):
+    """A user just added, with its token: shown this once, only its sha256 is kept."""
+
+    token: str
+
+
+# Users with no festival, and times, are not any festival's: their times are in UTC.
+_USERS = """
+SELECT u.id, u.name, u.role, u.festival_id, f.slug AS festival, u.created_at, u.revoked_at
+FROM ops_user u LEFT JOIN festival f ON f.id = u.festival_id
+WHERE u.deleted_at IS NULL AND (%(scope)s::uuid IS NULL OR u.festival_id = %(scope)s)
+  AND (%(user)s::uuid IS NULL OR u.id = %(user)s)
+ORDER BY u.created_at, u.id
+"""
+_SCOPE = "deleted_at IS NULL AND (%(scope)s::uuid IS NULL OR festival_id = %(scope)s)"
+
+
+async def list_users(
+    conn: AsyncConnection[Any], scope: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+) -> list[UserView]:
+    """Ops users (those of festival `scope` only, when given), oldest first."""
+    params = {"scope": scope, "user": user_id}
+    return await views.fetch_models(conn, UserView, _USERS, params, UTC_ZONE)
+
+
+async def add_user(
+    conn: AsyncConnection[Any],
+    *,
+    name: str,
+    role: OpsRole,
+    actor: str,
+    festival_id: uuid.UUID | None = None,
+) -> NewUser:
+    """`add_ops_user`, as admins see the new user (its token shown once)."""
+    new = await add_ops_user(conn, name=name, role=role, actor=actor, festival_id=festival_id)
+    (view,) = await list_users(conn, user_id=new.user_id)
+    return NewUser(**view.model_dump(), token=new.token)
+
+
+async def revoke_user(
+    conn: AsyncConnection[Any], ref: str, *, actor: str, scope: uuid.UUID | None = None
+) -> UserView:
+    """Revoke a user by name or id (of festival `scope` only, when given): its token is
+    refused from its next request. Already revoked: Conflict ``already_revoked``."""
     async with conn.transaction():
-        rec = await fetch_opt(
-            conn,
-            "UPDATE ops_user SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL "
-            "RETURNING token_hash, festival_id",
-            (user_id,),
-        )
-        if rec is None:
-            raise NotFound(f"no active ops user {user_id}")
-        await conn.execute(
-            "INSERT INTO revoked_token (token_hash) VALUES (%s) ON CONFLICT DO NOTHING",
-            (rec["token_hash"],),
-        )
-        await audit.record(
-            conn,
-            actor=actor,
-            action="ops_user.revoke",
-            entity_type="ops_user",
-            entity_id=user_id,
-            festival_id=rec["festival_id"],
-        )
+        uid = await revocation.live(conn, "ops_user", ref, _SCOPE, {"scope": scope})
+        await revocation.revoke_one(conn, "ops_user", uid, ref, actor=actor)
+    (view,) = await list_users(conn, user_id=uid)
+    return view

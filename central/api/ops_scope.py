@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import refs
 from central.api.deps import StateDep
-from central.api.text import PgText
+from central.api.text import NUL_FREE_PATTERN, PgText
 from central.auth import Action, OpsPrincipal, require
 from sync.protocol import ErrorBody
 
@@ -24,6 +24,7 @@ FestivalRef = Annotated[
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)
 }
+FESTIVAL_PREFIX = "/v1/ops/festivals/{festival}"
 Finder = Callable[[AsyncConnection[Any], uuid.UUID, str], Awaitable[uuid.UUID]]
 Act = Callable[[AsyncConnection[Any], uuid.UUID, uuid.UUID], Awaitable[T]]
 
@@ -33,6 +34,14 @@ class ReasonRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: PgText = Field("", max_length=200)
+
+
+def name_param(what: str, max_length: int = 200) -> Any:
+    """A path parameter naming a row as people do: its name (or id), without a NUL."""
+    return Path(
+        min_length=1, max_length=max_length, pattern=NUL_FREE_PATTERN,
+        description=f"the {what}'s name or id",
+    )  # fmt: skip
 
 
 async def festival_for(

@@ -3,11 +3,12 @@
 Schemathesis reads the app's OpenAPI schema and sends each operation cases made from it,
 valid and invalid (its coverage phase: boundaries, missing and wrong-typed values, other
 methods; then its fuzzing phase), in process over ASGI to the real app on a real database
-of its own. A festival, a gate device with a sequence-gap conflict and an ADMIN ops user
-exist there; every case carries the token its operation takes and that festival (its slug
-or its id), a push names that device, and half the cases' other ids and names (a ticket's
-scanned or outside code, a tag UID) name a real row, so cases get past authentication and
-lookups into the handlers. A case fails on a 5xx, and on a response its
+of its own. A festival, a gate device with a sequence-gap conflict, an unused enrol code,
+an ADMIN ops user and another user exist there; every case carries the token its operation
+takes and that festival (its slug or its id), a push names that device, and half the cases'
+other ids and names (a ticket's scanned or outside code, a tag UID, a device's, vendor's or
+user's name, an enrol code's short id) name a real row, so cases get past authentication
+and lookups into the handlers. A case fails on a 5xx, and on a response its
 operation's schema does not describe (an error that is no ErrorBody, say).
 
 Bounded for CI (well under a minute and a half on two cores): a fixed number of examples
@@ -39,7 +40,7 @@ from central.api.deps import SyncSettings
 from central.app import create_app
 from central.auth import DevicePrincipal, authenticate
 from central.demo import create_demo_festival
-from central.enrol import create_enrol_code, enrol
+from central.enrol import create_enrol_code, enrol, issue_enrol_code
 from central.ingest import ingest_batch
 from config.central import CentralConfig
 from sync.ids import uuid7_text
@@ -72,6 +73,12 @@ async def _seed(dsn: str) -> Seeded:
                 ttl_s=600,
             )  # fmt: skip
             gate = await enrol(conn, code=code, name="fuzzed gate")
+            spare = await issue_enrol_code(
+                conn, fid, role="topup", zone=None, vendor=None, ttl_s=600, actor="test"
+            )
+            await users.add_ops_user(
+                conn, name="victim", role="STAFF", actor="test", festival_id=fid
+            )
             device = await authenticate(conn, gate.token)
             assert isinstance(device, DevicePrincipal)
             gap = [_log(gate.device_id, seq) for seq in (1, 3)]
@@ -87,6 +94,8 @@ async def _seed(dsn: str) -> Seeded:
         "festival": (fest.slug, fid),
         "ticket": (ticket.code, ticket.ticket_id, fest.opaque_tickets[0].code),
         "tag": (fest.tag_uids[0], fest.account_ids[0]),
+        "device": ("fuzzed gate", gate.device_id), "vendor": ("Main bar", fest.vendor_id),
+        "key_id": (fest.key_id,), "code": (spare.id,), "user": ("victim",),
     }  # fmt: skip
     return Seeded(gate.token, admin.token, {k: tuple(str(v) for v in vs) for k, vs in rows.items()})
 

@@ -11,7 +11,7 @@ import pytest
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from central import cashless, catalog, code_entropy, feed, keys, rows, tickets, users
+from central import cashless, catalog, code_entropy, feed, festivals, keys, rows, tickets, users
 from central.demo import DemoFestival
 from central.errors import CatalogError, Conflict, NotFound
 from sync import hashing, ticketcode
@@ -81,7 +81,7 @@ async def test_duplicate_names_and_slugs_are_conflicts(
             await catalog.create_zone(conn, f.festival_id, name="Main gate", actor="ops")
         assert (await catalog.get_festival(conn, f.slug))["id"] == f.festival_id
         assert (await catalog.get_festival(conn, str(f.festival_id)))["slug"] == f.slug
-        await catalog.delete_festival(conn, f.festival_id, actor="ops")
+        await festivals.delete_festival(conn, f.festival_id, actor="ops")
         with pytest.raises(NotFound):
             await catalog.get_festival(conn, f.slug)
         changes = await feed.read_after(conn, f.festival_id, 0, 1000)
@@ -153,9 +153,20 @@ async def test_key_rotation_keeps_old_codes_valid_until_revoked(
         assert revoked.revoked
         assert revoked.seq == await feed.head(conn, f.festival_id)
         assert set(await keys.public_keys(conn, f.festival_id)) == {new.key_id}
+        # Revoking the key that signs makes a new one first: the festival can still sign.
         await keys.revoke_key(conn, f.festival_id, new.key_id, actor="ops")
+        assert set(await keys.public_keys(conn, f.festival_id)) == {new.key_id + 1}
+        issued = await tickets.issue_ticket(
+            conn, f.festival_id, category_id=f.category_id, actor="ops"
+        )
+        assert ticketcode.decode(issued.code).key_id == new.key_id + 1
+        head = await feed.head(conn, f.festival_id)
+        with pytest.raises(Conflict) as again:
+            await keys.revoke_key(conn, f.festival_id, new.key_id, actor="ops")
+        assert again.value.code == "already_revoked"
         with pytest.raises(NotFound):
-            await tickets.issue_ticket(conn, f.festival_id, category_id=f.category_id, actor="ops")
+            await keys.revoke_key(conn, f.festival_id, 99, actor="ops")
+        assert await feed.head(conn, f.festival_id) == head
 
 
 async def test_transfer_of_a_signed_ticket_bumps_its_code_version(
@@ -328,7 +339,7 @@ async def test_ops_user_token_is_stored_only_as_sha256(
             )
             == 0
         )
-        await users.revoke_ops_user(conn, user.user_id, actor="admin")
+        await users.revoke_user(conn, str(user.user_id), actor="admin")
         assert (
             await _count(
                 conn,

@@ -73,8 +73,10 @@ async def test_a_refused_role_learns_nothing_of_which_festivals_exist(rig: Rig) 
 async def test_openapi_declares_the_real_shapes(rig: Rig) -> None:
     spec = (await rig.client.get("/v1/openapi.json")).json()
     paths, schemas = spec["paths"], spec["components"]["schemas"]
-    ours = {p: ops for p, ops in paths.items() if p.startswith("/v1/ops/festivals/{festival}/")}
-    assert len(ours) == 15 and not any("/accounts/" in p for p in ours)  # aliases stay out
+    ours = {p: ops for p, ops in paths.items() if p.startswith("/v1/ops/festivals/{festival}")}
+    subjects = ("/tickets", "/wristbands", "/conflicts")
+    assert len([p for p in ours if any(s in p for s in subjects)]) == 15
+    assert not any("/accounts/" in p for p in ours)  # aliases stay out
     for path, operations in ours.items():
         for method, op in operations.items():
             answer = op["responses"]["200"]["content"]["application/json"]["schema"]

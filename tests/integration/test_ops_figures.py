@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_n
 async def _ops_get(central: CentralServer, dsn: str, fest: DemoFestival, path: str) -> Any:
     """GET an ops endpoint of the festival as a STAFF user."""
     async with await AsyncConnection.connect(dsn) as conn:
-        user = await users.add_ops_user(
-            conn, name="staff", role="STAFF", actor="test", festival_id=fest.festival_id
-        )
+        user = await users.add_ops_user(  # a fresh name: a live user's name is taken
+            conn, name=f"staff-{uuid.uuid4().hex[:8]}", role="STAFF", actor="test",
+            festival_id=fest.festival_id,
+        )  # fmt: skip
     headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION), "Authorization": f"Bearer {user.token}"}
     async with httpx.AsyncClient(base_url=central.url, headers=headers) as client:
         resp = await client.get(f"/v1/ops/festivals/{fest.festival_id}{path}")
