@@ -236,8 +236,12 @@ def import_zones(
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (else the settings' host)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="port to listen on (else the settings' port, 8080)")
+    ] = None,
 ) -> None:
     """Migrate, then run the HTTP API (uvicorn) until interrupted."""
     create_app = _c2("central.app", "create_app")
@@ -245,14 +249,32 @@ def serve(
 
     from central.http_server import server_config
 
+    given = {"host": host, "port": port}
     with pg.open_database(database(ctx)) as dsn:
         pg.migrate(dsn)
-        update = {"dsn": SecretStr(dsn), "host": host, "port": port}
+        update = {"dsn": SecretStr(dsn)} | {k: v for k, v in given.items() if v is not None}
         config = settings(ctx).model_copy(update=update)
         server = uvicorn.Server(server_config(create_app(config, settle_gc=True), config))
         server.run()
     if not server.started:
-        fail(f"central did not start on {host}:{port}")
+        fail(f"central did not start on {config.host}:{config.port}")
+
+
+@app.command()
+def ping(
+    url: Annotated[str, typer.Option(help="central's base URL")] = "http://127.0.0.1:8080",
+    wait: Annotated[
+        float, typer.Option(help="keep trying this many seconds (a script starting central)")
+    ] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that central answers at URL; exit 1 if it does not (within --wait seconds)."""
+    from central.ping import ping as reach
+
+    answer = reach(url, wait_s=wait)
+    if answer.error is not None:
+        fail(f"central does not answer at {url}: {answer.error}", "unreachable", as_json=as_json)
+    emit(as_json, {"url": url, "version": answer.version}, f"central answers at {url}")
 
 
 @app.command()

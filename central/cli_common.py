@@ -87,7 +87,7 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (NotFound, "not_found"),
     (Ambiguous, "ambiguous"),
     (Conflict, "conflict"),
-    (CatalogError, "refused"),
+    (CatalogError, "invalid_request"),  # the API's code for the same refusal (422)
 )
 
 

@@ -175,7 +175,8 @@ async def delete_festival(
             )
             if live["n"]:
                 raise Conflict(
-                    f"festival {rec['slug']} has {live['n']} devices not revoked, whose unsent"
+                    f"festival {rec['slug']} has {live['n']} device{'s' if live['n'] > 1 else ''}"
+                    " not revoked, whose unsent"
                     " events would be lost: revoke them first, or delete with revoke_devices",
                     "festival_has_devices",
                 )

@@ -155,5 +155,5 @@ def test_a_festival_in_an_unknown_time_zone_is_refused(pg_dsn: str) -> None:
     args = ["--dsn", pg_dsn, "festival", "create", "Mars", "--slug", "mars", "--json"]
     result = CliRunner().invoke(cli_app, [*args, "--timezone", "Mars/Olympus"])
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["error"] == "refused" and "time zone" in result.stderr
+    assert json.loads(result.stdout)["error"] == "invalid_request" and "time zone" in result.stderr
     assert CliRunner().invoke(cli_app, [*args, "--timezone", "Asia/Kolkata"]).exit_code == 0
