@@ -186,14 +186,13 @@ class SyncEngine:
         return acked
 
     async def sync_round(self) -> tuple[int, int]:
-        """One full round now: push everything pending, then pull until caught up."""
+        """One full round now: push everything pending, then pull until a page comes back
+        empty (that last request also tells central the cursor the device reached, so ops
+        do not see it behind by the changes it just applied)."""
         pushed = await self.push_once()
         pulled = 0
-        while True:
-            got = await self.pull_once(0.0)
+        while got := await self.pull_once(0.0):
             pulled += got
-            if got == 0 or self.status.lag == 0:
-                break
         return pushed, pulled
 
     def _wait(self, state: RetryCallState) -> float:

@@ -86,3 +86,20 @@ async def test_ops_pending_events_follow_the_device(
     await node.device.scan(fest.tickets[3].code)
     await node.engine.sync_round()
     assert await _pending_at_central(central, pg_dsn, fest, node) == 0
+
+
+async def test_ops_see_no_lag_once_a_round_of_sync_caught_up(
+    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+) -> None:
+    from central import tickets
+
+    node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
+    nodes.append(node)
+    async with await AsyncConnection.connect(pg_dsn) as conn:  # changes the device must pull
+        await tickets.cancel_ticket(conn, fest.tickets[0].ticket_id, actor="ops")
+        await conn.commit()
+    _, pulled = await node.engine.sync_round()
+    assert pulled > 0 and node.engine.status.lag == 0
+    devices = await _ops_get(central, pg_dsn, fest, "/devices")
+    (row,) = [d for d in devices if d["id"] == node.creds.device_id]
+    assert row["sync_lag"] == 0  # central learnt the device's cursor, not the one before
