@@ -61,7 +61,7 @@ async def test_delete_waits_for_devices_then_takes_them_and_its_codes(door: Door
     gate = await rig.enrol("gate", "north-1")
     await door.ok("enrol-code create", rig.fest.slug, role="gate", zone="Main gate")
     detail = await refused(door, "festival_has_devices", "festival delete", rig.fest.slug)
-    assert "1 devices not revoked" in detail
+    assert "1 device not revoked" in detail
     gone = await door.ok("festival delete", rig.fest.slug, revoke_devices=True)
     assert (gone["slug"], gone["devices_revoked"], gone["enrol_codes_revoked"]) == (
         rig.fest.slug, 1, 1,
