@@ -297,7 +297,7 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """A festival in a box: central, gates, bars, a crowd, a network cut, and the report."""
-    from central.demo_run import DemoOptions, print_report, run_demo
+    from festdemo.run import DemoOptions, print_report, run_demo
 
     config = settings(ctx)
     given = dsn or (config.dsn.get_secret_value() if config.dsn is not None else None)

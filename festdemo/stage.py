@@ -19,9 +19,9 @@ from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from central import pg
-from central.demo_devices import LinkProxy
-from central.demo_view import DeviceView
 from config.central import CentralConfig
+from festdemo.devices import LinkProxy
+from festdemo.view import DeviceView
 
 
 @contextlib.contextmanager

@@ -26,9 +26,10 @@ from rich.console import Console
 from rich.live import Live
 
 from central import cashless, pg, tickets
-from central.demo_devices import CameraStream, Daemon, LinkProxy, daemon_config, free_port
-from central.demo_stage import ExitLane, central_server, database
-from central.demo_view import (
+from central.enrol import create_enrol_code
+from festdemo.devices import CameraStream, Daemon, LinkProxy, daemon_config, free_port
+from festdemo.stage import ExitLane, central_server, database
+from festdemo.view import (
     DeviceView,
     build_report,
     central_figures,
@@ -36,8 +37,7 @@ from central.demo_view import (
     report_renderables,
     safe_figures,
 )
-from central.demo_world import Action, Phase, World, build_world, plan
-from central.enrol import create_enrol_code
+from festdemo.world import Action, Phase, World, build_world, plan
 
 EXPECTED = ("duplicate_entry", "overdraft", "stale_catalog")
 
