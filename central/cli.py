@@ -1,4 +1,4 @@
-"""`festgate-central`: migrate, import catalog files, serve, demo; and the ops commands of
+"""`festgate-central`: migrate, import catalog files, serve; and the ops commands of
 the `cli_*` modules (festival, vendor, key, user, device, enrol-code, report, ticket,
 wristband, conflict).
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import importlib
-import json
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +44,6 @@ from central.cli_common import (
     FestivalOpt,
     JsonOpt,
     actor,
-    console,
     database,
     emit,
     err_console,
@@ -275,48 +273,6 @@ def ping(
     if answer.error is not None:
         fail(f"central does not answer at {url}: {answer.error}", "unreachable", as_json=as_json)
     emit(as_json, {"url": url, "version": answer.version}, f"central answers at {url}")
-
-
-@app.command()
-def demo(
-    ctx: typer.Context,
-    gates: Annotated[int, typer.Option(help="gate devices (at least 3)")] = 4,
-    bars: Annotated[int, typer.Option(help="bar devices (at least 2)")] = 2,
-    attendees: Annotated[int, typer.Option(help="tickets and wristbands in the crowd")] = 120,
-    minutes: Annotated[float, typer.Option(help="how long the crowd plays")] = 1.5,
-    seed: Annotated[int, typer.Option(help="same seed, same festival and story")] = 2024,
-    dsn: Annotated[
-        str | None, typer.Option(help="PostgreSQL server to make a fresh database on")
-    ] = None,
-    simulated: Annotated[
-        bool, typer.Option(help="feed gates and bars from files instead of camera and NFC")
-    ] = False,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="keep devices and database here (default: temporary)")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """A festival in a box: central, gates, bars, a crowd, a network cut, and the report."""
-    from festdemo.run import DemoOptions, print_report, run_demo
-
-    config = settings(ctx)
-    given = dsn or (config.dsn.get_secret_value() if config.dsn is not None else None)
-    opts = DemoOptions(
-        gates=gates, bars=bars, attendees=attendees, minutes=minutes, seed=seed,
-        dsn=given or None, real_hardware=not simulated, work_dir=work_dir,
-    )  # fmt: skip
-    try:
-        report = run_demo(opts, err_console if as_json else console, live_view=True)
-    except ValueError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted: daemons, links, central and database stopped")
-        raise typer.Exit(130) from None
-    print_report(report, err_console if as_json else console)
-    if as_json:
-        typer.echo(json.dumps(report, default=str))
-    if not report["ok"]:
-        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ command, readable tables for people, one JSON object for scripts, errors in one 
 Where the database is gets resolved once, in the app's callback (`resolve`): ``--dsn``, else
 ``FESTGATE_CENTRAL_DSN``, else the settings file's ``dsn``, else an embedded PostgreSQL in
 ``--data-dir`` / ``FESTGATE_CENTRAL_DATA_DIR`` / the file's ``data_dir`` / the default
-(`config.central.default_data_dir`). Only `migrate`, `serve` and `demo` may create a
-database; every other command refuses a missing, unreachable or unmigrated one with one line
-that says what to run. With ``--json`` an error is one JSON object on stdout as well.
+(`config.central.default_data_dir`). Only `migrate` and `serve` may create a database;
+every other command refuses a missing, unreachable or unmigrated one with one line that
+says what to run. With ``--json`` an error is one JSON object on stdout as well.
 """
 
 from __future__ import annotations

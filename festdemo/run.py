@@ -1,4 +1,4 @@
-"""`festgate-central demo`: a festival in a box, from an empty database to the report.
+"""`festgate-demo`: a festival in a box, from an empty database to the report.
 
 Central (uvicorn on loopback, embedded PostgreSQL or a fresh database on `--dsn`), a festival
 built from `--seed`, gates and bars enrolled as `festgate init` does and run as `festgate run`
@@ -44,7 +44,7 @@ EXPECTED = ("duplicate_entry", "overdraft", "stale_catalog")
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    """What `festgate-central demo` was asked for."""
+    """What `festgate-demo` was asked for."""
 
     gates: int = 4
     bars: int = 2

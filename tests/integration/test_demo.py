@@ -1,4 +1,4 @@
-"""`festgate-central demo`, short: real central, real daemons, camera and NFC simulators.
+"""`festgate-demo`, short: real central, real daemons, camera and NFC simulators.
 
 It runs the command as a user would (a fresh database on the test server), reads the JSON
 report it prints last, and checks the story's conflicts and that no event was lost or
@@ -19,7 +19,7 @@ def test_short_demo_surfaces_the_conflicts_and_loses_no_event(
     pg_admin_dsn: str,
     tmp_path: Path,
 ) -> None:
-    command = [sys.executable, "-m", "central.cli", "demo", "--gates", "3", "--bars", "2"]
+    command = [sys.executable, "-m", "festdemo.cli", "--gates", "3", "--bars", "2"]
     command += ["--attendees", "16", "--minutes", "0.35", "--seed", "7", "--dsn", pg_admin_dsn]
     command += ["--work-dir", str(tmp_path / "demo"), "--json"]
     proc = subprocess.run(
