@@ -56,10 +56,10 @@ from psycopg.conninfo import make_conninfo
 from bench import server_cpu
 from central import pg, server_gc
 from central.auth import DevicePrincipal
-from central.demo import create_demo_festival
 from central.enrol import create_enrol_code, enrol
 from central.imports import import_tickets, import_wristbands
 from central.ingest import ingest_batch
+from central.sample import create_demo_festival
 from sync.engine import SyncEngine
 from sync.hlc import pack
 from sync.ids import uuid7

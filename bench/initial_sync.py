@@ -49,9 +49,9 @@ from typing import Any
 import psycopg
 
 from bench.ingest import _database
-from central.demo import create_demo_festival
 from central.enrol import create_enrol_code
 from central.imports import import_tickets, import_wristbands
+from central.sample import create_demo_festival
 from edge.device import Device
 from edge.schema import migrate
 from edge.store import DB_NAME

@@ -37,8 +37,8 @@ import psycopg
 from bench.ingest import _database
 from bench.initial_sync import central_process
 from bench.stats import percentile
-from central.demo import create_demo_festival
 from central.enrol import create_enrol_code
+from central.sample import create_demo_festival
 from central.tickets import cancel_ticket
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, save_credentials

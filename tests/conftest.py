@@ -23,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg
-from central.demo import DemoFestival, create_demo_festival
+from central.sample import DemoFestival, create_demo_festival
 
 _RUN = uuid.uuid4().hex[:8]
 _counter = itertools.count(1)
@@ -129,7 +129,7 @@ FestivalFactory = Callable[..., Awaitable[DemoFestival]]
 def festival(pg_pool: AsyncConnectionPool) -> FestivalFactory:
     """Factory: ``await festival(**kw)`` builds a committed demo festival (key, category,
     zone, signed + opaque tickets, bar with a product, wristbands) via the catalog writes;
-    keyword arguments go to `central.demo.create_demo_festival`."""
+    keyword arguments go to `central.sample.create_demo_festival`."""
 
     async def make(**kw: Any) -> DemoFestival:
         async with pg_pool.connection() as conn:

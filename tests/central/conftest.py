@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from tests.central.sync_helpers import Rig, open_rig
 
 

@@ -14,8 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 from central import catalog, users
 from central.api.deps import SyncSettings
 from central.app import create_app
-from central.demo import DemoFestival
 from central.enrol import create_enrol_code
+from central.sample import DemoFestival
 from config.central import CentralConfig
 from sync import hlc
 from sync.ids import uuid7

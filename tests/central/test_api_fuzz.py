@@ -39,9 +39,9 @@ from central import pg, users
 from central.api.deps import SyncSettings
 from central.app import create_app
 from central.auth import DevicePrincipal, authenticate
-from central.demo import create_demo_festival
 from central.enrol import create_enrol_code, enrol, issue_enrol_code
 from central.ingest import ingest_batch
+from central.sample import create_demo_festival
 from config.central import CentralConfig
 from sync.ids import uuid7_text
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Event

@@ -12,8 +12,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central import cashless, catalog, code_entropy, feed, festivals, keys, rows, tickets, users
-from central.demo import DemoFestival
 from central.errors import CatalogError, Conflict, NotFound
+from central.sample import DemoFestival
 from sync import hashing, ticketcode
 from sync.catalog import SigningKeyRow, TicketRow
 from sync.vocab import TicketStatus, TicketType

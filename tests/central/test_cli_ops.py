@@ -19,9 +19,9 @@ from typer.testing import CliRunner, Result
 
 from central.auth import DevicePrincipal, authenticate
 from central.cli import app
-from central.demo import DemoFestival, create_demo_festival
 from central.enrol import create_enrol_code, enrol
 from central.ingest import ingest_batch
+from central.sample import DemoFestival, create_demo_festival
 from sync import hlc
 from sync.ids import uuid7_text
 from sync.protocol import Event

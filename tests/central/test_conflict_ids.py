@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from central.demo import DemoFestival
 from central.enrol import create_enrol_code
+from central.sample import DemoFestival
 from tests.central.sync_helpers import PROTO, Dev, Rig, expect_error
 
 

@@ -13,8 +13,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central import cashless, feed, imports
-from central.demo import DemoFestival
 from central.errors import ImportRowError
+from central.sample import DemoFestival
 from sync import hashing, ticketcode
 
 Factory = Callable[..., Awaitable[DemoFestival]]

@@ -10,8 +10,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central import refs, tickets, users
-from central.demo import DemoFestival
 from central.errors import Ambiguous, NotFound
+from central.sample import DemoFestival
 from tests.conftest import FestivalFactory
 
 

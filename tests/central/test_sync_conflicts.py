@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from central import feed
 from central.api.deps import SyncSettings
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from sync.catalog import TABLES
 from tests.central.sync_helpers import Rig, open_rig
 

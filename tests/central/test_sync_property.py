@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
 from central import tickets
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from tests.central.sync_helpers import Dev, Rig
 
 # (device, kind, verdict, subject index, amount, at_ms): a day at two gates' worth of trouble.

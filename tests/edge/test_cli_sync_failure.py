@@ -10,7 +10,7 @@ from pathlib import Path
 from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
-from central.demo import DemoFestival, create_demo_festival
+from central.sample import DemoFestival, create_demo_festival
 from edge.cli import app
 from edge.cli_sync import enrol_device
 from edge.humanize import local_time

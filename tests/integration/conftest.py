@@ -18,9 +18,9 @@ from psycopg import AsyncConnection
 from pydantic import SecretStr
 
 from central.app import create_app
-from central.demo import DemoFestival, create_demo_festival
 from central.enrol import create_enrol_code
 from central.http_server import server_config
+from central.sample import DemoFestival, create_demo_festival
 from config.central import CentralConfig
 from edge.cli_sync import enrol_device
 from edge.device import Device

@@ -18,7 +18,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from central import ops
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from edge.cli_sync import enrol_device
 from sync.hlc import MAX_OFFSET_MS, wall_ms_of
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from psycopg import AsyncConnection
 
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from edge.cli_sync import enrol_device
 from edge.sync_link import load_credentials
 from tests.integration.conftest import CentralServer, enrol_code

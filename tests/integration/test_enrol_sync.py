@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
 from central import tickets
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from config.device import load_device_config
 from edge.cli import app
 from edge.cli_sync import enrol_device

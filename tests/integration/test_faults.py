@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.integration.faultproxy import FAULTS, FaultProxy
 

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from central import cashless, tickets
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from edge.cli_sync import enrol_device
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
 

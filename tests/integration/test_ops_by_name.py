@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from central.cli import app
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from sync.client import CentralRefused
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.integration.test_slow_clients import ops_headers

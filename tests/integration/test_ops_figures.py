@@ -12,7 +12,7 @@ import httpx
 from psycopg import AsyncConnection
 
 from central import users
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from config.device import DeviceConfig
 from edge.runtime import Runtime
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION

@@ -8,7 +8,7 @@ import httpx
 from psycopg import AsyncConnection
 
 from central import users
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from psycopg import AsyncConnection
 
 from central import pg
-from central.demo import create_demo_festival
+from central.sample import create_demo_festival
 from edge.cli_sync import enrol_device
 from tests.integration.conftest import CentralServer, enrol_code, open_node
 

@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 
 from bench.slow_clients import push_head
 from central import users
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 from tests.integration.conftest import (
     PATIENCE_S,

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 import httpx
 from psycopg import AsyncConnection
 
-from central.demo import DemoFestival
 from central.imports import import_tickets
+from central.sample import DemoFestival
 from sync.client import CentralClient, CentralUnavailable
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 from tests.integration.conftest import (

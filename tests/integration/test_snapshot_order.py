@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-from central.demo import create_demo_festival
 from central.feed import key_fields
+from central.sample import create_demo_festival
 from sync.client import CentralClient
 from tests.integration.conftest import CentralServer, enrol_code
 

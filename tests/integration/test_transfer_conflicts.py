@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from central import tickets
-from central.demo import DemoFestival
+from central.sample import DemoFestival
 from central.tickets import IssuedTicket
 from sync.hlc import pack
 from sync.ids import uuid7_text
