@@ -59,7 +59,7 @@ from central.auth import DevicePrincipal
 from central.enrol import create_enrol_code, enrol
 from central.imports import import_tickets, import_wristbands
 from central.ingest import ingest_batch
-from central.sample import create_demo_festival
+from central.sample import create_sample_festival
 from sync.engine import SyncEngine
 from sync.hlc import pack
 from sync.ids import uuid7
@@ -144,7 +144,7 @@ async def _setup(
     dsn: str, devices: int, per_device: int
 ) -> tuple[list[DevicePrincipal], dict[uuid.UUID, str], list[str], list[str]]:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        fest = await create_demo_festival(conn, signed_tickets=1, opaque_tickets=0, wristbands=1)
+        fest = await create_sample_festival(conn, signed_tickets=1, opaque_tickets=0, wristbands=1)
         fid = fest.festival_id
         n_tickets = max(100, (devices // 2 + 1) * (per_device // 2 + 1) + 10)
         # Counter codes, weak by design: they never leave the bench.

@@ -51,7 +51,7 @@ import psycopg
 from bench.ingest import _database
 from central.enrol import create_enrol_code
 from central.imports import import_tickets, import_wristbands
-from central.sample import create_demo_festival
+from central.sample import create_sample_festival
 from edge.device import Device
 from edge.schema import migrate
 from edge.store import DB_NAME
@@ -113,7 +113,7 @@ def central_process(dsn: str, env: dict[str, str] | None = None) -> Iterator[str
 async def _setup(dsn: str, tickets: int, accounts: int, runs: int) -> tuple[list[str], int]:
     """A festival with `tickets` opaque tickets and `accounts` wristbands; enrol codes."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        fest = await create_demo_festival(conn, signed_tickets=1, opaque_tickets=0, wristbands=1)
+        fest = await create_sample_festival(conn, signed_tickets=1, opaque_tickets=0, wristbands=1)
         fid = fest.festival_id
         for start in range(0, tickets, _BATCH):
             rows = [

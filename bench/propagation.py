@@ -38,7 +38,7 @@ from bench.ingest import _database
 from bench.initial_sync import central_process
 from bench.stats import percentile
 from central.enrol import create_enrol_code
-from central.sample import create_demo_festival
+from central.sample import create_sample_festival
 from central.tickets import cancel_ticket
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, save_credentials
@@ -160,7 +160,7 @@ def _ms(samples: list[float]) -> dict[str, float]:
 
 async def _run(dsn: str, url: str, devices: int, rounds: int, tmp: Path) -> dict[str, Any]:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        fest = await create_demo_festival(
+        fest = await create_sample_festival(
             conn, signed_tickets=2 * rounds, opaque_tickets=0, wristbands=1
         )
         codes = []

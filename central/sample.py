@@ -1,4 +1,4 @@
-"""A small but complete festival built through the catalog functions (tests, demos, benches)."""
+"""A small but complete festival built through the catalog writes (central's tests, benches)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from sync.vocab import TicketType
 
 
 @dataclass(frozen=True, slots=True)
-class DemoFestival:
-    """Ids and secrets of a demo festival (codes and tag UIDs a test can scan)."""
+class SampleFestival:
+    """Ids and secrets of a sample festival (codes and tag UIDs a test can scan)."""
 
     festival_id: uuid.UUID
     slug: str
@@ -35,20 +35,20 @@ class DemoFestival:
     opening_balance: int
 
 
-async def create_demo_festival(
+async def create_sample_festival(
     conn: AsyncConnection[Any],
     *,
     slug: str | None = None,
-    name: str = "Demo Festival",
+    name: str = "Sample Festival",
     signed_tickets: int = 3,
     opaque_tickets: int = 1,
     wristbands: int = 1,
     opening_balance: int = 5000,
-    actor: str = "demo",
-) -> DemoFestival:
+    actor: str = "sample",
+) -> SampleFestival:
     """Create a festival with a key, a category, a zone, tickets, a bar with a product and
     wristband accounts, each through the catalog write functions."""
-    slug = slug or f"demo-{uuid.uuid4().hex[:8]}"
+    slug = slug or f"sample-{uuid.uuid4().hex[:8]}"
     fest = await catalog.create_festival(conn, name=name, slug=slug, actor=actor)
     fid = uuid.UUID(fest.id)
     key = await keys.current_key(conn, fid)
@@ -80,7 +80,7 @@ async def create_demo_festival(
         for uid in uids
     ]
     rec = await fetch_one(conn, "SELECT hash_key FROM festival WHERE id = %s", (fid,))
-    return DemoFestival(
+    return SampleFestival(
         festival_id=fid,
         slug=slug,
         hash_key=bytes(rec["hash_key"]),

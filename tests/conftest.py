@@ -23,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg
-from central.sample import DemoFestival, create_demo_festival
+from central.sample import SampleFestival, create_sample_festival
 
 _RUN = uuid.uuid4().hex[:8]
 _counter = itertools.count(1)
@@ -122,17 +122,17 @@ async def pg_pool(pg_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
         await pool.close()
 
 
-FestivalFactory = Callable[..., Awaitable[DemoFestival]]
+FestivalFactory = Callable[..., Awaitable[SampleFestival]]
 
 
 @pytest.fixture
 def festival(pg_pool: AsyncConnectionPool) -> FestivalFactory:
-    """Factory: ``await festival(**kw)`` builds a committed demo festival (key, category,
+    """Factory: ``await festival(**kw)`` builds a committed sample festival (key, category,
     zone, signed + opaque tickets, bar with a product, wristbands) via the catalog writes;
-    keyword arguments go to `central.sample.create_demo_festival`."""
+    keyword arguments go to `central.sample.create_sample_festival`."""
 
-    async def make(**kw: Any) -> DemoFestival:
+    async def make(**kw: Any) -> SampleFestival:
         async with pg_pool.connection() as conn:
-            return await create_demo_festival(conn, **kw)
+            return await create_sample_festival(conn, **kw)
 
     return make

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from tests.central.sync_helpers import Rig, open_rig
 
 
@@ -21,9 +21,9 @@ def rig_festival() -> dict[str, Any]:
 @pytest.fixture
 async def rig(
     pg_pool: AsyncConnectionPool,
-    festival: Callable[..., Awaitable[DemoFestival]],
+    festival: Callable[..., Awaitable[SampleFestival]],
     rig_festival: dict[str, Any],
 ) -> AsyncIterator[Rig]:
-    """The app on a fresh database with a demo festival, and an HTTP client on it."""
+    """The app on a fresh database with a sample festival, and an HTTP client on it."""
     async with open_rig(pg_pool, festival, **rig_festival) as r:
         yield r

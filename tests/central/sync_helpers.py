@@ -15,7 +15,7 @@ from central import catalog, users
 from central.api.deps import SyncSettings
 from central.app import create_app
 from central.enrol import create_enrol_code
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from config.central import CentralConfig
 from sync import hlc
 from sync.ids import uuid7
@@ -41,11 +41,11 @@ class Dev:
 
 @dataclass
 class Rig:
-    """The app, an HTTP client on it, the pool and a demo festival."""
+    """The app, an HTTP client on it, the pool and a sample festival."""
 
     client: httpx.AsyncClient
     pool: AsyncConnectionPool
-    fest: DemoFestival
+    fest: SampleFestival
     now_ms: int
     ops_tokens: dict[str, str] = field(default_factory=dict)
 
@@ -150,12 +150,12 @@ class Rig:
 @asynccontextmanager
 async def open_rig(
     pool: AsyncConnectionPool,
-    festival: Callable[..., Awaitable[DemoFestival]],
+    festival: Callable[..., Awaitable[SampleFestival]],
     *,
     settings: SyncSettings | None = None,
     **festival_kw: Any,
 ) -> AsyncIterator[Rig]:
-    """Start the real app on `pool` (lifespan included) with a fresh demo festival."""
+    """Start the real app on `pool` (lifespan included) with a fresh sample festival."""
     fest = await festival(**festival_kw)
     app = create_app(CentralConfig(), pool=pool, sync_settings=settings)
     async with app.router.lifespan_context(app):

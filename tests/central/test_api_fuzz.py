@@ -41,7 +41,7 @@ from central.app import create_app
 from central.auth import DevicePrincipal, authenticate
 from central.enrol import create_enrol_code, enrol, issue_enrol_code
 from central.ingest import ingest_batch
-from central.sample import create_demo_festival
+from central.sample import create_sample_festival
 from config.central import CentralConfig
 from sync.ids import uuid7_text
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Event
@@ -63,7 +63,7 @@ async def _seed(dsn: str) -> Seeded:
     pool = await pg.connect_pool(dsn, min_size=1, max_size=1)
     try:
         async with pool.connection() as conn:
-            fest = await create_demo_festival(conn, wristbands=2)
+            fest = await create_sample_festival(conn, wristbands=2)
             fid = fest.festival_id
             admin = await users.add_ops_user(
                 conn, name="fuzz", role="ADMIN", actor="test", festival_id=fid

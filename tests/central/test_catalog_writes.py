@@ -13,12 +13,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from central import cashless, catalog, code_entropy, feed, festivals, keys, rows, tickets, users
 from central.errors import CatalogError, Conflict, NotFound
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from sync import hashing, ticketcode
 from sync.catalog import SigningKeyRow, TicketRow
 from sync.vocab import TicketStatus, TicketType
 
-Factory = Callable[..., Awaitable[DemoFestival]]
+Factory = Callable[..., Awaitable[SampleFestival]]
 
 
 async def _count(conn: AsyncConnection[Any], query: str, *args: object) -> int:
@@ -28,7 +28,7 @@ async def _count(conn: AsyncConnection[Any], query: str, *args: object) -> int:
     return int(rec[0])
 
 
-async def test_demo_festival_is_replicated_and_audited(
+async def test_sample_festival_is_replicated_and_audited(
     festival: Factory, pg_pool: AsyncConnectionPool
 ) -> None:
     f = await festival()

@@ -21,7 +21,7 @@ from central.auth import DevicePrincipal, authenticate
 from central.cli import app
 from central.enrol import create_enrol_code, enrol
 from central.ingest import ingest_batch
-from central.sample import DemoFestival, create_demo_festival
+from central.sample import SampleFestival, create_sample_festival
 from sync import hlc
 from sync.ids import uuid7_text
 from sync.protocol import Event
@@ -45,9 +45,9 @@ def _db(dsn: str, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
 
 
 @pytest.fixture
-def fest(pg_dsn: str) -> DemoFestival:
-    """A demo festival by the slug ``summer``."""
-    return _db(pg_dsn, lambda conn: create_demo_festival(conn, slug="summer", wristbands=2))
+def fest(pg_dsn: str) -> SampleFestival:
+    """A sample festival by the slug ``summer``."""
+    return _db(pg_dsn, lambda conn: create_sample_festival(conn, slug="summer", wristbands=2))
 
 
 def _cli(dsn: str, *args: str) -> Result:
@@ -71,7 +71,7 @@ def _refused(dsn: str, code: str, *args: str) -> str:
     return human.stderr
 
 
-def test_ticket_commands_by_any_name(pg_dsn: str, fest: DemoFestival) -> None:
+def test_ticket_commands_by_any_name(pg_dsn: str, fest: SampleFestival) -> None:
     code, tid = fest.tickets[0].code, fest.tickets[0].ticket_id
     shown = _cli(pg_dsn, "ticket", "show", code, "-f", "summer")
     assert shown.exit_code == 0, shown.output
@@ -103,7 +103,7 @@ def test_ticket_commands_by_any_name(pg_dsn: str, fest: DemoFestival) -> None:
     assert all(a["actor"].startswith("cli") for a in history[1:])
 
 
-def test_wristband_commands_by_tag_uid(pg_dsn: str, fest: DemoFestival) -> None:
+def test_wristband_commands_by_tag_uid(pg_dsn: str, fest: SampleFestival) -> None:
     uid, aid = fest.tag_uids[0], fest.account_ids[0]
     shown = _cli(pg_dsn, "wristband", "show", uid.upper(), "-f", "summer")
     assert shown.exit_code == 0, shown.output
@@ -129,7 +129,7 @@ def test_wristband_commands_by_tag_uid(pg_dsn: str, fest: DemoFestival) -> None:
     assert bad.exit_code == 2  # typer refuses the amount before any database work
 
 
-async def _conflicts(conn: AsyncConnection[Any], fest: DemoFestival) -> None:
+async def _conflicts(conn: AsyncConnection[Any], fest: SampleFestival) -> None:
     """Gates north and south admit the first ticket with no exit between (a duplicate entry);
     gate west loses event 2 (a sequence gap)."""
     gates = {}
@@ -161,7 +161,7 @@ def _event(
     )  # fmt: skip
 
 
-def test_conflict_commands(pg_dsn: str, fest: DemoFestival) -> None:
+def test_conflict_commands(pg_dsn: str, fest: SampleFestival) -> None:
     _db(pg_dsn, lambda conn: _conflicts(conn, fest))
     listed = _cli(pg_dsn, "conflicts", "-f", "summer")  # the README's short form
     assert listed.exit_code == 0, listed.output
@@ -191,7 +191,9 @@ def test_conflict_commands(pg_dsn: str, fest: DemoFestival) -> None:
     assert len(_json(pg_dsn, "conflicts", "--all")["conflicts"]) == 2
 
 
-def test_names_that_find_nothing_or_too_much_are_one_line(pg_dsn: str, fest: DemoFestival) -> None:
+def test_names_that_find_nothing_or_too_much_are_one_line(
+    pg_dsn: str, fest: SampleFestival
+) -> None:
     _refused(pg_dsn, "not_found", "ticket", "show", "no-such-ticket")
     wrong = _cli(pg_dsn, "ticket", "show", fest.tickets[0].code, "-f", "winter", "--json")
     assert wrong.exit_code == 1 and json.loads(wrong.stdout)["error"] == "not_found"

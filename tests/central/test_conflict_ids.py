@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 
 from central.enrol import create_enrol_code
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from tests.central.sync_helpers import PROTO, Dev, Rig, expect_error
 
 
-async def _enrol_elsewhere(rig: Rig, fest: DemoFestival) -> Dev:
+async def _enrol_elsewhere(rig: Rig, fest: SampleFestival) -> Dev:
     """A gate of another festival, enrolled through the same API."""
     async with rig.pool.connection() as conn:
         code = await create_enrol_code(
@@ -32,7 +32,7 @@ async def _gap(rig: Rig, dev: Dev) -> None:
 
 
 async def test_conflict_ids_are_refs_scoped_to_their_festival(
-    rig: Rig, festival: Callable[..., Awaitable[DemoFestival]]
+    rig: Rig, festival: Callable[..., Awaitable[SampleFestival]]
 ) -> None:
     other = await festival()
     for _ in range(3):  # other festivals' conflicts, made first

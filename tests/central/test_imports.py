@@ -14,13 +14,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from central import cashless, feed, imports
 from central.errors import ImportRowError
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from sync import hashing, ticketcode
 
-Factory = Callable[..., Awaitable[DemoFestival]]
+Factory = Callable[..., Awaitable[SampleFestival]]
 
 
-async def _state(conn: AsyncConnection[Any], f: DemoFestival) -> tuple[int, ...]:
+async def _state(conn: AsyncConnection[Any], f: SampleFestival) -> tuple[int, ...]:
     counts = []
     for table in (
         "ticket",
@@ -157,7 +157,7 @@ def _codes(n: int, alphabet: str, length: int, seed: int = 14) -> list[str]:
     return ["".join(rng.choices(alphabet, k=length)) for _ in range(n)]
 
 
-async def _code_bits(conn: AsyncConnection[Any], f: DemoFestival) -> list[int | None]:
+async def _code_bits(conn: AsyncConnection[Any], f: SampleFestival) -> list[int | None]:
     cur = await conn.execute(
         "SELECT code_bits FROM ticket WHERE festival_id = %s AND code_hash IS NOT NULL "
         "ORDER BY created_at, code_bits",
@@ -180,7 +180,7 @@ async def test_six_digit_outside_codes_are_refused_naming_the_bits(
     reason = err.value.reason
     assert "too weak to survive offline guessing" in reason
     assert "about 19.9 bits (6 characters of 0-9)" in reason
-    assert "among the festival's 502 outside codes" in reason  # 501 new + the demo's one
+    assert "among the festival's 502 outside codes" in reason  # 501 new + the sample festival's one
     assert "codes need 73 bits here" in reason and "--accept-weak-codes" in reason
 
 

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from central import refs, tickets, users
 from central.errors import Ambiguous, NotFound
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from tests.conftest import FestivalFactory
 
 
@@ -52,7 +52,7 @@ async def test_a_name_two_rows_share_is_ambiguous_and_lists_their_ids(
         assert await refs.device(conn, fest.festival_id, str(ids[1])) == ids[1]
 
 
-async def _device(conn: AsyncConnection[Any], fest: DemoFestival, name: str) -> uuid.UUID:
+async def _device(conn: AsyncConnection[Any], fest: SampleFestival, name: str) -> uuid.UUID:
     did = uuid.uuid4()
     await conn.execute(
         "INSERT INTO device (id, festival_id, name, role, zone_id, token_hash)"

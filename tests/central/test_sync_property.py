@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
 from central import tickets
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from tests.central.sync_helpers import Dev, Rig
 
 # (device, kind, verdict, subject index, amount, at_ms): a day at two gates' worth of trouble.
@@ -123,7 +123,7 @@ async def _outcome(rig: Rig, labels: dict[str, str]) -> dict[str, Any]:
             "occupancy": occupancy, "access": access}  # fmt: skip
 
 
-async def _run(rig: Rig, festival: Callable[..., Awaitable[DemoFestival]], plan: Any) -> Any:
+async def _run(rig: Rig, festival: Callable[..., Awaitable[SampleFestival]], plan: Any) -> Any:
     rig.fest = await festival(signed_tickets=5, wristbands=2, opening_balance=1000)
     gates = await _gate_payloads(rig)
     rig.now_ms = int(await rig.scalar("SELECT (extract(epoch FROM now()) * 1000)::bigint")) + 1000
@@ -155,7 +155,7 @@ def _in_order(events: dict[str, list[dict[str, Any]]]) -> list[tuple[str, list[d
 )
 @given(data=st.data())
 async def test_any_order_and_batching_ends_the_same(
-    rig: Rig, festival: Callable[..., Awaitable[DemoFestival]], data: st.DataObject
+    rig: Rig, festival: Callable[..., Awaitable[SampleFestival]], data: st.DataObject
 ) -> None:
     if "outcome" not in _reference:
         _reference["outcome"] = await _run(rig, festival, _in_order)

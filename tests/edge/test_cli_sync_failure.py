@@ -10,7 +10,7 @@ from pathlib import Path
 from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
-from central.sample import DemoFestival, create_demo_festival
+from central.sample import SampleFestival, create_sample_festival
 from edge.cli import app
 from edge.cli_sync import enrol_device
 from edge.humanize import local_time
@@ -19,9 +19,9 @@ from tests.integration.conftest import enrol_code, serving
 runner = CliRunner()
 
 
-async def _festival(dsn: str) -> DemoFestival:
+async def _festival(dsn: str) -> SampleFestival:
     async with await AsyncConnection.connect(dsn) as conn:
-        return await create_demo_festival(conn, signed_tickets=2, opaque_tickets=1, wristbands=1)
+        return await create_sample_festival(conn, signed_tickets=2, opaque_tickets=1, wristbands=1)
 
 
 def _status(data: Path) -> dict[str, object]:

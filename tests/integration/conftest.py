@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from central.app import create_app
 from central.enrol import create_enrol_code
 from central.http_server import server_config
-from central.sample import DemoFestival, create_demo_festival
+from central.sample import SampleFestival, create_sample_festival
 from config.central import CentralConfig
 from edge.cli_sync import enrol_device
 from edge.device import Device
@@ -89,13 +89,13 @@ def central(pg_dsn: str) -> Iterator[CentralServer]:
 
 
 @pytest.fixture
-async def fest(pg_dsn: str) -> DemoFestival:
+async def fest(pg_dsn: str) -> SampleFestival:
     async with await AsyncConnection.connect(pg_dsn) as conn:
-        return await create_demo_festival(conn, signed_tickets=6, opaque_tickets=1, wristbands=2)
+        return await create_sample_festival(conn, signed_tickets=6, opaque_tickets=1, wristbands=2)
 
 
-async def enrol_code(dsn: str, fest: DemoFestival, role: str) -> str:
-    """A one-time enrol code for a gate (the demo zone) or a bar (the demo vendor)."""
+async def enrol_code(dsn: str, fest: SampleFestival, role: str) -> str:
+    """A one-time enrol code for a gate (the sample zone) or a bar (the sample vendor)."""
     async with await AsyncConnection.connect(dsn) as conn:
         code = await create_enrol_code(
             conn, festival_id=fest.festival_id, role=role,
@@ -144,7 +144,7 @@ def new_dir(tmp_path: Path) -> Path:
 
 
 async def enrolled_dir(
-    central: CentralServer, dsn: str, fest: DemoFestival, role: str, tmp: Path
+    central: CentralServer, dsn: str, fest: SampleFestival, role: str, tmp: Path
 ) -> Path:
     """A device data dir enrolled at `central` (`festgate init`: snapshot and catch-up)."""
     data = new_dir(tmp)

@@ -18,14 +18,14 @@ import pytest
 from psycopg import AsyncConnection
 
 from central import ops
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from edge.cli_sync import enrol_device
 from sync.hlc import MAX_OFFSET_MS, wall_ms_of
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
 
 DAY_MS = 86_400_000
 YEARS_5_MS = 5 * 365 * DAY_MS
-ALLOWANCE = 2000  # the demo festival's offline allowance per wristband, cents
+ALLOWANCE = 2000  # the sample festival's offline allowance per wristband, cents
 
 
 def _real_ms() -> int:
@@ -37,7 +37,9 @@ def _moved(offset_ms: list[int]) -> Callable[[], int]:
     return lambda: _real_ms() + offset_ms[0]
 
 
-async def _node(central: CentralServer, dsn: str, fest: DemoFestival, role: str, tmp: Path) -> Node:
+async def _node(
+    central: CentralServer, dsn: str, fest: SampleFestival, role: str, tmp: Path
+) -> Node:
     data = new_dir(tmp)
     await enrol_device(central.url, await enrol_code(dsn, fest, role), name=role, data_dir=data)
     return await open_node(data)
@@ -52,7 +54,7 @@ async def _wait_offline(node: Node) -> None:
 
 
 async def test_offline_allowance_holds_with_the_wall_clock_moved(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     bar = await _node(central, pg_dsn, fest, "bar", tmp_path)
     nodes.append(bar)
@@ -98,7 +100,7 @@ async def _open_skew(dsn: str, device_id: str) -> list[dict[str, Any]]:
 async def test_a_five_year_clock_glitch_does_not_skew_later_facts(
     central: CentralServer,
     pg_dsn: str,
-    fest: DemoFestival,
+    fest: SampleFestival,
     tmp_path: Path,
     nodes: list[Node],
     knows_central: bool,

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from psycopg import AsyncConnection
 
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from edge.cli_sync import enrol_device
 from edge.sync_link import load_credentials
 from tests.integration.conftest import CentralServer, enrol_code
 
 
 async def test_daemon_pushes_scans_and_exits_on_sigterm(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path
 ) -> None:
     data = tmp_path / "gate"
     summary = await enrol_device(

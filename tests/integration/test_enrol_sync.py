@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
 from central import tickets
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from config.device import load_device_config
 from edge.cli import app
 from edge.cli_sync import enrol_device
@@ -29,7 +29,7 @@ from tests.integration.conftest import (
 
 
 async def _enrolled(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, role: str, tmp_path: Path
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, role: str, tmp_path: Path
 ) -> Node:
     data = new_dir(tmp_path)
     code = await enrol_code(pg_dsn, fest, role)
@@ -38,7 +38,7 @@ async def _enrolled(
 
 
 def test_festgate_init_enrols_bootstraps_and_writes_config(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path
 ) -> None:
     code = asyncio.run(enrol_code(pg_dsn, fest, "gate"))
     data = tmp_path / "gate"
@@ -69,7 +69,7 @@ def test_festgate_init_enrols_bootstraps_and_writes_config(
 
 
 async def test_events_reach_central_once_and_changes_come_down(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await _enrolled(central, pg_dsn, fest, "gate", tmp_path)
     nodes.append(gate)
@@ -94,7 +94,7 @@ async def test_events_reach_central_once_and_changes_come_down(
 
 
 async def test_live_loops_push_at_once_and_pull_by_long_poll(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await _enrolled(central, pg_dsn, fest, "gate", tmp_path)
     nodes.append(gate)
@@ -127,7 +127,7 @@ async def test_live_loops_push_at_once_and_pull_by_long_poll(
 
 
 async def test_a_refused_protocol_version_is_said_plainly(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await _enrolled(central, pg_dsn, fest, "gate", tmp_path)
     nodes.append(gate)
@@ -145,7 +145,7 @@ async def test_a_refused_protocol_version_is_said_plainly(
 
 
 def test_sync_finishes_an_init_whose_snapshot_never_landed(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path
 ) -> None:
     from edge.sync_link import Credentials, save_credentials
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.integration.faultproxy import FAULTS, FaultProxy
 
@@ -26,7 +26,7 @@ FAST: dict[str, Any] = {
 }
 
 
-async def _journal(node: Node, fest: DemoFestival, count: int) -> None:
+async def _journal(node: Node, fest: SampleFestival, count: int) -> None:
     """Record `count` events of every kind the role makes: admits, refusals, exits, sales."""
     if node.creds.role == "gate":
         for i in range(count):
@@ -71,7 +71,7 @@ async def _until_synced(nodes: list[Node], timeout_s: float) -> None:
 
 
 async def test_several_devices_through_a_faulty_network(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     proxy = FaultProxy(upstream_port=central.port, rate=0.35, seed=7)
     url = await proxy.start()
@@ -104,7 +104,7 @@ async def test_several_devices_through_a_faulty_network(
 
 
 async def test_a_device_killed_mid_push_loses_and_doubles_nothing(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     data = await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path)
     script = textwrap.dedent(f"""
@@ -143,7 +143,7 @@ async def test_a_device_killed_mid_push_loses_and_doubles_nothing(
 
 
 async def test_central_restarted_mid_ingest(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     data = await enrolled_dir(central, pg_dsn, fest, "bar", tmp_path)
     node = await open_node(data, **(FAST | {"batch": 10}))

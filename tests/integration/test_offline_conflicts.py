@@ -12,13 +12,13 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from central import cashless, tickets
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from edge.cli_sync import enrol_device
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
 
 
 async def _node(
-    central: CentralServer, dsn: str, fest: DemoFestival, role: str, tmp: Path, **kw: Any
+    central: CentralServer, dsn: str, fest: SampleFestival, role: str, tmp: Path, **kw: Any
 ) -> Node:
     data = new_dir(tmp)
     await enrol_device(central.url, await enrol_code(dsn, fest, role), name=role, data_dir=data)
@@ -39,7 +39,7 @@ async def _conflicts(dsn: str, kind: str) -> list[dict[str, Any]]:
 
 
 async def test_two_offline_gates_admit_one_ticket(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     a = await _node(central, pg_dsn, fest, "gate", tmp_path)
     b = await _node(central, pg_dsn, fest, "gate", tmp_path)
@@ -63,7 +63,7 @@ async def test_two_offline_gates_admit_one_ticket(
 
 
 async def test_two_offline_bars_overspend_one_wristband(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     uid = "04c0ffee" + uuid.uuid4().hex[:6]
     async with await AsyncConnection.connect(pg_dsn) as conn:
@@ -95,7 +95,7 @@ async def test_two_offline_bars_overspend_one_wristband(
 
 
 async def test_gate_offline_admits_a_ticket_cancelled_meanwhile(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await _node(central, pg_dsn, fest, "gate", tmp_path)
     nodes.append(gate)
@@ -115,7 +115,7 @@ async def test_gate_offline_admits_a_ticket_cancelled_meanwhile(
 async def test_a_device_clock_ten_minutes_off_is_flagged(
     central: CentralServer,
     pg_dsn: str,
-    fest: DemoFestival,
+    fest: SampleFestival,
     tmp_path: Path,
     nodes: list[Node],
     offset_s: int,
@@ -142,7 +142,7 @@ async def test_a_device_clock_ten_minutes_off_is_flagged(
     assert later.event.hlc > max(r[1] for r in rows)
 
 
-def _tag_hash(fest: DemoFestival, uid: str) -> str:
+def _tag_hash(fest: SampleFestival, uid: str) -> str:
     from sync.hashing import tag_hash
 
     return tag_hash(fest.hash_key, uid).hex()

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from central.cli import app
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from sync.client import CentralRefused
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.integration.test_slow_clients import ops_headers
@@ -27,7 +27,7 @@ async def _cli(dsn: str, *args: str) -> dict[str, object]:
 
 
 async def test_a_device_revoked_by_name_is_refused_at_its_next_request(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
     nodes.append(gate)
@@ -44,7 +44,7 @@ async def test_a_device_revoked_by_name_is_refused_at_its_next_request(
 
 
 async def test_a_vendor_closed_by_name_makes_a_synced_bar_answer_vendor_closed(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     bar = await open_node(await enrolled_dir(central, pg_dsn, fest, "bar", tmp_path))
     nodes.append(bar)

@@ -12,14 +12,14 @@ import httpx
 from psycopg import AsyncConnection
 
 from central import users
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from config.device import DeviceConfig
 from edge.runtime import Runtime
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 
 
-async def _ops_get(central: CentralServer, dsn: str, fest: DemoFestival, path: str) -> Any:
+async def _ops_get(central: CentralServer, dsn: str, fest: SampleFestival, path: str) -> Any:
     """GET an ops endpoint of the festival as a STAFF user."""
     async with await AsyncConnection.connect(dsn) as conn:
         user = await users.add_ops_user(  # a fresh name: a live user's name is taken
@@ -34,7 +34,7 @@ async def _ops_get(central: CentralServer, dsn: str, fest: DemoFestival, path: s
 
 
 async def _pending_at_central(
-    central: CentralServer, dsn: str, fest: DemoFestival, node: Node
+    central: CentralServer, dsn: str, fest: SampleFestival, node: Node
 ) -> Any:
     devices = await _ops_get(central, dsn, fest, "/devices")
     (row,) = [d for d in devices if d["id"] == node.creds.device_id]
@@ -42,7 +42,7 @@ async def _pending_at_central(
 
 
 async def test_daemon_log_lines_reach_ops_with_their_text(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     data = await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path)
     node = await open_node(data)
@@ -65,7 +65,7 @@ async def test_daemon_log_lines_reach_ops_with_their_text(
 
 
 async def test_ops_pending_events_follow_the_device(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
     nodes.append(node)
@@ -89,7 +89,7 @@ async def test_ops_pending_events_follow_the_device(
 
 
 async def test_ops_see_no_lag_once_a_round_of_sync_caught_up(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     from central import tickets
 

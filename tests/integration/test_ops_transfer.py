@@ -8,13 +8,13 @@ import httpx
 from psycopg import AsyncConnection
 
 from central import users
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 
 
 async def test_the_old_code_of_a_transferred_ticket_is_revoked_at_the_gate(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
     nodes.append(gate)

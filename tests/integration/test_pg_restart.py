@@ -9,7 +9,7 @@ from pathlib import Path
 from psycopg import AsyncConnection
 
 from central import pg
-from central.sample import create_demo_festival
+from central.sample import create_sample_festival
 from edge.cli_sync import enrol_device
 from tests.integration.conftest import CentralServer, enrol_code, open_node
 
@@ -41,7 +41,7 @@ async def test_postgres_restarted_mid_ingest(tmp_path: Path, pg_home: Path) -> N
     try:
         await asyncio.to_thread(pg.migrate, server.dsn)
         async with await AsyncConnection.connect(server.dsn) as conn:
-            fest = await create_demo_festival(conn, wristbands=2)
+            fest = await create_sample_festival(conn, wristbands=2)
             await conn.commit()
         central = CentralServer(server.dsn)
         central.start()

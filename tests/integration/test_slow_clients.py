@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 
 from bench.slow_clients import push_head
 from central import users
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 from tests.integration.conftest import (
     PATIENCE_S,
@@ -44,7 +44,7 @@ async def sockets(port: int, count: int) -> AsyncIterator[list[Conn]]:
                 await writer.wait_closed()
 
 
-async def ops_headers(dsn: str, fest: DemoFestival) -> dict[str, str]:
+async def ops_headers(dsn: str, fest: SampleFestival) -> dict[str, str]:
     """Headers of a new ADMIN ops user of `fest`."""
     async with await AsyncConnection.connect(dsn) as conn:
         user = await users.add_ops_user(
@@ -81,13 +81,13 @@ async def events_held(dsn: str) -> int:
         return int(row[0]) if row else -1
 
 
-async def gate(server: CentralServer, dsn: str, fest: DemoFestival, tmp_path: Path) -> Node:
+async def gate(server: CentralServer, dsn: str, fest: SampleFestival, tmp_path: Path) -> Node:
     """An enrolled gate whose sync engine pushes what it scans (not running on its own)."""
     return await open_node(await enrolled_dir(server, dsn, fest, "gate", tmp_path))
 
 
 async def test_twenty_slow_pushers_stop_neither_ops_reads_nor_device_pushes(
-    pg_dsn: str, fest: DemoFestival, tmp_path: Path
+    pg_dsn: str, fest: SampleFestival, tmp_path: Path
 ) -> None:
     # A pool of 10 that gives up after 2 s: a request that needs the database while slow
     # pushers hold it fails fast (500 PoolTimeout) instead of after the default 30 s.
@@ -123,7 +123,7 @@ async def test_twenty_slow_pushers_stop_neither_ops_reads_nor_device_pushes(
 
 
 async def test_a_body_that_does_not_arrive_gets_408_and_stores_nothing(
-    pg_dsn: str, fest: DemoFestival, tmp_path: Path
+    pg_dsn: str, fest: SampleFestival, tmp_path: Path
 ) -> None:
     with serving(pg_dsn, body_timeout_s=1.0) as server:
         node = await gate(server, pg_dsn, fest, tmp_path)
@@ -157,7 +157,7 @@ async def test_a_body_that_does_not_arrive_gets_408_and_stores_nothing(
 
 
 async def test_header_tricklers_are_cut_and_do_not_stop_requests(
-    pg_dsn: str, fest: DemoFestival
+    pg_dsn: str, fest: SampleFestival
 ) -> None:
     with serving(pg_dsn, header_timeout_s=1.0) as server:
         ops = await ops_headers(pg_dsn, fest)

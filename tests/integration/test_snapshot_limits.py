@@ -13,7 +13,7 @@ import httpx
 from psycopg import AsyncConnection
 
 from central.imports import import_tickets
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from sync.client import CentralClient, CentralUnavailable
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 from tests.integration.conftest import (
@@ -29,7 +29,7 @@ TICKETS = 36_000
 END_LINE = b'{"type":"end"'
 
 
-async def big_festival(dsn: str, fest: DemoFestival) -> None:
+async def big_festival(dsn: str, fest: SampleFestival) -> None:
     async with await AsyncConnection.connect(dsn) as conn:
         rows = [{"category": "Weekend", "code": f"SLOW-{i:08d}-READER"} for i in range(TICKETS)]
         # Counter codes, weak by design: only the snapshot's size matters here.
@@ -39,7 +39,7 @@ async def big_festival(dsn: str, fest: DemoFestival) -> None:
         await conn.commit()
 
 
-async def device_token(url: str, dsn: str, fest: DemoFestival) -> str:
+async def device_token(url: str, dsn: str, fest: SampleFestival) -> str:
     """A gate enrolled over HTTP (no snapshot taken)."""
     async with CentralClient(url) as anonymous:
         return (await anonymous.enrol(await enrol_code(dsn, fest, "gate"), "gate")).token
@@ -87,7 +87,7 @@ async def stalled_reader(port: int, token: str) -> AsyncIterator[asyncio.StreamR
 
 
 async def test_a_snapshot_reader_that_stops_reading_gives_its_connection_back(
-    pg_dsn: str, fest: DemoFestival
+    pg_dsn: str, fest: SampleFestival
 ) -> None:
     await big_festival(pg_dsn, fest)
     with serving(pg_dsn, send_timeout_s=1.0) as server:
@@ -103,7 +103,7 @@ async def test_a_snapshot_reader_that_stops_reading_gives_its_connection_back(
         assert parts[-1].kind == "end"
 
 
-async def test_snapshot_streams_over_the_cap_get_429(pg_dsn: str, fest: DemoFestival) -> None:
+async def test_snapshot_streams_over_the_cap_get_429(pg_dsn: str, fest: SampleFestival) -> None:
     await big_festival(pg_dsn, fest)
     with serving(pg_dsn, snapshot_streams=1, snapshot_queue_s=0.2, send_timeout_s=300.0) as server:
         token = await device_token(server.url, pg_dsn, fest)

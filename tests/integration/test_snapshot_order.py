@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 
 from central.feed import key_fields
-from central.sample import create_demo_festival
+from central.sample import create_sample_festival
 from sync.client import CentralClient
 from tests.integration.conftest import CentralServer, enrol_code
 
@@ -14,7 +14,9 @@ async def test_each_table_streams_in_byte_order_of_its_id(
     central: CentralServer, pg_dsn: str
 ) -> None:
     async with await AsyncConnection.connect(pg_dsn) as conn:
-        fest = await create_demo_festival(conn, signed_tickets=30, opaque_tickets=30, wristbands=40)
+        fest = await create_sample_festival(
+            conn, signed_tickets=30, opaque_tickets=30, wristbands=40
+        )
     code = await enrol_code(pg_dsn, fest, "gate")
     async with CentralClient(central.url) as anonymous:
         token = (await anonymous.enrol(code, "order")).token

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from central import tickets
-from central.sample import DemoFestival
+from central.sample import SampleFestival
 from central.tickets import IssuedTicket
 from sync.hlc import pack
 from sync.ids import uuid7_text
@@ -20,7 +20,7 @@ from sync.vocab import EventKind
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 
 
-async def _gate(central: CentralServer, dsn: str, fest: DemoFestival, tmp: Path) -> Node:
+async def _gate(central: CentralServer, dsn: str, fest: SampleFestival, tmp: Path) -> Node:
     return await open_node(await enrolled_dir(central, dsn, fest, "gate", tmp))
 
 
@@ -39,7 +39,7 @@ async def _conflicts(dsn: str) -> list[dict[str, Any]]:
 
 
 async def test_an_offline_gate_admitting_a_transferred_code_is_stale_catalog(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     offline = await _gate(central, pg_dsn, fest, tmp_path)
     online = await _gate(central, pg_dsn, fest, tmp_path)
@@ -76,7 +76,7 @@ async def test_an_offline_gate_admitting_a_transferred_code_is_stale_catalog(
 
 
 async def test_a_gate_that_had_seen_the_transfer_and_admitted_is_a_policy_violation(
-    central: CentralServer, pg_dsn: str, fest: DemoFestival, tmp_path: Path, nodes: list[Node]
+    central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
     gate = await _gate(central, pg_dsn, fest, tmp_path)
     nodes.append(gate)
