@@ -17,12 +17,12 @@ from typing import Any
 
 from bench.stats import percentile
 from config.hardware import CameraReaderConfig
+from config.vocab import Role
 from edge.device import Device
 from edge.sample import build_sample
 from hardware.base import clean_text
 from hardware.camera_qr import CameraQrReader
 from hardware.sim_camera import Look, render
-from sync.vocab import Role
 
 TARGET_MS = 10.0
 HARD_KINDS = ("tilted", "blurred", "inverted", "small", "noisy")

@@ -26,13 +26,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from config.vocab import Role
 from edge.device import Device
 from edge.journal import _INSERT as _JOURNAL_INSERT
 from edge.sample import build_sample
 from edge.store import _GATE_BY_ID, DB_NAME
 from sync import hashing, ticketcode
 from sync.catalog import Change
-from sync.vocab import Role, TicketType
+from sync.vocab import TicketType
 
 
 def _ids(n: int, seed: int) -> list[str]:

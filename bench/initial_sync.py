@@ -52,12 +52,12 @@ from bench.ingest import _database
 from central.enrol import create_enrol_code
 from central.imports import import_tickets, import_wristbands
 from central.sample import create_sample_festival
+from config.vocab import Role
 from edge.device import Device
 from edge.schema import migrate
 from edge.store import DB_NAME
 from edge.sync_link import Credentials, engine_for, save_credentials
 from sync.client import CentralClient, SnapshotPart
-from sync.vocab import Role
 
 _STAGES = ("enrol_s", "server_ttfb_s", "stream_s", "validate_insert_s", "commit_s", "catch_up_s")
 _BATCH = 100_000  # rows per import transaction (setup)

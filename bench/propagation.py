@@ -40,12 +40,13 @@ from bench.stats import percentile
 from central.enrol import create_enrol_code
 from central.sample import create_sample_festival
 from central.tickets import cancel_ticket
+from config.vocab import Role
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, save_credentials
 from sync.catalog import Change
 from sync.client import CentralClient
 from sync.engine import SyncEngine
-from sync.vocab import Role, TicketStatus
+from sync.vocab import TicketStatus
 
 
 class _Gate:

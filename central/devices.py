@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from central import refs, revocation, views
-from sync.vocab import Role
+from config.vocab import Role
 
 # A live device asks for changes at least every 30 s (its long-poll, which also marks it
 # seen) and pushes as soon as it has events; three missed polls make it offline.

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from central import audit, refs, views
 from central.auth import DEVICE_PREFIX, new_token, token_hash
 from central.errors import CatalogError, Conflict, NotFound
-from sync.vocab import Role
+from config.vocab import Role
 
 ROLES = ("gate", "bar", "topup")
 # Crockford base32: no I, L, O, U, so a code read aloud or off a screen is typed right.

@@ -23,7 +23,7 @@ from pydantic_settings import (
 
 from config.errors import ConfigError, describe
 from config.hardware import ActuatorConfig, ReaderConfig
-from sync.vocab import Role
+from config.vocab import Role
 
 DEFAULT_DATA_DIR = Path("./var/device")  # when neither --data-dir nor a config names one
 

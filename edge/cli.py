@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from config.device import DEFAULT_DATA_DIR, DeviceConfig, load_device_config
 from config.errors import ConfigError
+from config.vocab import Role
 from edge import cli_sync, identity
 from edge.cli_errors import err, fail
 from edge.clock import wall_clock_ms
@@ -30,7 +31,6 @@ from edge.store import NoDevice, require_device
 from edge.sync_link import load_credentials
 from sync.catalog import Snapshot
 from sync.client import CentralRefused, CentralUnavailable
-from sync.vocab import Role
 
 app = typer.Typer(
     help="festgate device: scan tickets, charge wristbands, inspect the replica.",

@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_random_exponential as jittered
 
 from config.device import DEFAULT_DATA_DIR
+from config.vocab import Role
 from edge.datadir import write_private
 from edge.decide import BadInput
 from edge.device import Device
@@ -22,7 +23,6 @@ from edge.store import require_device
 from edge.sync_link import Credentials, engine_for, load_credentials, save_credentials
 from sync.client import CentralClient, CentralError, CentralRefused, CentralUnavailable
 from sync.engine import SyncEngine
-from sync.vocab import Role
 
 SNAPSHOT_ATTEMPTS = 8  # about a minute of backoff: central's snapshot streams are capped
 

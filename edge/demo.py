@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from config.vocab import Role
 from edge.clock import wall_clock_ms
 from edge.device import Device, GateResult, SaleResult
 from edge.sample import build_sample
-from sync.vocab import Role
 
 DATA = Path("var/demo")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.vocab import Role
 from edge.clock import DeviceClock, boot_clock_ms, wall_clock_ms
 from edge.decide import (
     MAX_AMOUNT,
@@ -30,7 +31,7 @@ from sync.catalog import FestivalRow, VendorRow, ZoneRow
 from sync.logline import log_payload
 from sync.protocol import Event
 from sync.verdicts import BarCode, Verdict
-from sync.vocab import EventKind, Role
+from sync.vocab import EventKind
 
 MAX_QUANTITY = 100
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from config.device import DeviceConfig
+from config.vocab import Role
 from edge.decide import BadInput
 from edge.store import Store
 from edge.sync_link import Credentials
 from sync.catalog import Snapshot
-from sync.vocab import Role
 
 STATE_KEY = "identity"  # in sync_state, beside the catalog it was chosen for
 CONFIG, ENROLMENT, CATALOG_LOAD = "config", "enrolment", "catalog load"

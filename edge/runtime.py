@@ -16,6 +16,7 @@ from typing import Any
 
 from config.device import DeviceConfig
 from config.errors import ConfigError
+from config.vocab import Role
 from edge import identity
 from edge.decide import BadInput
 from edge.device import Device
@@ -27,7 +28,6 @@ from hardware.base import Actuator, CodeReader, Counters, HardwareUnsupported, S
 from hardware.faults import describe
 from sync.client import CentralClient
 from sync.logline import TEXT
-from sync.vocab import Role
 
 log = logging.getLogger("festgate.runtime")
 

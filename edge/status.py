@@ -13,13 +13,13 @@ from typing import Any
 from rich.markup import escape
 
 from config.device import DeviceConfig
+from config.vocab import Role
 from edge.device import Device
 from edge.humanize import moment, offset
 from edge.identity import Identity
 from edge.store import Store
 from edge.sync_link import SYNC_KEY
 from sync.engine import SyncEngine
-from sync.vocab import Role
 
 DAEMON_KEY = "daemon"  # what the last `festgate run` started with
 SYNC_FIELDS = (

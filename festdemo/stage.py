@@ -84,10 +84,10 @@ class ExitLane:
 
     async def start(self) -> None:
         """Open the device and run its sync loops."""
+        from config.vocab import Role
         from edge.device import Device
         from edge.sync_link import engine_for, load_credentials
         from sync.client import CentralClient
-        from sync.vocab import Role
 
         creds = load_credentials(self.view.data_dir)
         assert creds is not None

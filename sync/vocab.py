@@ -1,4 +1,5 @@
-"""Enumerations from the seed model that both sides use on the wire."""
+"""Enumerations from the seed model that both sides use on the wire (a device's role, which
+its settings name too, is in `config.vocab`)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,6 @@ class TicketStatus(StrEnum):
     USED = "USED"
     CANCELLED = "CANCELLED"
     REFUNDED = "REFUNDED"
-
-
-class Role(StrEnum):
-    """What a device does: admit at a gate, sell at a bar, or load wristbands."""
-
-    GATE = "gate"
-    BAR = "bar"
-    TOPUP = "topup"
 
 
 class EventKind(StrEnum):

@@ -28,6 +28,7 @@ from central.ingest import (
     pushed_journal_seq,
 )
 from central.pg import BIGINT_MAX
+from config.vocab import Role
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
@@ -36,7 +37,6 @@ from sync.protocol import (
     PushRequest,
     PushResponse,
 )
-from sync.vocab import Role
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 SNAPSHOT_FORMAT = "festgate-snapshot/1"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from config.vocab import Role
 from edge.device import Device
 from edge.sample import SampleFestival, build_sample
-from sync.vocab import Role
 
 NOW = 1_790_000_000  # unix seconds, pinned: decisions never read the real clock in tests
 NOW_MS = NOW * 1000

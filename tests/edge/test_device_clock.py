@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from config.vocab import Role
 from edge.clock import CentralContact, DeviceClock
 from edge.device import Device
 from edge.sample import SampleFestival
-from sync.vocab import Role
 from tests.edge.conftest import Clock, DeviceFactory
 
 DAY_S = 86_400

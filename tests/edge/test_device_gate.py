@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from config.vocab import Role
 from edge.decide import BadInput
 from edge.sample import SampleFestival
 from sync.catalog import Change
-from sync.vocab import Role
 from tests.edge.conftest import Clock, DeviceFactory, dump, journal_rows
 
 

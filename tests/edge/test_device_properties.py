@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from config.vocab import Role
 from edge.device import Device
 from edge.sample import build_sample
-from sync.vocab import Role
 from tests.edge.conftest import NOW, Clock
 
 SAMPLE = build_sample(seed=11, now=NOW, tickets=12)

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from config.vocab import Role
 from edge.device import Device
 from edge.sample import SampleFestival
 from edge.schema import SCHEMA_VERSION, SchemaTooNew, migrate
 from edge.store import Store
 from sync.catalog import Change
 from sync.logline import TEXT
-from sync.vocab import Role
 from tests.edge.conftest import DeviceFactory, dump, journal_rows
 
 
@@ -145,7 +145,7 @@ def test_a_verdict_returned_survives_a_hard_kill(tmp_path: Path, sample: SampleF
         from pathlib import Path
         from edge.device import Device
         from sync.catalog import Snapshot
-        from sync.vocab import Role
+        from config.vocab import Role
 
         async def main():
             d = await Device.open(Path({str(tmp_path / "dev")!r}), role=Role.GATE, zone="General")

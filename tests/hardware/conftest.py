@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from config.vocab import Role
 from edge.device import Device
 from edge.sample import SampleFestival, build_sample
-from sync.vocab import Role
 
 NOW = 1_790_000_000  # pinned unix seconds: the festival is valid around it
 

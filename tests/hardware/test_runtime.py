@@ -22,6 +22,7 @@ from config.hardware import (
     SimulatedActuatorConfig,
     SimulatedReaderConfig,
 )
+from config.vocab import Role
 from edge.device import Device
 from edge.runtime import Runtime
 from edge.runtime_logs import RateLimiter
@@ -36,7 +37,6 @@ from hardware.sim_actuator import SimulatedActuator
 from hardware.sim_camera import clip, write_video
 from hardware.sim_reader import SimulatedReader
 from hardware.sim_serial import PtyDevice
-from sync.vocab import Role
 from tests.hardware.conftest import NOW
 
 

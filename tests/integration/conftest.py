@@ -22,12 +22,12 @@ from central.enrol import create_enrol_code
 from central.http_server import server_config
 from central.sample import SampleFestival, create_sample_festival
 from config.central import CentralConfig
+from config.vocab import Role
 from edge.cli_sync import enrol_device
 from edge.device import Device
 from edge.sync_link import Credentials, engine_for, load_credentials
 from sync.client import CentralClient
 from sync.engine import SyncEngine
-from sync.vocab import Role
 
 
 class CentralServer:
