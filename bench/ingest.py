@@ -50,8 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from bench import server_cpu
 from central import pg, server_gc
@@ -78,23 +76,12 @@ _BASELINE = """CREATE TABLE IF NOT EXISTS bench_copy (
 @contextmanager
 def _database(given: str | None) -> Iterator[str]:
     """A fresh migrated database on the given server, or on an embedded one."""
-    with tempfile.TemporaryDirectory(prefix="festgate-bench-") as tmp:
-        server = None if given else pg.start_embedded(Path(tmp) / "pgdata")
-        admin = given or (server.dsn if server else "")
-        name = f"fg_bench_{uuid.uuid4().hex[:8]}"
-        try:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            dsn = make_conninfo(admin, dbname=name)
-            pg.migrate(dsn)
-            yield dsn
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-            if server is not None:
-                server.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="festgate-bench-") as tmp,
+        pg.fresh_database(given, Path(tmp), prefix="fg_bench") as dsn,
+    ):
+        pg.migrate(dsn)
+        yield dsn
 
 
 def _script(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,6 +101,37 @@ def open_database(settings: PgSettings, *, create: bool = True) -> Iterator[str]
             " migrate` to create one there, or give --data-dir or --dsn (FESTGATE_CENTRAL_DSN)"
         )
     with start_embedded(settings.data_dir) as server:
+        yield server.dsn
+
+
+@contextmanager
+def scratch_database(server_dsn: str, name: str, *, template: str | None = None) -> Iterator[str]:
+    """Yield the DSN of a new database `name` on the server at `server_dsn` (a copy of
+    `template` when given), dropped on exit with whatever is still connected to it. For the
+    tests, the demo and the benchmarks: central itself never makes a database."""
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(create)
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))
+
+
+@contextmanager
+def fresh_database(server_dsn: str | None, work_dir: Path, *, prefix: str) -> Iterator[str]:
+    """Yield the DSN of a database nobody else uses: a new one (named `prefix` and a random
+    suffix) on the server at `server_dsn`, else an embedded server of its own in `work_dir`;
+    gone on exit."""
+    if server_dsn:
+        with scratch_database(server_dsn, f"{prefix}_{uuid.uuid4().hex[:10]}") as dsn:
+            yield dsn
+        return
+    with start_embedded(work_dir / "pgdata") as server:
         yield server.dsn
 
 

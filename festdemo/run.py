@@ -28,7 +28,7 @@ from rich.live import Live
 from central import cashless, pg, tickets
 from central.enrol import create_enrol_code
 from festdemo.devices import CameraStream, Daemon, LinkProxy, daemon_config, free_port
-from festdemo.stage import ExitLane, central_server, database
+from festdemo.stage import ExitLane, central_server
 from festdemo.view import (
     DeviceView,
     build_report,
@@ -335,7 +335,7 @@ def run_demo(opts: DemoOptions, console: Console, *, live_view: bool = True) -> 
     work.mkdir(parents=True, exist_ok=True)
     demo = Demo(opts, console, work)
     try:
-        with database(opts.dsn, work) as dsn:
+        with pg.fresh_database(opts.dsn, work, prefix="festgate_demo") as dsn:
             demo.dsn = dsn
             console.log(
                 f"central database ready; migrating ({'given server' if opts.dsn else 'embedded'})"

@@ -1,4 +1,4 @@
-"""The demo's stage: a fresh database, central's HTTP API on loopback, and the exit lane."""
+"""The demo's stage: central's HTTP API on loopback, and the exit lane."""
 
 from __future__ import annotations
 
@@ -7,39 +7,15 @@ import contextlib
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from central import pg
 from config.central import CentralConfig
 from festdemo.devices import LinkProxy
 from festdemo.view import DeviceView
-
-
-@contextlib.contextmanager
-def database(dsn: str | None, work: Path) -> Iterator[str]:
-    """A fresh database: a new one on the given server, or an embedded server of its own."""
-    if dsn:
-        name = f"festgate_demo_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield make_conninfo(dsn, dbname=name)
-        finally:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                conn.execute(drop.format(sql.Identifier(name)))
-        return
-    with pg.start_embedded(work / "pgdata") as server:
-        yield server.dsn
 
 
 @contextlib.contextmanager

@@ -16,10 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from central import pg
@@ -27,13 +24,6 @@ from central.sample import SampleFestival, create_sample_festival
 
 _RUN = uuid.uuid4().hex[:8]
 _counter = itertools.count(1)
-
-
-def _drop(admin_dsn: str, name: str) -> None:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def _outside_pytest_tmp() -> Path:
@@ -75,41 +65,24 @@ def pg_admin_dsn() -> Iterator[str]:
 def pg_template(pg_admin_dsn: str) -> Iterator[str]:
     """Name of a database migrated to head, cloned by every test that needs one."""
     name = f"fgt_{_RUN}_template"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        pg.migrate(make_conninfo(pg_admin_dsn, dbname=name))
+    with pg.scratch_database(pg_admin_dsn, name) as dsn:
+        pg.migrate(dsn)
         yield name
-    finally:
-        _drop(pg_admin_dsn, name)
 
 
 @pytest.fixture
 def pg_empty_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """DSN of a fresh database with no schema at all."""
-    name = f"fgt_{_RUN}_e{next(_counter)}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(pg_admin_dsn, dbname=name)
-    finally:
-        _drop(pg_admin_dsn, name)
+    with pg.scratch_database(pg_admin_dsn, f"fgt_{_RUN}_e{next(_counter)}") as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def pg_dsn(pg_admin_dsn: str, pg_template: str) -> Iterator[str]:
     """DSN of a fresh database at the newest schema, dropped after the test."""
     name = f"fgt_{_RUN}_{next(_counter)}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(pg_template)
-            )
-        )
-    try:
-        yield make_conninfo(pg_admin_dsn, dbname=name)
-    finally:
-        _drop(pg_admin_dsn, name)
+    with pg.scratch_database(pg_admin_dsn, name, template=pg_template) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner
 
@@ -47,23 +45,14 @@ def test_a_command_with_no_database_makes_none_and_says_what_to_run(clean_env: P
 
 
 def test_an_unmigrated_database_is_refused_with_the_command_to_run(
-    pg_admin_dsn: str, clean_env: Path
+    pg_empty_dsn: str, clean_env: Path
 ) -> None:
-    name = f"fgt_empty_{os.getpid()}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        dsn = make_conninfo(pg_admin_dsn, dbname=name)
-        result = runner.invoke(app, ["--dsn", dsn, "festival", "list"])
-        assert result.exit_code == 2
-        assert "has no festgate schema: run `festgate-central migrate` first" in result.output
-        assert runner.invoke(app, ["--dsn", dsn, "migrate"]).exit_code == 0
-        assert runner.invoke(app, ["--dsn", dsn, "festival", "list", "--json"]).exit_code == 0
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    dsn = pg_empty_dsn
+    result = runner.invoke(app, ["--dsn", dsn, "festival", "list"])
+    assert result.exit_code == 2
+    assert "has no festgate schema: run `festgate-central migrate` first" in result.output
+    assert runner.invoke(app, ["--dsn", dsn, "migrate"]).exit_code == 0
+    assert runner.invoke(app, ["--dsn", dsn, "festival", "list", "--json"]).exit_code == 0
 
 
 def test_a_wrong_dsn_is_one_line(pg_admin_dsn: str, clean_env: Path) -> None:
