@@ -1,7 +1,6 @@
-"""The demo's devices: real `festgate run` daemons, their links to central, their hardware.
+"""The demo's devices: real `festgate run` daemons and their simulated hardware (their links
+to central are `festdemo.proxy`).
 
-- `LinkProxy`: a loopback TCP proxy per device that can be cut (refuse and drop connections)
-  and restored, the demo's network fault.
 - `CameraStream`: an MJPEG-over-HTTP stream per gate, the kind an IP camera serves; the
   gate's camera reader (OpenCV + zxing-cpp) decodes what it shows.
 - `NfcTill`: a bar's till; product names go to a line-fed scanner, then the wristband is
@@ -12,16 +11,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from festdemo.proxy import LinkProxy
 
 WORK_DIR = Path(__file__).resolve().parent.parent
 FPS = 15
@@ -34,63 +34,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class LinkProxy:
-    """Forwards a device's TCP connections to central until cut; a cut also drops live ones."""
-
-    upstream_port: int
-    cut: bool = False
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
-
-    async def start(self) -> str:
-        """Listen on a free loopback port; returns the URL devices use."""
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{self.port}"
-
-    def set_cut(self, cut: bool) -> None:
-        """Cut the link (close every connection, refuse new ones) or restore it."""
-        self.cut = cut
-        if cut:
-            for writer in list(self._writers):
-                writer.transport.abort()
-
-    async def stop(self) -> None:
-        """Stop listening and drop every connection."""
-        self.set_cut(True)
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            self._writers -= {writer, up_writer}
-            for w in (writer, up_writer):
-                w.transport.abort()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-        while chunk := await reader.read(65536):
-            writer.write(chunk)
-            await writer.drain()
-    writer.transport.abort()
 
 
 def _jpeg(payload: str | None) -> bytes:

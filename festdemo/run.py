@@ -27,7 +27,8 @@ from rich.live import Live
 
 from central import cashless, pg, tickets
 from central.enrol import create_enrol_code
-from festdemo.devices import CameraStream, Daemon, LinkProxy, daemon_config, free_port
+from festdemo.devices import CameraStream, Daemon, daemon_config, free_port
+from festdemo.proxy import LinkProxy
 from festdemo.stage import ExitLane, central_server
 from festdemo.view import (
     DeviceView,

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from config.central import CentralConfig
-from festdemo.devices import LinkProxy
+from festdemo.proxy import LinkProxy
 from festdemo.view import DeviceView
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from central.sample import SampleFestival
+from festdemo.proxy import FAULTS, LinkProxy
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
-from tests.integration.faultproxy import FAULTS, FaultProxy
 
 FAST: dict[str, Any] = {
     "push_interval_s": 0.05,
@@ -73,7 +73,7 @@ async def _until_synced(nodes: list[Node], timeout_s: float) -> None:
 async def test_several_devices_through_a_faulty_network(
     central: CentralServer, pg_dsn: str, fest: SampleFestival, tmp_path: Path, nodes: list[Node]
 ) -> None:
-    proxy = FaultProxy(upstream_port=central.port, rate=0.35, seed=7)
+    proxy = LinkProxy(upstream_port=central.port, rate=0.35, seed=7)
     url = await proxy.start()
     try:
         for role in ("gate", "gate", "bar"):
