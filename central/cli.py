@@ -9,10 +9,10 @@ Where the database is, and what every command shares: `central.cli_common`.
 from __future__ import annotations
 
 import csv
-import importlib
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from psycopg import AsyncConnection
@@ -56,6 +56,7 @@ from central.cli_common import (
 )
 from central.errors import ImportRowError
 
+T = TypeVar("T")
 app = typer.Typer(help="festgate central service", no_args_is_help=True)
 import_app = typer.Typer(
     help="import catalog files (one transaction per file)", no_args_is_help=True
@@ -113,14 +114,6 @@ def main_options(
     ctx.obj = resolve(ctx, config, dsn, data_dir)
 
 
-def _c2(module: str, name: str) -> Any:
-    # Functions owned by the sync side, imported when used so this CLI runs without them.
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        fail(f"{module}.{name} is not available in this build")
-
-
 @app.command()
 def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Create or upgrade central's schema to the newest revision."""
@@ -130,15 +123,21 @@ def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     emit(as_json, {"revision": revision}, f"schema at revision [bold]{revision}[/bold]")
 
 
-def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any) -> Any:
+def _import(
+    ctx: typer.Context,
+    festival: str,
+    path: Path,
+    func: Callable[..., Awaitable[T]],
+    *,
+    bulk: bool = False,  # the imports that run to 100,000 rows: a progress bar for people
+    **kw: Any,
+) -> T:
     try:
         rows = imports.read_rows(path)
     except ImportRowError as exc:
         fail(f"{path}: {exc}", "bad_import", as_json=wants_json(ctx))
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}", "bad_import", as_json=wants_json(ctx))
-    func = getattr(imports, f"import_{kind}")
-    bulk = kind in ("tickets", "wristbands")  # the imports that run to 100,000 rows
     shown = bulk and err_console.is_terminal and not wants_json(ctx)  # people, not logs
     columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err_console, disable=not shown) as bar:
@@ -151,7 +150,7 @@ def _import(ctx: typer.Context, festival: str, path: Path, kind: str, **kw: Any)
 
         extra = {"progress": report} if bulk else {}
 
-        async def work(conn: AsyncConnection[Any]) -> Any:
+        async def work(conn: AsyncConnection[Any]) -> T:
             fid = await festival_id(conn, festival)
             return await func(conn, fid, rows, actor=actor(), **kw, **extra)
 
@@ -177,8 +176,8 @@ def import_tickets(
     as_json: JsonOpt = False,
 ) -> None:
     """Import tickets: opaque codes from an outside system, or --sign to issue QR codes."""
-    done: imports.TicketImport = _import(
-        ctx, festival, file, "tickets", sign=sign, source=file.name,
+    done = _import(
+        ctx, festival, file, imports.import_tickets, bulk=True, sign=sign, source=file.name,
         accept_weak_codes=accept_weak_codes,
     )  # fmt: skip
     issued, strength = done.tickets, done.strength
@@ -209,7 +208,7 @@ def import_wristbands(
     ctx: typer.Context, file: Path, festival: FestivalOpt, as_json: JsonOpt = False
 ) -> None:
     """Import wristbands (tag_uid hex, opening balance in cents)."""
-    accounts = _import(ctx, festival, file, "wristbands", source=file.name)
+    accounts = _import(ctx, festival, file, imports.import_wristbands, bulk=True, source=file.name)
     emit(as_json, {"imported": len(accounts)}, f"imported {len(accounts)} wristbands")
 
 
@@ -218,7 +217,7 @@ def import_vendors(
     ctx: typer.Context, file: Path, festival: FestivalOpt, as_json: JsonOpt = False
 ) -> None:
     """Import vendors and their products (one product per row)."""
-    counts = _import(ctx, festival, file, "vendors")
+    counts = _import(ctx, festival, file, imports.import_vendors)
     emit(as_json, counts, f"imported {counts['vendors']} vendors, {counts['products']} products")
 
 
@@ -227,7 +226,7 @@ def import_zones(
     ctx: typer.Context, file: Path, festival: FestivalOpt, as_json: JsonOpt = False
 ) -> None:
     """Import access zones (name, capacity, required_types, reentry)."""
-    zones = _import(ctx, festival, file, "zones")
+    zones = _import(ctx, festival, file, imports.import_zones)
     emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
 
 
@@ -242,9 +241,9 @@ def serve(
     ] = None,
 ) -> None:
     """Migrate, then run the HTTP API (uvicorn) until interrupted."""
-    create_app = _c2("central.app", "create_app")
     import uvicorn
 
+    from central.app import create_app
     from central.http_server import server_config
 
     given = {"host": host, "port": port}

@@ -45,12 +45,6 @@ class TableSpec:
         )
 
     @property
-    def insert_sql(self) -> str:
-        """Insert one row; a row whose key exists already is an error (bulk loads)."""
-        marks = ", ".join("?" for _ in self.columns)
-        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"
-
-    @property
     def delete_sql(self) -> str:
         """Delete one row by key."""
         return f"DELETE FROM {self.name} WHERE " + " AND ".join(f"{k} = ?" for k in self.key)

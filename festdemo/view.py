@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -294,8 +293,3 @@ def report_renderables(report: dict[str, Any]) -> list[Any]:
             )
         )
     return out
-
-
-def elapsed_since(start: float) -> float:
-    """Seconds since a monotonic start."""
-    return time.monotonic() - start

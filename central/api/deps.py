@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -91,11 +90,3 @@ async def ops_principal(st: StateDep, authorization: AuthHeader = None) -> OpsPr
 
 DeviceDep = Annotated[DevicePrincipal, Depends(device_principal)]
 OpsDep = Annotated[OpsPrincipal, Depends(ops_principal)]
-
-
-def parse_uuid(value: str, what: str) -> uuid.UUID:
-    """A uuid path/body value, or 422."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ApiError(422, "invalid_request", f"{what} must be a uuid") from None
