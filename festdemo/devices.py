@@ -3,9 +3,9 @@ to central are `festdemo.proxy`).
 
 - `CameraStream`: an MJPEG-over-HTTP stream per gate, the kind an IP camera serves; the
   gate's camera reader (OpenCV + zxing-cpp) decodes what it shows.
-- `NfcTill`: a bar's till; product names go to a line-fed scanner, then the wristband is
-  tapped by a second process playing an NTAG on nfcpy's `udp:` driver.
-- `Daemon`: `python -m edge.cli run -c FILE`, stopped with SIGTERM.
+- `Daemon`: `python -m edge.cli run -c FILE`, stopped with SIGTERM. A bar's `sell` is its
+  till: product ids go to a line-fed scanner, then the wristband is tapped by a second
+  process playing an NTAG on nfcpy's `udp:` driver.
 """
 
 from __future__ import annotations
