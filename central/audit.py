@@ -5,14 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
-
-from central import feed
-from sync.catalog import Row
 
 
 def jsonable(value: Any) -> Any:
@@ -57,25 +54,3 @@ async def record(
             None if new is None else Jsonb(jsonable(new)),
         ),
     )
-
-
-async def published(
-    conn: AsyncConnection[Any],
-    festival_id: uuid.UUID,
-    table: str,
-    row: Row,
-    *,
-    actor: str,
-    action: str,
-    entity_type: str,
-    entity_id: object,
-    old: object = None,
-    op: Literal["upsert", "delete"] = "upsert",
-) -> int:
-    """Publish a replicated row and audit the write, both in the caller's transaction."""
-    seq = await feed.publish(conn, festival_id, table, row, op=op)
-    await record(
-        conn, actor=actor, action=action, entity_type=entity_type, entity_id=entity_id,
-        old=old, new=None if op == "delete" else row, festival_id=festival_id,
-    )  # fmt: skip
-    return seq

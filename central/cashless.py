@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection
 
-from central import audit, feed
+from central import catalog_write
 from central.errors import CatalogError, Conflict, NotFound
 from central.readable import money
 from central.rows import Record, account_row, fetch_one, fetch_opt
@@ -72,46 +72,33 @@ async def create_account(
     """Register a wristband (by tag UID, stored only as a keyed hash) with an opening balance."""
     if opening_balance < 0:
         raise CatalogError("opening balance must not be negative")
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         fest = await fetch_one(conn, "SELECT hash_key FROM festival WHERE id = %s", (festival_id,))
         tag_hash = hashing.tag_hash(bytes(fest["hash_key"]), tag_uid)
-        try:
-            rec = await fetch_one(
-                conn,
-                "INSERT INTO cashless_account (id, festival_id, tag_hash) VALUES (%s, %s, %s) "
-                "RETURNING *",
-                (uuid.uuid4(), festival_id, tag_hash),
-            )
-        except errors.UniqueViolation:
-            raise Conflict("this wristband already has an account") from None
+        rec = await w.insert(
+            "INSERT INTO cashless_account (id, festival_id, tag_hash) VALUES (%s, %s, %s) "
+            "RETURNING *",
+            (uuid.uuid4(), festival_id, tag_hash),
+            taken="this wristband already has an account",
+        )
         if opening_balance:
             rec = await ledger_entry(conn, rec["id"], opening_balance, "TOPUP")
-        row = account_row(rec)
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "account",
-            row,
-            actor=actor,
-            action="account.create",
-            entity_type="cashless_account",
-            entity_id=rec["id"],
-        )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            festival_id, "account", account_row(rec), action="account.create",
+            entity_type="cashless_account", entity_id=rec["id"],
+        )  # fmt: skip
 
 
 async def _ops_change(
     conn: AsyncConnection[Any], account_id: uuid.UUID, amount: int, type: LedgerType, actor: str
 ) -> AccountRow:
-    async with conn.transaction():
-        old = await fetch_opt(
-            conn,
+    async with catalog_write.write(conn, actor=actor) as w:
+        old = await w.locked(
             "SELECT a.*, f.currency FROM cashless_account a JOIN festival f"
             " ON f.id = a.festival_id WHERE a.id = %s FOR UPDATE OF a",
             (account_id,),
+            missing=f"no account {account_id}",
         )
-        if old is None:
-            raise NotFound(f"no account {account_id}")
         if amount < 0 and old["balance"] + amount < 0:
             held, asked = money(old["balance"], old["currency"]), money(-amount, old["currency"])
             raise Conflict(
@@ -125,19 +112,10 @@ async def _ops_change(
                 "UPDATE cashless_account SET debt = 0, blocked = false WHERE id = %s RETURNING *",
                 (account_id,),
             )
-        row = account_row(rec)
-        seq = await feed.publish(conn, rec["festival_id"], "account", row)
-        await audit.record(
-            conn,
-            actor=actor,
-            action=f"account.{type.lower()}",
-            entity_type="cashless_account",
-            entity_id=account_id,
-            old=account_row(old),
-            new=row,
-            festival_id=rec["festival_id"],
-        )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            rec["festival_id"], "account", account_row(rec), action=f"account.{type.lower()}",
+            entity_type="cashless_account", entity_id=account_id, old=account_row(old),
+        )  # fmt: skip
 
 
 async def topup(
@@ -162,30 +140,21 @@ async def set_blocked(
     conn: AsyncConnection[Any], account_id: uuid.UUID, blocked: bool, *, actor: str
 ) -> AccountRow:
     """Block or unblock an account by hand (lost wristband, cleared dispute)."""
-    async with conn.transaction():
-        old = await fetch_opt(
-            conn, "SELECT * FROM cashless_account WHERE id = %s FOR UPDATE", (account_id,)
-        )
-        if old is None:
-            raise NotFound(f"no account {account_id}")
+    async with catalog_write.write(conn, actor=actor) as w:
+        old = await w.locked(
+            "SELECT * FROM cashless_account WHERE id = %s FOR UPDATE", (account_id,),
+            missing=f"no account {account_id}",
+        )  # fmt: skip
         rec = await fetch_one(
             conn,
             "UPDATE cashless_account SET blocked = %s WHERE id = %s RETURNING *",
             (blocked, account_id),
         )
-        row = account_row(rec)
-        seq = await feed.publish(conn, rec["festival_id"], "account", row)
-        await audit.record(
-            conn,
-            actor=actor,
+        return await w.publish(
+            rec["festival_id"], "account", account_row(rec),
             action="account.block" if blocked else "account.unblock",
-            entity_type="cashless_account",
-            entity_id=account_id,
-            old=account_row(old),
-            new=row,
-            festival_id=rec["festival_id"],
-        )
-    return row.model_copy(update={"seq": seq})
+            entity_type="cashless_account", entity_id=account_id, old=account_row(old),
+        )  # fmt: skip
 
 
 async def balance_from_ledger(conn: AsyncConnection[Any], account_id: uuid.UUID) -> int:

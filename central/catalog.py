@@ -1,7 +1,8 @@
 """Catalog writes for festivals, categories, zones, vendors, products and the block list.
 
 Every write is one transaction that changes the table, publishes the replicated row to
-the change feed and appends to the audit log; a failure in any step leaves none of them.
+the change feed and appends to the audit log (`central.catalog_write`); a failure in any
+step leaves none of them.
 Tickets are in `central.tickets`, wristband accounts in `central.cashless`; a festival's
 soft delete, which settles its devices too, in `central.festivals`.
 """
@@ -14,9 +15,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection
 
-from central import audit, feed, keys, views
+from central import catalog_write, keys, views
 from central.errors import Conflict, NotFound
 from central.rows import (
     Record,
@@ -67,43 +68,22 @@ async def create_festival(
 ) -> FestivalRow:
     """Create a festival with a fresh hash key and its first signing key."""
     fid = uuid.uuid4()
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         await views.check_time_zone(conn, timezone)
-        try:
-            rec = await fetch_one(
-                conn,
-                "INSERT INTO festival (id, name, slug, starts_at, ends_at, timezone, currency, "
-                "offline_allowance, max_capacity, status, hash_key) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-                (
-                    fid,
-                    name,
-                    slug,
-                    starts_at,
-                    ends_at,
-                    timezone,
-                    currency,
-                    offline_allowance,
-                    max_capacity,
-                    status,
-                    os.urandom(32),
-                ),
-            )
-        except errors.UniqueViolation:
-            raise Conflict(f"a festival with slug {slug!r} exists") from None
-        row = festival_row(rec)
-        seq = await audit.published(
-            conn,
-            fid,
-            "festival",
-            row,
-            actor=actor,
-            action="festival.create",
-            entity_type="festival",
-            entity_id=fid,
-        )
+        rec = await w.insert(
+            "INSERT INTO festival (id, name, slug, starts_at, ends_at, timezone, currency, "
+            "offline_allowance, max_capacity, status, hash_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            (fid, name, slug, starts_at, ends_at, timezone, currency, offline_allowance,
+             max_capacity, status, os.urandom(32)),
+            taken=f"a festival with slug {slug!r} exists",
+        )  # fmt: skip
+        row = await w.publish(
+            fid, "festival", festival_row(rec), action="festival.create",
+            entity_type="festival", entity_id=fid,
+        )  # fmt: skip
         await keys.create_key(conn, fid, actor=actor)
-    return row.model_copy(update={"seq": seq})
+    return row
 
 
 async def create_category(
@@ -119,28 +99,17 @@ async def create_category(
     valid_until: datetime | None = None,
 ) -> CategoryRow:
     """Add a ticket category (its type decides zones; its window bounds its codes)."""
-    async with conn.transaction():
-        try:
-            rec = await fetch_one(
-                conn,
-                "INSERT INTO ticket_category (id, festival_id, name, type, price, quota, "
-                "valid_from, valid_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-                (uuid.uuid4(), festival_id, name, type, price, quota, valid_from, valid_until),
-            )
-        except errors.UniqueViolation:
-            raise Conflict(f"category {name!r} exists") from None
-        row = category_row(rec)
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "category",
-            row,
-            actor=actor,
-            action="category.create",
-            entity_type="ticket_category",
-            entity_id=row.id,
+    async with catalog_write.write(conn, actor=actor) as w:
+        rec = await w.insert(
+            "INSERT INTO ticket_category (id, festival_id, name, type, price, quota, "
+            "valid_from, valid_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            (uuid.uuid4(), festival_id, name, type, price, quota, valid_from, valid_until),
+            taken=f"category {name!r} exists",
         )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            festival_id, "category", category_row(rec), action="category.create",
+            entity_type="ticket_category", entity_id=rec["id"],
+        )  # fmt: skip
 
 
 async def create_zone(
@@ -154,35 +123,18 @@ async def create_zone(
     reentry: bool = True,
 ) -> ZoneRow:
     """Add an access zone (no required types: any ticket may enter)."""
-    async with conn.transaction():
-        try:
-            rec = await fetch_one(
-                conn,
-                "INSERT INTO zone (id, festival_id, name, capacity, required_types, reentry) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
-                (
-                    uuid.uuid4(),
-                    festival_id,
-                    name,
-                    capacity,
-                    [str(t) for t in required_types],
-                    reentry,
-                ),
-            )
-        except errors.UniqueViolation:
-            raise Conflict(f"zone {name!r} exists") from None
-        row = zone_row(rec)
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "zone",
-            row,
-            actor=actor,
-            action="zone.create",
-            entity_type="zone",
-            entity_id=row.id,
-        )
-    return row.model_copy(update={"seq": seq})
+    async with catalog_write.write(conn, actor=actor) as w:
+        rec = await w.insert(
+            "INSERT INTO zone (id, festival_id, name, capacity, required_types, reentry) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            (uuid.uuid4(), festival_id, name, capacity, [str(t) for t in required_types],
+             reentry),
+            taken=f"zone {name!r} exists",
+        )  # fmt: skip
+        return await w.publish(
+            festival_id, "zone", zone_row(rec), action="zone.create", entity_type="zone",
+            entity_id=rec["id"],
+        )  # fmt: skip
 
 
 async def create_vendor(
@@ -196,28 +148,17 @@ async def create_vendor(
     is_open: bool = True,
 ) -> VendorRow:
     """Add a vendor (bar, food stand, merchandise)."""
-    async with conn.transaction():
-        try:
-            rec = await fetch_one(
-                conn,
-                "INSERT INTO vendor (id, festival_id, name, type, commission_rate_bp, is_open) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
-                (uuid.uuid4(), festival_id, name, type, commission_rate_bp, is_open),
-            )
-        except errors.UniqueViolation:
-            raise Conflict(f"vendor {name!r} exists") from None
-        row = vendor_row(rec)
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "vendor",
-            row,
-            actor=actor,
-            action="vendor.create",
-            entity_type="vendor",
-            entity_id=row.id,
+    async with catalog_write.write(conn, actor=actor) as w:
+        rec = await w.insert(
+            "INSERT INTO vendor (id, festival_id, name, type, commission_rate_bp, is_open) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            (uuid.uuid4(), festival_id, name, type, commission_rate_bp, is_open),
+            taken=f"vendor {name!r} exists",
         )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            festival_id, "vendor", vendor_row(rec), action="vendor.create",
+            entity_type="vendor", entity_id=rec["id"],
+        )  # fmt: skip
 
 
 async def set_vendor_open(
@@ -225,61 +166,41 @@ async def set_vendor_open(
 ) -> VendorRow:
     """Open or close a vendor; a closed vendor's bars refuse sales (`vendor_closed`) from
     their next sync. Already so: Conflict ``already_open``/``already_closed``, nothing stored."""
-    async with conn.transaction():
-        old = await fetch_opt(conn, "SELECT * FROM vendor WHERE id = %s FOR UPDATE", (vendor_id,))
-        if old is None:
-            raise NotFound(f"no vendor {vendor_id}")
+    async with catalog_write.write(conn, actor=actor) as w:
+        old = await w.locked(
+            "SELECT * FROM vendor WHERE id = %s FOR UPDATE", (vendor_id,),
+            missing=f"no vendor {vendor_id}",
+        )  # fmt: skip
         if old["is_open"] == is_open:
             state = "open" if is_open else "closed"
             raise Conflict(f"vendor {old['name']!r} is already {state}", f"already_{state}")
         rec = await fetch_one(
             conn, "UPDATE vendor SET is_open = %s WHERE id = %s RETURNING *", (is_open, vendor_id)
         )
-        row = vendor_row(rec)
-        seq = await feed.publish(conn, rec["festival_id"], "vendor", row)
-        await audit.record(
-            conn,
-            actor=actor,
-            action="vendor.open" if is_open else "vendor.close",
-            entity_type="vendor",
-            entity_id=vendor_id,
-            old=vendor_row(old),
-            new=row,
-            festival_id=rec["festival_id"],
-        )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            rec["festival_id"], "vendor", vendor_row(rec),
+            action="vendor.open" if is_open else "vendor.close", entity_type="vendor",
+            entity_id=vendor_id, old=vendor_row(old),
+        )  # fmt: skip
 
 
 async def create_product(
     conn: AsyncConnection[Any], vendor_id: uuid.UUID, *, name: str, price: int, actor: str
 ) -> ProductRow:
     """Add a product to a vendor's menu, priced in cents."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         vendor = await fetch_opt(conn, "SELECT festival_id FROM vendor WHERE id = %s", (vendor_id,))
         if vendor is None:
             raise NotFound(f"no vendor {vendor_id}")
-        try:
-            rec = await fetch_one(
-                conn,
-                "INSERT INTO product (id, vendor_id, name, price) VALUES (%s, %s, %s, %s) "
-                "RETURNING *",
-                (uuid.uuid4(), vendor_id, name, price),
-            )
-        except errors.UniqueViolation:
-            raise Conflict(f"product {name!r} exists") from None
-        row = product_row(rec)
-        fid = vendor["festival_id"]
-        seq = await audit.published(
-            conn,
-            fid,
-            "product",
-            row,
-            actor=actor,
-            action="product.create",
-            entity_type="product",
-            entity_id=row.id,
+        rec = await w.insert(
+            "INSERT INTO product (id, vendor_id, name, price) VALUES (%s, %s, %s, %s) RETURNING *",
+            (uuid.uuid4(), vendor_id, name, price),
+            taken=f"product {name!r} exists",
         )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            vendor["festival_id"], "product", product_row(rec), action="product.create",
+            entity_type="product", entity_id=rec["id"],
+        )  # fmt: skip
 
 
 async def block(
@@ -293,7 +214,7 @@ async def block(
 ) -> BlockRow:
     """Put a ticket id or a tag hash (hex) on the block list every device refuses; one
     already there is a Conflict (``already_blocked``) and keeps its reason."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         rec = await fetch_opt(
             conn,
             "INSERT INTO block_list (festival_id, kind, ref, reason) VALUES (%s, %s, %s, %s) "
@@ -305,17 +226,9 @@ async def block(
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
         # Audited as the ticket (or tag hash) it is about, so the ticket's history shows who
         # blocked it; a tag hash may have no account yet.
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "block",
-            row,
-            actor=actor,
-            action=f"{kind}.block",
-            entity_type=kind,
-            entity_id=ref,
+        return await w.publish(
+            festival_id, "block", row, action=f"{kind}.block", entity_type=kind, entity_id=ref
         )
-    return row.model_copy(update={"seq": seq})
 
 
 async def unblock(
@@ -328,7 +241,7 @@ async def unblock(
 ) -> BlockRow:
     """Take an entry off the block list (a delete goes down the feed); one not there is a
     Conflict (``not_blocked``)."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         rec = await fetch_opt(
             conn,
             "DELETE FROM block_list WHERE festival_id = %s AND kind = %s AND ref = %s RETURNING *",
@@ -337,16 +250,7 @@ async def unblock(
         if rec is None:
             raise Conflict(f"{kind} {ref} is not blocked", "not_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "block",
-            row,
-            actor=actor,
-            action=f"{kind}.unblock",
-            entity_type=kind,
-            entity_id=ref,
-            old=row,
-            op="delete",
-        )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            festival_id, "block", row, action=f"{kind}.unblock", entity_type=kind,
+            entity_id=ref, old=row, op="delete",
+        )  # fmt: skip

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from central import audit, catalog, code_entropy, feed, keys, readable, refs, revocation, views
+from central import catalog, catalog_write, code_entropy, keys, readable, refs, revocation, views
 from central.errors import Conflict, NotFound
 from central.rows import festival_row, fetch_one, fetch_opt
 
@@ -148,7 +148,7 @@ async def delete_festival(
     is refused (Conflict ``festival_has_devices``) unless `revoke_devices`, which revokes
     them in the same transaction. The delete goes down the feed and into the audit log.
     """
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         # NO KEY UPDATE: serialises deletes of this festival without waiting on, or blocking,
         # the key-share locks that inserts referencing it take (an enrolment's new device).
         rec = await fetch_opt(
@@ -187,12 +187,11 @@ async def delete_festival(
             conn, "UPDATE festival SET deleted_at = now() WHERE id = %s RETURNING *", (fid,)
         )
         row = festival_row(deleted)
-        await feed.publish(conn, fid, "festival", row, op="delete")
-        await audit.record(
-            conn, actor=actor, action="festival.delete", entity_type="festival", entity_id=fid,
+        await w.publish(
+            fid, "festival", row, action="festival.delete", entity_type="festival", entity_id=fid,
             old=row, new={"deleted_at": deleted["deleted_at"], "devices_revoked": len(revoked),
                           "enrol_codes_revoked": codes},
-            festival_id=fid,
+            op="delete",
         )  # fmt: skip
     _, zone = readable.time_zone(deleted["timezone"])
     return FestivalDeleted(

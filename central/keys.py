@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
-from central import audit, views
+from central import catalog_write, views
 from central.errors import Conflict, NotFound
 from central.rows import fetch_one, fetch_opt, signing_key_row
 from sync import ticketcode
@@ -38,7 +38,7 @@ async def create_key(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, *, actor: str
 ) -> SigningKeyRow:
     """Add a new signing key (the next key_id), publish its public half; it signs from now on."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         # The festival row lock serialises key_id allocation between concurrent rotations.
         await fetch_one(conn, "SELECT id FROM festival WHERE id = %s FOR UPDATE", (festival_id,))
         private = Ed25519PrivateKey.generate()
@@ -54,18 +54,10 @@ async def create_key(
             "WHERE festival_id = %s RETURNING *",
             (festival_id, ticketcode.public_bytes(private), raw_private, festival_id),
         )
-        row = signing_key_row(rec)
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "signing_key",
-            row,
-            actor=actor,
-            action="signing_key.create",
-            entity_type="signing_key",
-            entity_id=f"{festival_id}:{row.key_id}",
-        )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            festival_id, "signing_key", signing_key_row(rec), action="signing_key.create",
+            entity_type="signing_key", entity_id=f"{festival_id}:{rec['key_id']}",
+        )  # fmt: skip
 
 
 rotate_key = create_key
@@ -77,7 +69,7 @@ async def revoke_key(
     """Revoke a key: devices then refuse every code it signed. The key that signs new codes
     is first replaced by a new one (a rotation, in the same transaction): a festival always
     has a key to sign with. Already revoked: Conflict ``already_revoked``, nothing stored."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         # The festival row lock orders this against rotations (`create_key` takes it too).
         await fetch_one(conn, "SELECT id FROM festival WHERE id = %s FOR UPDATE", (festival_id,))
         old = await fetch_opt(
@@ -98,18 +90,11 @@ async def revoke_key(
             (festival_id, key_id),
         )
         row = signing_key_row(rec)
-        seq = await audit.published(
-            conn,
-            festival_id,
-            "signing_key",
-            row,
-            actor=actor,
-            action="signing_key.revoke",
-            entity_type="signing_key",
-            entity_id=f"{festival_id}:{key_id}",
+        return await w.publish(
+            festival_id, "signing_key", row, action="signing_key.revoke",
+            entity_type="signing_key", entity_id=f"{festival_id}:{key_id}",
             old=row.model_copy(update={"revoked": False}),
-        )
-    return row.model_copy(update={"seq": seq})
+        )  # fmt: skip
 
 
 class KeyView(BaseModel):

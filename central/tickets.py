@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors
 
-from central import audit, code_entropy, feed, keys
+from central import catalog_write, code_entropy, keys
 from central.errors import CatalogError, Conflict, NotFound
 from central.rows import Record, fetch_one, fetch_opt, ticket_row, unix
 from sync import hashing
@@ -124,7 +124,7 @@ async def issue_ticket(
     status: TicketStatus = S.SOLD,
 ) -> IssuedTicket:
     """Issue a ticket with a signed code from the festival's current key."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         category = await _category(conn, festival_id, category_id)
         key = await keys.current_key(conn, festival_id)
         rec = await _insert(
@@ -138,7 +138,7 @@ async def issue_ticket(
         )
         code = signed_code(key, rec, category)
         rec = await _vouch(conn, rec, code)
-        return await _published(conn, rec, code, actor, "ticket.issue")
+        return await _published(w, rec, code, "ticket.issue")
 
 
 async def add_opaque_ticket(
@@ -154,7 +154,7 @@ async def add_opaque_ticket(
 ) -> IssuedTicket:
     """Add a ticket whose code comes from an outside system (stored only as a keyed hash, with
     its estimated entropy; one code alone is not refused: `central.imports` is ops' way in)."""
-    async with conn.transaction():
+    async with catalog_write.write(conn, actor=actor) as w:
         category = await _category(conn, festival_id, category_id)
         code_hash = hashing.code_hash(await _hash_key(conn, festival_id), code)
         rec = await _insert(
@@ -167,7 +167,7 @@ async def add_opaque_ticket(
             holder_ref=holder_ref,
             purchase_price=purchase_price,
         )
-        return await _published(conn, rec, code, actor, "ticket.import")
+        return await _published(w, rec, code, "ticket.import")
 
 
 async def _vouch(conn: AsyncConnection[Any], rec: Record, code: str) -> Record:
@@ -180,36 +180,30 @@ async def _vouch(conn: AsyncConnection[Any], rec: Record, code: str) -> Record:
     )
 
 
-async def _published(
-    conn: AsyncConnection[Any], rec: Record, code: str, actor: str, action: str
-) -> IssuedTicket:
+async def _published(w: catalog_write.Write, rec: Record, code: str, action: str) -> IssuedTicket:
     row = ticket_row(rec)
-    seq = await feed.publish(conn, rec["festival_id"], "ticket", row)
-    await audit.record(
-        conn,
-        actor=actor,
-        action=action,
-        entity_type="ticket",
-        entity_id=rec["id"],
-        new=row.model_dump(mode="json") | {"holder_ref": rec["holder_ref"]},
-        festival_id=rec["festival_id"],
-    )
-    return IssuedTicket(ticket_id=rec["id"], code=code, row=row.model_copy(update={"seq": seq}))
+    # The audit keeps the holder; the feed never carries it (nothing personal goes down).
+    new = row.model_dump(mode="json") | {"holder_ref": rec["holder_ref"]}
+    row = await w.publish(
+        rec["festival_id"], "ticket", row, action=action, entity_type="ticket",
+        entity_id=rec["id"], new=new,
+    )  # fmt: skip
+    return IssuedTicket(ticket_id=rec["id"], code=code, row=row)
 
 
-async def _locked(conn: AsyncConnection[Any], ticket_id: uuid.UUID) -> Record:
-    rec = await fetch_opt(conn, "SELECT * FROM ticket WHERE id = %s FOR UPDATE", (ticket_id,))
-    if rec is None:
-        raise NotFound(f"no ticket {ticket_id}")
-    return rec
+async def _locked(w: catalog_write.Write, ticket_id: uuid.UUID) -> Record:
+    return await w.locked(
+        "SELECT * FROM ticket WHERE id = %s FOR UPDATE", (ticket_id,),
+        missing=f"no ticket {ticket_id}",
+    )  # fmt: skip
 
 
 async def set_status(
     conn: AsyncConnection[Any], ticket_id: uuid.UUID, status: TicketStatus, *, actor: str
 ) -> TicketRow:
     """Move a ticket along its lifecycle (Conflict for a move the lifecycle forbids)."""
-    async with conn.transaction():
-        old = await _locked(conn, ticket_id)
+    async with catalog_write.write(conn, actor=actor) as w:
+        old = await _locked(w, ticket_id)
         current = TicketStatus(old["status"])
         if status not in TRANSITIONS[current]:
             hint = " (only a cancelled ticket is refunded)" if status is S.REFUNDED else ""
@@ -223,19 +217,10 @@ async def set_status(
             "WHERE id = %s RETURNING *",
             (status, status, ticket_id),
         )
-        row = ticket_row(rec)
-        seq = await feed.publish(conn, rec["festival_id"], "ticket", row)
-        await audit.record(
-            conn,
-            actor=actor,
-            action=f"ticket.{status.lower()}",
-            entity_type="ticket",
-            entity_id=ticket_id,
-            old=ticket_row(old),
-            new=row,
-            festival_id=rec["festival_id"],
-        )
-    return row.model_copy(update={"seq": seq})
+        return await w.publish(
+            rec["festival_id"], "ticket", ticket_row(rec), action=f"ticket.{status.lower()}",
+            entity_type="ticket", entity_id=ticket_id, old=ticket_row(old),
+        )  # fmt: skip
 
 
 async def cancel_ticket(
@@ -290,8 +275,8 @@ async def transfer_ticket(
     refused); outside tickets get `new_code` (refused when too weak, unless
     `accept_weak_code`) or a random one in place of the old hash.
     """
-    async with conn.transaction():
-        old = await _locked(conn, ticket_id)
+    async with catalog_write.write(conn, actor=actor) as w:
+        old = await _locked(w, ticket_id)
         if old["status"] != S.SOLD:
             raise Conflict(
                 f"ticket {ticket_id} is {old['status']}; only SOLD tickets transfer",
@@ -331,15 +316,10 @@ async def transfer_ticket(
             except errors.UniqueViolation:
                 raise Conflict("a ticket with this code exists", "code_taken") from None
         row = ticket_row(rec)
-        seq = await feed.publish(conn, fid, "ticket", row)
-        await audit.record(
-            conn,
-            actor=actor,
-            action="ticket.transfer",
-            entity_type="ticket",
+        row = await w.publish(
+            fid, "ticket", row, action="ticket.transfer", entity_type="ticket",
             entity_id=ticket_id,
             old=ticket_row(old).model_dump(mode="json") | {"holder_ref": old["holder_ref"]},
             new=row.model_dump(mode="json") | {"holder_ref": holder_ref},
-            festival_id=fid,
-        )
-    return IssuedTicket(ticket_id=ticket_id, code=code, row=row.model_copy(update={"seq": seq}))
+        )  # fmt: skip
+    return IssuedTicket(ticket_id=ticket_id, code=code, row=row)
