@@ -102,6 +102,7 @@ async def show(
     """
     where = await readable.local(conn, festival_id)
     info = await _info(conn, where, account_id)
+    # Device facts in the one order of facts, `sync.hlc.fact_order` (ids as text in "C").
     ledger = await fetch_all(
         conn,
         "SELECT id, type, amount, balance_before, balance_after, event_id, device_id,"

@@ -22,6 +22,17 @@ MAX_WALL_MS = (1 << (63 - LOGICAL_BITS)) - 1
 MAX_OFFSET_MS = 120_000
 
 
+FactOrder = tuple[int, str, int]
+
+
+def fact_order(hlc: int, device_id: str, device_seq: int) -> FactOrder:
+    """The one order of facts, device and central alike: by HLC, ties broken by device id,
+    then by that device's seq (which never repeats). Device ids are central's uuids as
+    canonical lower-case text, whose text order is PostgreSQL's uuid order, so central's SQL
+    spells the same rule as the row comparison ``(hlc, device_id, device_seq)``."""
+    return (hlc, device_id, device_seq)
+
+
 def pack(wall_ms: int, logical: int) -> int:
     """Pack a physical time and a logical counter into one sortable integer."""
     return (wall_ms << LOGICAL_BITS) | (logical & _LOGICAL_MASK)
