@@ -16,6 +16,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from central.errors import AuthError
+
 DEVICE_PREFIX = "fgd_"
 OPS_PREFIX = "fgo_"
 
@@ -87,16 +89,6 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     ),
 }  # fmt: skip
 DEVICE_ACTIONS: frozenset[Action] = frozenset({Action.SYNC})
-
-
-class AuthError(Exception):
-    """A refused credential: HTTP status and a stable error code."""
-
-    def __init__(self, status: int, code: str, detail: str = "") -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection, errors
 
 from central import audit, feed
-from central.errors import CatalogError, Conflict, NotFound
+from central.errors import CatalogError, Contradiction, NotFound
 from central.readable import money
 from central.rows import Record, account_row, fetch_one, fetch_opt
 from sync import hashing
@@ -83,7 +83,7 @@ async def create_account(
                 (uuid.uuid4(), festival_id, tag_hash),
             )
         except errors.UniqueViolation:
-            raise Conflict("this wristband already has an account") from None
+            raise Contradiction("this wristband already has an account") from None
         if opening_balance:
             rec = await ledger_entry(conn, rec["id"], opening_balance, "TOPUP")
         row = account_row(rec)
@@ -114,7 +114,7 @@ async def _ops_change(
             raise NotFound(f"no account {account_id}")
         if amount < 0 and old["balance"] + amount < 0:
             held, asked = money(old["balance"], old["currency"]), money(-amount, old["currency"])
-            raise Conflict(
+            raise Contradiction(
                 f"wristband {account_id} holds {held}, less than {asked}", "insufficient_balance"
             )
         rec = await ledger_entry(conn, account_id, amount, type)

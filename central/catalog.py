@@ -17,7 +17,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection, errors
 
 from central import audit, feed, keys, views
-from central.errors import Conflict, NotFound
+from central.errors import Contradiction, NotFound
 from central.rows import (
     Record,
     category_row,
@@ -90,7 +90,7 @@ async def create_festival(
                 ),
             )
         except errors.UniqueViolation:
-            raise Conflict(f"a festival with slug {slug!r} exists") from None
+            raise Contradiction(f"a festival with slug {slug!r} exists") from None
         row = festival_row(rec)
         seq = await audit.published(
             conn,
@@ -128,7 +128,7 @@ async def create_category(
                 (uuid.uuid4(), festival_id, name, type, price, quota, valid_from, valid_until),
             )
         except errors.UniqueViolation:
-            raise Conflict(f"category {name!r} exists") from None
+            raise Contradiction(f"category {name!r} exists") from None
         row = category_row(rec)
         seq = await audit.published(
             conn,
@@ -170,7 +170,7 @@ async def create_zone(
                 ),
             )
         except errors.UniqueViolation:
-            raise Conflict(f"zone {name!r} exists") from None
+            raise Contradiction(f"zone {name!r} exists") from None
         row = zone_row(rec)
         seq = await audit.published(
             conn,
@@ -205,7 +205,7 @@ async def create_vendor(
                 (uuid.uuid4(), festival_id, name, type, commission_rate_bp, is_open),
             )
         except errors.UniqueViolation:
-            raise Conflict(f"vendor {name!r} exists") from None
+            raise Contradiction(f"vendor {name!r} exists") from None
         row = vendor_row(rec)
         seq = await audit.published(
             conn,
@@ -224,14 +224,15 @@ async def set_vendor_open(
     conn: AsyncConnection[Any], vendor_id: uuid.UUID, is_open: bool, *, actor: str
 ) -> VendorRow:
     """Open or close a vendor; a closed vendor's bars refuse sales (`vendor_closed`) from
-    their next sync. Already so: Conflict ``already_open``/``already_closed``, nothing stored."""
+    their next sync. Already so: Contradiction ``already_open``/``already_closed``, nothing
+    stored."""
     async with conn.transaction():
         old = await fetch_opt(conn, "SELECT * FROM vendor WHERE id = %s FOR UPDATE", (vendor_id,))
         if old is None:
             raise NotFound(f"no vendor {vendor_id}")
         if old["is_open"] == is_open:
             state = "open" if is_open else "closed"
-            raise Conflict(f"vendor {old['name']!r} is already {state}", f"already_{state}")
+            raise Contradiction(f"vendor {old['name']!r} is already {state}", f"already_{state}")
         rec = await fetch_one(
             conn, "UPDATE vendor SET is_open = %s WHERE id = %s RETURNING *", (is_open, vendor_id)
         )
@@ -266,7 +267,7 @@ async def create_product(
                 (uuid.uuid4(), vendor_id, name, price),
             )
         except errors.UniqueViolation:
-            raise Conflict(f"product {name!r} exists") from None
+            raise Contradiction(f"product {name!r} exists") from None
         row = product_row(rec)
         fid = vendor["festival_id"]
         seq = await audit.published(
@@ -292,7 +293,7 @@ async def block(
     actor: str,
 ) -> BlockRow:
     """Put a ticket id or a tag hash (hex) on the block list every device refuses; one
-    already there is a Conflict (``already_blocked``) and keeps its reason."""
+    already there is a Contradiction (``already_blocked``) and keeps its reason."""
     async with conn.transaction():
         rec = await fetch_opt(
             conn,
@@ -301,7 +302,7 @@ async def block(
             (festival_id, kind, ref, reason),
         )
         if rec is None:
-            raise Conflict(f"{kind} {ref} is already blocked", "already_blocked")
+            raise Contradiction(f"{kind} {ref} is already blocked", "already_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
         # Audited as the ticket (or tag hash) it is about, so the ticket's history shows who
         # blocked it; a tag hash may have no account yet.
@@ -327,7 +328,7 @@ async def unblock(
     actor: str,
 ) -> BlockRow:
     """Take an entry off the block list (a delete goes down the feed); one not there is a
-    Conflict (``not_blocked``)."""
+    Contradiction (``not_blocked``)."""
     async with conn.transaction():
         rec = await fetch_opt(
             conn,
@@ -335,7 +336,7 @@ async def unblock(
             (festival_id, kind, ref),
         )
         if rec is None:
-            raise Conflict(f"{kind} {ref} is not blocked", "not_blocked")
+            raise Contradiction(f"{kind} {ref} is not blocked", "not_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
         seq = await audit.published(
             conn,

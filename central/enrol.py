@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from central import audit, refs, views
 from central.auth import DEVICE_PREFIX, new_token, token_hash
-from central.errors import CatalogError, Conflict, NotFound
+from central.errors import CatalogError, Contradiction, NotFound
 from config.vocab import Role
 
 ROLES = ("gate", "bar", "topup")
@@ -212,7 +212,7 @@ async def revoke_enrol_code(
 ) -> EnrolCodeView:
     """Revoke a code by its short id (or the code itself) so no device can enrol with it.
 
-    A code that can no longer enrol (used, revoked, expired) is a Conflict with a code
+    A code that can no longer enrol (used, revoked, expired) is a Contradiction with a code
     saying why, and nothing is stored.
     """
     key = normalize_code(ref)
@@ -232,7 +232,7 @@ async def revoke_enrol_code(
             (expired, "expired", "has expired"),
         ):
             if gone:
-                raise Conflict(f"enrol code {found} {why}", code)
+                raise Contradiction(f"enrol code {found} {why}", code)
         await conn.execute("UPDATE enrol_code SET revoked_at = now() WHERE ref = %s", (found,))
         await audit.record(
             conn, actor=actor, action="enrol_code.revoke", entity_type="enrol_code",

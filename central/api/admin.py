@@ -17,7 +17,8 @@ from central import festivals, refs, users
 from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import ERRORS, name_param
 from central.api.text import PgText
-from central.auth import Action, AuthError, OpsPrincipal, require
+from central.auth import Action, OpsPrincipal, require
+from central.errors import AuthError
 
 router = APIRouter(prefix="/v1/ops", tags=["ops: admin"])
 UserRef = Annotated[str, name_param("user")]

@@ -11,7 +11,6 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from central.api.errors import ApiError
 from central.api.longpoll import FeedWaiters
 from central.auth import (
     Action,
@@ -22,6 +21,7 @@ from central.auth import (
     bearer,
     require,
 )
+from central.errors import ApiError
 from central.ingest import DEFAULT_SKEW_BOUND_MS
 from sync.protocol import MAX_BATCH, MAX_PAYLOAD_BYTES
 

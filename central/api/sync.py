@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central import feed
 from central.api.deps import DeviceDep, StateDep, now_ms
-from central.api.errors import ApiError, describe_errors
+from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
 from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
+from central.errors import ApiError
 from central.events import Mismatch
 from central.ingest import (
     central_hlc,
