@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central import cashless, catalog, code_entropy, feed, festivals, keys, rows, tickets, users
+from central.auth import OpsRole, token_hash
 from central.errors import CatalogError, Contradiction, NotFound
 from central.sample import SampleFestival
 from sync import hashing, ticketcode
@@ -320,14 +321,14 @@ async def test_ops_user_token_is_stored_only_as_sha256(
     f = await festival()
     async with pg_pool.connection() as conn:
         user = await users.add_ops_user(
-            conn, name="ana", role="CASHIER", festival_id=f.festival_id, actor="admin"
+            conn, name="ana", role=OpsRole.CASHIER, festival_id=f.festival_id, actor="admin"
         )
         assert user.token.startswith("fgo_")
         assert (
             await _count(
                 conn,
                 "SELECT count(*) FROM ops_user WHERE token_hash = %s",
-                users.hash_token(user.token),
+                token_hash(user.token),
             )
             == 1
         )
@@ -344,7 +345,7 @@ async def test_ops_user_token_is_stored_only_as_sha256(
             await _count(
                 conn,
                 "SELECT count(*) FROM revoked_token WHERE token_hash = %s",
-                users.hash_token(user.token),
+                token_hash(user.token),
             )
             == 1
         )
