@@ -7,7 +7,7 @@ with balance before and after, written under the account's row lock so the two a
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection, errors
 
@@ -17,15 +17,14 @@ from central.readable import money
 from central.rows import Record, account_row, fetch_one, fetch_opt
 from sync import hashing
 from sync.catalog import AccountRow
-
-LedgerType = Literal["TOPUP", "PAYMENT", "REFUND", "TRANSFER", "CORRECTION"]
+from sync.vocab import TransactionType
 
 
 async def ledger_entry(
     conn: AsyncConnection[Any],
     account_id: uuid.UUID,
     amount: int,
-    type: LedgerType,
+    type: TransactionType,
     *,
     vendor_id: uuid.UUID | None = None,
     event_id: uuid.UUID | None = None,
@@ -85,7 +84,7 @@ async def create_account(
         except errors.UniqueViolation:
             raise Contradiction("this wristband already has an account") from None
         if opening_balance:
-            rec = await ledger_entry(conn, rec["id"], opening_balance, "TOPUP")
+            rec = await ledger_entry(conn, rec["id"], opening_balance, TransactionType.TOPUP)
         row = account_row(rec)
         seq = await audit.published(
             conn,
@@ -101,7 +100,11 @@ async def create_account(
 
 
 async def _ops_change(
-    conn: AsyncConnection[Any], account_id: uuid.UUID, amount: int, type: LedgerType, actor: str
+    conn: AsyncConnection[Any],
+    account_id: uuid.UUID,
+    amount: int,
+    type: TransactionType,
+    actor: str,
 ) -> AccountRow:
     async with conn.transaction():
         old = await fetch_opt(
@@ -146,7 +149,7 @@ async def topup(
     """Credit an account at the ops desk (a TOPUP ledger entry); clears a paid-off debt."""
     if amount <= 0:
         raise CatalogError("a top-up must be positive")
-    return await _ops_change(conn, account_id, amount, "TOPUP", actor)
+    return await _ops_change(conn, account_id, amount, TransactionType.TOPUP, actor)
 
 
 async def refund(
@@ -155,7 +158,7 @@ async def refund(
     """Pay back part of a balance at the ops desk (a negative REFUND ledger entry)."""
     if amount <= 0:
         raise CatalogError("a refund must be positive")
-    return await _ops_change(conn, account_id, -amount, "REFUND", actor)
+    return await _ops_change(conn, account_id, -amount, TransactionType.REFUND, actor)
 
 
 async def set_blocked(

@@ -44,7 +44,8 @@ class EventKind(StrEnum):
 
 
 class TransactionType(StrEnum):
-    """Cashless ledger entry types (seed model)."""
+    """Cashless ledger entry types (seed model); cashless_transaction's CHECK lists the same
+    words (a test says so)."""
 
     TOPUP = "TOPUP"
     PAYMENT = "PAYMENT"

@@ -17,7 +17,7 @@ from central.errors import CatalogError, Contradiction, NotFound
 from central.sample import SampleFestival
 from sync import hashing, ticketcode
 from sync.catalog import SigningKeyRow, TicketRow
-from sync.vocab import TicketStatus, TicketType
+from sync.vocab import TicketStatus, TicketType, TransactionType
 
 Factory = Callable[..., Awaitable[SampleFestival]]
 
@@ -304,7 +304,7 @@ async def test_topup_out_of_debt_unblocks_the_account(
     aid = f.account_ids[0]
     async with pg_pool.connection() as conn:
         # What overdraft handling leaves behind: a negative balance, debt and a block.
-        await cashless.ledger_entry(conn, aid, -300, "PAYMENT")
+        await cashless.ledger_entry(conn, aid, -300, TransactionType.PAYMENT)
         await conn.execute(
             "UPDATE cashless_account SET debt = 300, blocked = true WHERE id = %s", (aid,)
         )
