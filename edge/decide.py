@@ -6,14 +6,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from config.vocab import MAX_CODE_CHARS
 from sync import ticketcode
 from sync.catalog import AccountRow, CategoryRow, SigningKeyRow, TicketRow, VendorRow, ZoneRow
 from sync.hlc import FactOrder
 from sync.verdicts import BarCode, GateCode, Verdict
-from sync.vocab import TicketStatus, TicketType
-
-MAX_CODE_CHARS = 2048  # QR payloads we issue or import are far shorter; longer is garbage
-MAX_AMOUNT = 1_000_000  # cents; one basket over 10,000.00 is an input mistake, not a sale
+from sync.vocab import MAX_AMOUNT, TicketStatus, TicketType
 
 
 class BadInput(ValueError):

@@ -12,7 +12,6 @@ from typing import Any
 from config.vocab import Role
 from edge.clock import DeviceClock, boot_clock_ms, wall_clock_ms
 from edge.decide import (
-    MAX_AMOUNT,
     BadInput,
     Presence,
     SaleContext,
@@ -401,4 +400,4 @@ class Device:
         return SaleResult(verdict, event, ctx.amount, balance)
 
 
-__all__ = ["MAX_AMOUNT", "BadInput", "Device", "GateResult", "SaleResult"]
+__all__ = ["BadInput", "Device", "GateResult", "SaleResult"]
