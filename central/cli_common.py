@@ -82,11 +82,6 @@ def fail(message: str, code: str = "error", *, status: int = 1, as_json: bool = 
     raise typer.Exit(status)
 
 
-def database(ctx: typer.Context) -> pg.PgSettings:
-    """Where this command's database is."""
-    return pg.PgSettings.from_config(settings(ctx))
-
-
 def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     """Open the command's database (which must exist at the newest schema), run `work` on
     one connection and commit; a refusal (unknown name, bad row, conflict) is one line."""
@@ -99,7 +94,7 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
 
     as_json = wants_json(ctx)
     try:
-        with pg.open_database(database(ctx), create=False) as dsn:
+        with pg.open_database(settings(ctx), create=False) as dsn:
             pg.check_schema(dsn)
             return asyncio.run(go(dsn))
     except pg.DatabaseUnusable as exc:

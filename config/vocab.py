@@ -15,6 +15,11 @@ from enum import StrEnum
 # both hold the same bound (the one readers already enforced).
 MAX_CODE_CHARS = 512
 
+# How far a device's clock may be from central's before it is not trusted: central flags a
+# device beyond it (`clock_skew`; its `clock_skew_bound_ms` setting defaults to this), and a
+# device does not adopt a time beyond it (`sync.hlc`).
+MAX_OFFSET_MS = 120_000
+
 
 class Role(StrEnum):
     """What a device does: admit at a gate, sell at a bar, or load wristbands."""

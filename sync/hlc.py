@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Declared with the settings, since central's skew bound setting defaults to it.
+from config.vocab import MAX_OFFSET_MS
+
 LOGICAL_BITS = 16
 _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
 # The largest physical time an HLC can carry and still fit a signed 64-bit integer (SQLite
 # INTEGER, PostgreSQL bigint): about the year 6429.
 MAX_WALL_MS = (1 << (63 - LOGICAL_BITS)) - 1
-# How far a device's clock may be from central's before it is not trusted: central flags a
-# device beyond it (`clock_skew`), and a device does not adopt a time beyond it.
-MAX_OFFSET_MS = 120_000
 
 
 FactOrder = tuple[int, str, int]

@@ -36,7 +36,6 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from central import pg, users
-from central.api.deps import SyncSettings
 from central.app import create_app
 from central.auth import DevicePrincipal, OpsRole, authenticate
 from central.enrol import create_enrol_code, enrol, issue_enrol_code
@@ -117,9 +116,7 @@ def seeded(pg_dsn: str) -> Seeded:
 def app(pg_dsn: str, seeded: Seeded) -> Iterator[FastAPI]:
     """The app on the seeded database; schemathesis starts its lifespan on the first case."""
     # A long-poll of `changes` waits at most this long: cases ask for any wait.
-    fuzzed = create_app(
-        CentralConfig(dsn=SecretStr(pg_dsn)), sync_settings=SyncSettings(max_wait_s=0.01)
-    )
+    fuzzed = create_app(CentralConfig(dsn=SecretStr(pg_dsn), max_wait_s=0.01))
     try:
         yield fuzzed
     finally:
