@@ -190,7 +190,11 @@ async def _run(dsn: str, url: str, devices: int, rounds: int, tmp: Path) -> dict
                 t0, t1 = await _until(gates, _cancelled(tid), cancel, limit_s=10.0)
                 cancel_s.append(t1 - t0)
                 for gate in gates:
-                    seen = gate.device.store.gate_lookup(zone_id=str(fest.zone_id), ticket_id=tid)
+                    seen = gate.device.store.gate_lookup(
+                        zone_id=str(fest.zone_id),
+                        device_id=gate.device.journal.device_id,
+                        ticket_id=tid,
+                    )
                     if seen.ticket is None or seen.ticket.status != TicketStatus.CANCELLED:
                         raise RuntimeError(f"ticket {tid} not cancelled on a device")
                 await asyncio.sleep(0.02)

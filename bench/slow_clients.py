@@ -36,6 +36,7 @@ from bench.ingest import _database, _script, _setup, _streams
 from bench.initial_sync import central_process
 from bench.stats import summary_us
 from central import users
+from central.auth import OpsRole
 from config.central import CentralConfig
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 
@@ -120,7 +121,7 @@ async def _phase(rounds: int, read: Timed, push: Timed) -> dict[str, Any]:
 async def _ops_token(dsn: str, festival_id: uuid.UUID) -> str:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         ops = await users.add_ops_user(
-            conn, name="bench", role="ADMIN", actor="bench", festival_id=festival_id
+            conn, name="bench", role=OpsRole.ADMIN, actor="bench", festival_id=festival_id
         )
         await conn.commit()
     return ops.token

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from central import pg, server_gc
 from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, ops_reports, sync
-from central.api.deps import AppState, SyncSettings
+from central.api.deps import AppState
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
 from config.central import CentralConfig
@@ -63,7 +63,6 @@ def create_app(
     settings: CentralConfig,
     *,
     pool: AsyncConnectionPool | None = None,
-    sync_settings: SyncSettings | None = None,
     settle_gc: bool = False,
 ) -> FastAPI:
     """Build central's HTTP app. With `pool` given it is used (and not closed) instead of one
@@ -84,7 +83,7 @@ def create_app(
         app.state.snapshot_slots = StreamSlots(streams, settings.snapshot_queue_s)
         waiters = FeedWaiters()
         listener = asyncio.create_task(waiters.listen(str(the_pool.conninfo)))
-        app.state.central = AppState(the_pool, waiters, sync_settings or SyncSettings())
+        app.state.central = AppState(the_pool, waiters, settings)
         if settle_gc:  # everything a server loads is loaded by now
             server_gc.settle()
         try:

@@ -16,8 +16,22 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from central.errors import AuthError
+
+# Public markers of a token's kind, not secrets: a device's, an ops user's.
 DEVICE_PREFIX = "fgd_"
 OPS_PREFIX = "fgo_"
+
+
+class OpsRole(StrEnum):
+    """What an ops user is for; the role matrix (`ROLE_ACTIONS`) says what each may do, and
+    the ops_user table's CHECK lists the same words (a test says so)."""
+
+    ADMIN = "ADMIN"
+    ORGANIZER = "ORGANIZER"
+    STAFF = "STAFF"
+    CASHIER = "CASHIER"
+    SECURITY = "SECURITY"
 
 
 class Action(StrEnum):
@@ -64,21 +78,21 @@ _ADMIN_ONLY = frozenset({A.DELETE_FESTIVAL, A.VIEW_USERS, A.ADD_USER, A.REVOKE_U
 # may block, never touches money; CASHIER handles wristband money, never tickets; STAFF
 # (site techs) see devices and enrol them but change nothing in the catalog. A ticket's
 # transfer, resale and refund are box-office decisions: ADMIN and ORGANIZER only.
-ROLE_ACTIONS: dict[str, frozenset[Action]] = {
-    "ADMIN": _ALL_OPS,
-    "ORGANIZER": _ALL_OPS - _ADMIN_ONLY,
-    "STAFF": frozenset(
+ROLE_ACTIONS: dict[OpsRole, frozenset[Action]] = {
+    OpsRole.ADMIN: _ALL_OPS,
+    OpsRole.ORGANIZER: _ALL_OPS - _ADMIN_ONLY,
+    OpsRole.STAFF: frozenset(
         {
             A.VIEW_FESTIVAL, A.VIEW_CONFLICTS, A.VIEW_DEVICES, A.CREATE_ENROL_CODE,
             A.VIEW_ENROL_CODES, A.REVOKE_ENROL_CODE, A.VIEW_VENDORS, A.VIEW_OCCUPANCY,
             A.VIEW_ENTRIES, A.VIEW_TICKET, A.VIEW_DEVICE_LOG,
         }
     ),
-    "CASHIER": frozenset(
+    OpsRole.CASHIER: frozenset(
         {A.VIEW_FESTIVAL, A.VIEW_VENDORS, A.VIEW_SALES, A.VIEW_LEDGER, A.BLOCK_TAG, A.TOPUP,
          A.REFUND}
     ),
-    "SECURITY": frozenset(
+    OpsRole.SECURITY: frozenset(
         {
             A.VIEW_FESTIVAL, A.VIEW_CONFLICTS, A.RESOLVE_CONFLICT, A.VIEW_DEVICES,
             A.REVOKE_DEVICE, A.VIEW_OCCUPANCY, A.VIEW_ENTRIES, A.VIEW_TICKET, A.BLOCK_TICKET,
@@ -87,16 +101,6 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     ),
 }  # fmt: skip
 DEVICE_ACTIONS: frozenset[Action] = frozenset({Action.SYNC})
-
-
-class AuthError(Exception):
-    """A refused credential: HTTP status and a stable error code."""
-
-    def __init__(self, status: int, code: str, detail: str = "") -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,7 @@ class OpsPrincipal:
 
     id: uuid.UUID
     name: str
-    role: str
+    role: OpsRole
     festival_id: uuid.UUID | None
 
     @property
@@ -130,7 +134,7 @@ Principal = DevicePrincipal | OpsPrincipal
 
 
 def token_hash(token: str) -> bytes:
-    """sha256 of a token (or an enrol code) as stored."""
+    """sha256 of a token's (or an enrol code's) UTF-8 text: all central ever stores of it."""
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
@@ -177,7 +181,7 @@ async def authenticate(conn: AsyncConnection[Any], token: str) -> Principal:
             raise AuthError(401, "unauthorized", "unknown token")
         if rec[4] is not None or rec[6]:
             raise AuthError(401, "token_revoked", "this token was revoked")
-        return OpsPrincipal(rec[0], rec[1], rec[2], rec[3])
+        return OpsPrincipal(rec[0], rec[1], OpsRole(rec[2]), rec[3])
     raise AuthError(401, "unauthorized", "unknown token")
 
 

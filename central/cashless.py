@@ -7,25 +7,24 @@ with balance before and after, written under the account's row lock so the two a
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection
 
 from central import catalog_write
-from central.errors import CatalogError, Conflict, NotFound
+from central.errors import CatalogError, Contradiction, NotFound
 from central.readable import money
 from central.rows import Record, account_row, fetch_one, fetch_opt
 from sync import hashing
 from sync.catalog import AccountRow
-
-LedgerType = Literal["TOPUP", "PAYMENT", "REFUND", "TRANSFER", "CORRECTION"]
+from sync.vocab import TransactionType
 
 
 async def ledger_entry(
     conn: AsyncConnection[Any],
     account_id: uuid.UUID,
     amount: int,
-    type: LedgerType,
+    type: TransactionType,
     *,
     vendor_id: uuid.UUID | None = None,
     event_id: uuid.UUID | None = None,
@@ -82,7 +81,7 @@ async def create_account(
             taken="this wristband already has an account",
         )
         if opening_balance:
-            rec = await ledger_entry(conn, rec["id"], opening_balance, "TOPUP")
+            rec = await ledger_entry(conn, rec["id"], opening_balance, TransactionType.TOPUP)
         return await w.publish(
             festival_id, "account", account_row(rec), action="account.create",
             entity_type="cashless_account", entity_id=rec["id"],
@@ -90,7 +89,11 @@ async def create_account(
 
 
 async def _ops_change(
-    conn: AsyncConnection[Any], account_id: uuid.UUID, amount: int, type: LedgerType, actor: str
+    conn: AsyncConnection[Any],
+    account_id: uuid.UUID,
+    amount: int,
+    type: TransactionType,
+    actor: str,
 ) -> AccountRow:
     async with catalog_write.write(conn, actor=actor) as w:
         old = await w.locked(
@@ -101,7 +104,7 @@ async def _ops_change(
         )
         if amount < 0 and old["balance"] + amount < 0:
             held, asked = money(old["balance"], old["currency"]), money(-amount, old["currency"])
-            raise Conflict(
+            raise Contradiction(
                 f"wristband {account_id} holds {held}, less than {asked}", "insufficient_balance"
             )
         rec = await ledger_entry(conn, account_id, amount, type)
@@ -124,7 +127,7 @@ async def topup(
     """Credit an account at the ops desk (a TOPUP ledger entry); clears a paid-off debt."""
     if amount <= 0:
         raise CatalogError("a top-up must be positive")
-    return await _ops_change(conn, account_id, amount, "TOPUP", actor)
+    return await _ops_change(conn, account_id, amount, TransactionType.TOPUP, actor)
 
 
 async def refund(
@@ -133,7 +136,7 @@ async def refund(
     """Pay back part of a balance at the ops desk (a negative REFUND ledger entry)."""
     if amount <= 0:
         raise CatalogError("a refund must be positive")
-    return await _ops_change(conn, account_id, -amount, "REFUND", actor)
+    return await _ops_change(conn, account_id, -amount, TransactionType.REFUND, actor)
 
 
 async def set_blocked(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 
 from central import catalog_write, keys, views
-from central.errors import Conflict, NotFound
+from central.errors import Contradiction, NotFound
 from central.rows import (
     Record,
     category_row,
@@ -165,7 +165,8 @@ async def set_vendor_open(
     conn: AsyncConnection[Any], vendor_id: uuid.UUID, is_open: bool, *, actor: str
 ) -> VendorRow:
     """Open or close a vendor; a closed vendor's bars refuse sales (`vendor_closed`) from
-    their next sync. Already so: Conflict ``already_open``/``already_closed``, nothing stored."""
+    their next sync. Already so: Contradiction ``already_open``/``already_closed``, nothing
+    stored."""
     async with catalog_write.write(conn, actor=actor) as w:
         old = await w.locked(
             "SELECT * FROM vendor WHERE id = %s FOR UPDATE", (vendor_id,),
@@ -173,7 +174,7 @@ async def set_vendor_open(
         )  # fmt: skip
         if old["is_open"] == is_open:
             state = "open" if is_open else "closed"
-            raise Conflict(f"vendor {old['name']!r} is already {state}", f"already_{state}")
+            raise Contradiction(f"vendor {old['name']!r} is already {state}", f"already_{state}")
         rec = await fetch_one(
             conn, "UPDATE vendor SET is_open = %s WHERE id = %s RETURNING *", (is_open, vendor_id)
         )
@@ -213,7 +214,7 @@ async def block(
     actor: str,
 ) -> BlockRow:
     """Put a ticket id or a tag hash (hex) on the block list every device refuses; one
-    already there is a Conflict (``already_blocked``) and keeps its reason."""
+    already there is a Contradiction (``already_blocked``) and keeps its reason."""
     async with catalog_write.write(conn, actor=actor) as w:
         rec = await fetch_opt(
             conn,
@@ -222,7 +223,7 @@ async def block(
             (festival_id, kind, ref, reason),
         )
         if rec is None:
-            raise Conflict(f"{kind} {ref} is already blocked", "already_blocked")
+            raise Contradiction(f"{kind} {ref} is already blocked", "already_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
         # Audited as the ticket (or tag hash) it is about, so the ticket's history shows who
         # blocked it; a tag hash may have no account yet.
@@ -240,7 +241,7 @@ async def unblock(
     actor: str,
 ) -> BlockRow:
     """Take an entry off the block list (a delete goes down the feed); one not there is a
-    Conflict (``not_blocked``)."""
+    Contradiction (``not_blocked``)."""
     async with catalog_write.write(conn, actor=actor) as w:
         rec = await fetch_opt(
             conn,
@@ -248,7 +249,7 @@ async def unblock(
             (festival_id, kind, ref),
         )
         if rec is None:
-            raise Conflict(f"{kind} {ref} is not blocked", "not_blocked")
+            raise Contradiction(f"{kind} {ref} is not blocked", "not_blocked")
         row = BlockRow(kind=rec["kind"], ref=rec["ref"], reason=rec["reason"])
         return await w.publish(
             festival_id, "block", row, action=f"{kind}.unblock", entity_type=kind,

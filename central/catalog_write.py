@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from psycopg import AsyncConnection, errors
 
 from central import audit, feed
-from central.errors import Conflict, NotFound
+from central.errors import Contradiction, NotFound
 from central.rows import Record, fetch_one, fetch_opt
 from sync.catalog import Row
 
@@ -48,11 +48,11 @@ class Write:
         self, query: str, params: tuple[Any, ...], *, taken: str, code: str = "conflict"
     ) -> Record:
         """The row an ``INSERT ... RETURNING *`` stored; a unique key it repeats is
-        Conflict(`taken`, `code`)."""
+        Contradiction(`taken`, `code`)."""
         try:
             return await fetch_one(self.conn, query, params)
         except errors.UniqueViolation:
-            raise Conflict(taken, code) from None
+            raise Contradiction(taken, code) from None
 
     async def publish(
         self,

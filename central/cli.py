@@ -44,7 +44,6 @@ from central.cli_common import (
     FestivalOpt,
     JsonOpt,
     actor,
-    database,
     emit,
     err_console,
     fail,
@@ -117,7 +116,7 @@ def main_options(
 @app.command()
 def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Create or upgrade central's schema to the newest revision."""
-    with pg.open_database(database(ctx)) as dsn:
+    with pg.open_database(settings(ctx)) as dsn:
         pg.migrate(dsn)
         revision = pg.current_revision(dsn)
     emit(as_json, {"revision": revision}, f"schema at revision [bold]{revision}[/bold]")
@@ -247,7 +246,7 @@ def serve(
     from central.http_server import server_config
 
     given = {"host": host, "port": port}
-    with pg.open_database(database(ctx)) as dsn:
+    with pg.open_database(settings(ctx)) as dsn:
         pg.migrate(dsn)
         update = {"dsn": SecretStr(dsn)} | {k: v for k, v in given.items() if v is not None}
         config = settings(ctx).model_copy(update=update)

@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from central import pg, refs
-from central.errors import Ambiguous, CatalogError, Conflict, ImportRowError, NotFound
+from central.errors import CatalogError, ImportRowError
 from config.central import CentralConfig, load_central_config
 from config.errors import ConfigError
 
@@ -82,20 +82,6 @@ def fail(message: str, code: str = "error", *, status: int = 1, as_json: bool = 
     raise typer.Exit(status)
 
 
-_CODES: tuple[tuple[type[Exception], str], ...] = (
-    (ImportRowError, "bad_import"),
-    (NotFound, "not_found"),
-    (Ambiguous, "ambiguous"),
-    (Conflict, "conflict"),
-    (CatalogError, "invalid_request"),  # the API's code for the same refusal (422)
-)
-
-
-def database(ctx: typer.Context) -> pg.PgSettings:
-    """Where this command's database is."""
-    return pg.PgSettings.from_config(settings(ctx))
-
-
 def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     """Open the command's database (which must exist at the newest schema), run `work` on
     one connection and commit; a refusal (unknown name, bad row, conflict) is one line."""
@@ -108,18 +94,16 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
 
     as_json = wants_json(ctx)
     try:
-        with pg.open_database(database(ctx), create=False) as dsn:
+        with pg.open_database(settings(ctx), create=False) as dsn:
             pg.check_schema(dsn)
             return asyncio.run(go(dsn))
     except pg.DatabaseUnusable as exc:
         fail(str(exc), "database_unusable", status=2, as_json=as_json)
     except CatalogError as exc:
-        code = (
-            exc.code
-            if isinstance(exc, Conflict)
-            else next(c for kind, c in _CODES if isinstance(exc, kind))
+        # The API's code for the same refusal (central.errors), but a bad import file's.
+        fail(
+            str(exc), "bad_import" if isinstance(exc, ImportRowError) else exc.code, as_json=as_json
         )
-        fail(str(exc), code, as_json=as_json)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0]
         fail(f"lost the database: {first}", "database_unusable", as_json=as_json)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
 from psycopg import AsyncConnection
 
 from central import users
+from central.auth import OpsRole
 from central.cli_common import JsonOpt, actor, emit, fail, festival_id, run
 from central.cli_ops import when
 from central.cli_show import listing, to_json
 
 app = typer.Typer(help="ops users", no_args_is_help=True)
-ROLES = get_args(users.OpsRole)
 FestivalFilter = Annotated[
     str | None, typer.Option("--festival", "-f", help="festival slug or id (default: all)")
 ]
@@ -40,21 +40,26 @@ def user_list(
 def user_add(
     ctx: typer.Context,
     name: str,
-    role: Annotated[str, typer.Option(help=", ".join(ROLES))],
+    role: Annotated[str, typer.Option(help=", ".join(OpsRole))],
     festival: FestivalFilter = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add an ops user and print its token once (only its sha256 is stored)."""
-    role = role.upper()
-    if role not in ROLES:
-        fail(f"unknown role {role!r} (one of {', '.join(ROLES)})", "bad_role", as_json=as_json)
+    known = {r.value: r for r in OpsRole}
+    if role.upper() not in known:
+        fail(
+            f"unknown role {role.upper()!r} (one of {', '.join(OpsRole)})",
+            "bad_role",
+            as_json=as_json,
+        )
+    kind = known[role.upper()]
 
     async def work(conn: AsyncConnection[Any]) -> users.NewUser:
         fid = await festival_id(conn, festival) if festival else None
-        return await users.add_user(conn, name=name, role=role, festival_id=fid, actor=actor())  # type: ignore[arg-type]
+        return await users.add_user(conn, name=name, role=kind, festival_id=fid, actor=actor())
 
     user = run(ctx, work)
-    emit(as_json, to_json(user), f"user {user.name} ({role}) token, shown once:\n{user.token}")
+    emit(as_json, to_json(user), f"user {user.name} ({kind}) token, shown once:\n{user.token}")
 
 
 @app.command("revoke")

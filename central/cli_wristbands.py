@@ -26,10 +26,11 @@ from central.cli_ops import (
 )
 from central.readable import money, short
 from central.wristband_ops import WristbandDone, WristbandShow
+from sync.vocab import MAX_AMOUNT
 
 app = typer.Typer(help="wristbands, by tag UID or account id", no_args_is_help=True)
 TagArg = Annotated[str, typer.Argument(help="tag UID (hex, colons allowed) or account id")]
-Amount = Annotated[int, typer.Argument(help="amount in cents", min=1, max=10**9)]
+Amount = Annotated[int, typer.Argument(help="amount in cents", min=1, max=MAX_AMOUNT)]
 
 
 def _state(blocked: bool, held: bool, listed: bool) -> str:

@@ -146,7 +146,7 @@ async def revoke_device(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, ref: str, *, actor: str
 ) -> DeviceHealth:
     """Revoke a device by name or id: its token is refused from its next request on (and
-    block-listed); audited. Already revoked: Conflict ``already_revoked``, nothing stored."""
+    block-listed); audited. Already revoked: Contradiction ``already_revoked``, nothing stored."""
     async with conn.transaction():
         scope = "festival_id = %(fid)s"
         did = await revocation.live(conn, "device", ref, scope, {"fid": festival_id})

@@ -19,10 +19,9 @@ from pydantic import BaseModel, Field
 
 from central import audit, refs, views
 from central.auth import DEVICE_PREFIX, new_token, token_hash
-from central.errors import CatalogError, Conflict, NotFound
+from central.errors import CatalogError, Contradiction, NotFound
 from config.vocab import Role
 
-ROLES = ("gate", "bar", "topup")
 # Crockford base32: no I, L, O, U, so a code read aloud or off a screen is typed right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_CHARS = 12
@@ -118,13 +117,13 @@ async def create_enrol_code(
 ) -> str:
     """A new one-time enrol code for a device of `role` (a gate needs a zone, a bar a vendor);
     stored as its hash with a short id, audited."""
-    if role not in ROLES:
-        raise CatalogError(f"role must be one of {', '.join(ROLES)}")
+    if role not in tuple(Role):
+        raise CatalogError(f"role must be one of {', '.join(Role)}")
     if not 0 < ttl_s <= MAX_TTL_S:
         raise CatalogError(f"ttl_s must be between 1 and {MAX_TTL_S}")
-    if role == "gate" and zone_id is None:
+    if role == Role.GATE and zone_id is None:
         raise CatalogError("a gate device needs a zone")
-    if role == "bar" and vendor_id is None:
+    if role == Role.BAR and vendor_id is None:
         raise CatalogError("a bar device needs a vendor")
     checks: list[tuple[str, str, tuple[uuid.UUID, ...]]] = [
         ("festival", "SELECT 1 FROM festival WHERE id = %s AND deleted_at IS NULL", (festival_id,))
@@ -212,7 +211,7 @@ async def revoke_enrol_code(
 ) -> EnrolCodeView:
     """Revoke a code by its short id (or the code itself) so no device can enrol with it.
 
-    A code that can no longer enrol (used, revoked, expired) is a Conflict with a code
+    A code that can no longer enrol (used, revoked, expired) is a Contradiction with a code
     saying why, and nothing is stored.
     """
     key = normalize_code(ref)
@@ -232,7 +231,7 @@ async def revoke_enrol_code(
             (expired, "expired", "has expired"),
         ):
             if gone:
-                raise Conflict(f"enrol code {found} {why}", code)
+                raise Contradiction(f"enrol code {found} {why}", code)
         await conn.execute("UPDATE enrol_code SET revoked_at = now() WHERE ref = %s", (found,))
         await audit.record(
             conn, actor=actor, action="enrol_code.revoke", entity_type="enrol_code",

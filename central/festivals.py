@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from central import catalog, catalog_write, code_entropy, keys, readable, refs, revocation, views
-from central.errors import Conflict, NotFound
+from central.errors import Contradiction, NotFound
 from central.rows import festival_row, fetch_one, fetch_opt
 
 
@@ -145,7 +145,7 @@ async def delete_festival(
 
     Its unused enrol codes are revoked with it. Its devices may hold events not yet pushed,
     which a revoked device can no longer deliver: while any device is not revoked the delete
-    is refused (Conflict ``festival_has_devices``) unless `revoke_devices`, which revokes
+    is refused (Contradiction ``festival_has_devices``) unless `revoke_devices`, which revokes
     them in the same transaction. The delete goes down the feed and into the audit log.
     """
     async with catalog_write.write(conn, actor=actor) as w:
@@ -174,7 +174,7 @@ async def delete_festival(
                 (fid,),
             )
             if live["n"]:
-                raise Conflict(
+                raise Contradiction(
                     f"festival {rec['slug']} has {live['n']} device{'s' if live['n'] > 1 else ''}"
                     " not revoked, whose unsent"
                     " events would be lost: revoke them first, or delete with revoke_devices",

@@ -50,7 +50,8 @@ from pydantic_core import to_json
 from central import conflict_store, events, feed, settle
 from central.auth import DevicePrincipal
 from central.pg import BIGINT_MAX
-from sync.hlc import MAX_OFFSET_MS, HybridClock
+from config.vocab import MAX_OFFSET_MS
+from sync.hlc import HybridClock
 from sync.protocol import Event, PushResponse
 
 DEFAULT_SKEW_BOUND_MS = MAX_OFFSET_MS  # a device beyond it is flagged (`clock_skew`)

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from central import catalog_write, views
-from central.errors import Conflict, NotFound
+from central.errors import Contradiction, NotFound
 from central.rows import fetch_one, fetch_opt, signing_key_row
 from sync import ticketcode
 from sync.catalog import SigningKeyRow
@@ -68,7 +68,7 @@ async def revoke_key(
 ) -> SigningKeyRow:
     """Revoke a key: devices then refuse every code it signed. The key that signs new codes
     is first replaced by a new one (a rotation, in the same transaction): a festival always
-    has a key to sign with. Already revoked: Conflict ``already_revoked``, nothing stored."""
+    has a key to sign with. Already revoked: Contradiction ``already_revoked``, nothing stored."""
     async with catalog_write.write(conn, actor=actor) as w:
         # The festival row lock orders this against rotations (`create_key` takes it too).
         await fetch_one(conn, "SELECT id FROM festival WHERE id = %s FOR UPDATE", (festival_id,))
@@ -80,7 +80,7 @@ async def revoke_key(
         if old is None:
             raise NotFound(f"no signing key {key_id} in this festival")
         if old["revoked"]:
-            raise Conflict(f"signing key {key_id} is already revoked", "already_revoked")
+            raise Contradiction(f"signing key {key_id} is already revoked", "already_revoked")
         if await current_key_id(conn, festival_id) == key_id:
             await create_key(conn, festival_id, actor=actor)
         rec = await fetch_one(

@@ -20,7 +20,7 @@ from central import audit, conflict_view, readable, refs
 from central.conflict_store import refresh_suspicious
 from central.conflict_view import FactSide
 from central.conflicts import ConflictKind
-from central.errors import Ambiguous, Conflict, NotFound
+from central.errors import Ambiguous, Contradiction, NotFound
 from central.ingest import festival_lock
 from central.rows import fetch_all
 
@@ -211,7 +211,7 @@ async def resolve_conflict(
     note: str,
 ) -> ConflictItem:
     """Mark a conflict (by its id, the `ref`) resolved with a note (audited). One already
-    resolved is a Conflict (``already_resolved``); another festival's is NotFound.
+    resolved is a Contradiction (``already_resolved``); another festival's is NotFound.
 
     A resolved clock skew remembers how far the device had pushed, so only later skewed
     events open a new one; a resolved duplicate entry may clear the ticket's suspicion.
@@ -220,7 +220,7 @@ async def resolve_conflict(
         await festival_lock(conn, festival_id)  # same lock order as ingest (tickets, feed)
         old = await _conflict(conn, festival_id, conflict_id, "FOR UPDATE OF c")
         if old["resolved_at"] is not None:
-            raise Conflict(
+            raise Contradiction(
                 f"conflict {conflict_id} was resolved by {old['resolved_by']}: "
                 f"{old['resolution_note']}",
                 "already_resolved",

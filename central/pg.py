@@ -14,30 +14,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
 
-from config.central import CentralConfig, default_data_dir
+from config.central import CentralConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BIGINT_MAX = 2**63 - 1  # the largest value a bigint column (a seq, a cursor, a count) holds
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATE_LOCK = 0x66657374_67617465 & 0x7FFFFFFFFFFFFFFF
-
-
-class PgSettings(BaseModel):
-    """Where central's PostgreSQL is: an explicit DSN, or an embedded server's data directory."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    dsn: str | None = Field(None, description="libpq DSN or URI; None starts an embedded server")
-    data_dir: Path = Field(
-        default_factory=default_data_dir, description="embedded cluster directory"
-    )
-
-    @classmethod
-    def from_config(cls, config: CentralConfig) -> PgSettings:
-        """Take the database part of central's config (which reads FESTGATE_CENTRAL_DSN)."""
-        dsn = config.dsn.get_secret_value() if config.dsn is not None else None
-        return cls(dsn=dsn or None, data_dir=config.data_dir)
 
 
 class EmbeddedPg:
@@ -88,19 +71,21 @@ def cluster_exists(data_dir: Path) -> bool:
 
 
 @contextmanager
-def open_database(settings: PgSettings, *, create: bool = True) -> Iterator[str]:
-    """Yield a DSN: the configured one, or an embedded server's that is stopped on exit.
-    Without `create`, a data directory holding no cluster is DatabaseUnusable (so a command
-    run from the wrong place, or with a typo, does not make an empty database there)."""
-    if settings.dsn:
-        yield settings.dsn
+def open_database(config: CentralConfig, *, create: bool = True) -> Iterator[str]:
+    """Yield a DSN: the configured one, or an embedded server's (in `config.data_dir`) that is
+    stopped on exit. Without `create`, a data directory holding no cluster is
+    DatabaseUnusable (so a command run from the wrong place, or with a typo, does not make an
+    empty database there)."""
+    dsn = config.dsn.get_secret_value() if config.dsn is not None else None
+    if dsn:
+        yield dsn
         return
-    if not create and not cluster_exists(settings.data_dir):
+    if not create and not cluster_exists(config.data_dir):
         raise DatabaseUnusable(
-            f"no central database in {settings.data_dir.expanduser()}: run `festgate-central"
+            f"no central database in {config.data_dir.expanduser()}: run `festgate-central"
             " migrate` to create one there, or give --data-dir or --dsn (FESTGATE_CENTRAL_DSN)"
         )
-    with start_embedded(settings.data_dir) as server:
+    with start_embedded(config.data_dir) as server:
         yield server.dsn
 
 

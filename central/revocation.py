@@ -13,7 +13,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 
 from central import audit, refs
-from central.errors import Ambiguous, Conflict, NotFound
+from central.errors import Ambiguous, Contradiction, NotFound
 
 Table = Literal["device", "ops_user"]
 _WHAT = {"device": "device", "ops_user": "user"}
@@ -28,7 +28,7 @@ async def live(
     conn: AsyncConnection[Any], table: Table, ref: str, scope: str, params: dict[str, Any]
 ) -> uuid.UUID:
     """The one unrevoked row of `table` that `ref` (name or id) names within `scope` (SQL
-    over `params`): NotFound, Conflict ``already_revoked`` or Ambiguous otherwise."""
+    over `params`): NotFound, Contradiction ``already_revoked`` or Ambiguous otherwise."""
     what = _WHAT[table]
     query = _MATCH.format(table=table, scope=scope)
     cur = await conn.execute(query, {**params, "id": refs.as_uuid(ref), "name": ref.strip()})
@@ -37,7 +37,7 @@ async def live(
         raise NotFound(f"no {what} {ref!r}")
     alive: list[uuid.UUID] = [rid for rid, revoked_at in found if revoked_at is None]
     if not alive:
-        raise Conflict(f"{what} {ref!r} is already revoked", "already_revoked")
+        raise Contradiction(f"{what} {ref!r} is already revoked", "already_revoked")
     if len(alive) > 1:
         shown = ", ".join(str(i) for i in alive[: refs.SHOWN_IDS])
         raise Ambiguous(f"{len(alive)} live {what}s match {ref!r}: use the id ({shown})")
@@ -70,6 +70,6 @@ async def revoke(
 async def revoke_one(
     conn: AsyncConnection[Any], table: Table, rid: uuid.UUID, ref: str, *, actor: str
 ) -> None:
-    """Revoke the row `live` found; one revoked meanwhile by another request is a Conflict."""
+    """Revoke the row `live` found; one revoked meanwhile by another request is a Contradiction."""
     if not await revoke(conn, table, "id = %(id)s", {"id": rid}, actor=actor):
-        raise Conflict(f"{_WHAT[table]} {ref!r} is already revoked", "already_revoked")
+        raise Contradiction(f"{_WHAT[table]} {ref!r} is already revoked", "already_revoked")

@@ -122,6 +122,7 @@ async def show(
     """A ticket's state, its scans (all verdicts), access log, conflicts and audit trail."""
     where = await readable.local(conn, festival_id)
     info = await _info(conn, where, ticket_id)
+    # Both in the one order of facts, `sync.hlc.fact_order`: (hlc, device_id, device_seq).
     scans = await fetch_all(
         conn,
         "SELECT event_id, hlc, device_id, device_seq, kind, verdict, zone_id, catalog_seq,"

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection, errors
 
 from central import catalog_write, code_entropy, keys
-from central.errors import CatalogError, Conflict, NotFound
+from central.errors import CatalogError, Contradiction, NotFound
 from central.rows import Record, fetch_one, fetch_opt, ticket_row, unix
 from sync import hashing
 from sync.catalog import TicketRow
@@ -110,7 +110,7 @@ async def _insert(
             ),
         )
     except errors.UniqueViolation:
-        raise Conflict("a ticket with this code exists", "code_taken") from None
+        raise Contradiction("a ticket with this code exists", "code_taken") from None
 
 
 async def issue_ticket(
@@ -201,13 +201,13 @@ async def _locked(w: catalog_write.Write, ticket_id: uuid.UUID) -> Record:
 async def set_status(
     conn: AsyncConnection[Any], ticket_id: uuid.UUID, status: TicketStatus, *, actor: str
 ) -> TicketRow:
-    """Move a ticket along its lifecycle (Conflict for a move the lifecycle forbids)."""
+    """Move a ticket along its lifecycle (Contradiction for a move the lifecycle forbids)."""
     async with catalog_write.write(conn, actor=actor) as w:
         old = await _locked(w, ticket_id)
         current = TicketStatus(old["status"])
         if status not in TRANSITIONS[current]:
             hint = " (only a cancelled ticket is refunded)" if status is S.REFUNDED else ""
-            raise Conflict(
+            raise Contradiction(
                 f"ticket {ticket_id} is {current}; it cannot become {status}{hint}", "wrong_status"
             )
         rec = await fetch_one(
@@ -278,7 +278,7 @@ async def transfer_ticket(
     async with catalog_write.write(conn, actor=actor) as w:
         old = await _locked(w, ticket_id)
         if old["status"] != S.SOLD:
-            raise Conflict(
+            raise Contradiction(
                 f"ticket {ticket_id} is {old['status']}; only SOLD tickets transfer",
                 "wrong_status",
             )
@@ -289,7 +289,7 @@ async def transfer_ticket(
                     "a signed ticket gets a newly signed code; a new code is for outside tickets"
                 )
             if old["code_version"] >= 0xFFFF:
-                raise Conflict(
+                raise Contradiction(
                     f"ticket {ticket_id} has been transferred too often", "too_many_transfers"
                 )
             rec = await fetch_one(
@@ -305,7 +305,7 @@ async def transfer_ticket(
             code = await _outside_code(conn, old, new_code, accept_weak_code)
             code_hash = hashing.code_hash(await _hash_key(conn, fid), code)
             if code_hash == old["code_hash"]:
-                raise Conflict("the new code is the ticket's current code", "same_code")
+                raise Contradiction("the new code is the ticket's current code", "same_code")
             try:
                 rec = await fetch_one(
                     conn,
@@ -314,7 +314,7 @@ async def transfer_ticket(
                     (code_hash, code_entropy.code_bits(code), holder_ref, ticket_id),
                 )
             except errors.UniqueViolation:
-                raise Conflict("a ticket with this code exists", "code_taken") from None
+                raise Contradiction("a ticket with this code exists", "code_taken") from None
         row = ticket_row(rec)
         row = await w.publish(
             fid, "ticket", row, action="ticket.transfer", entity_type="ticket",

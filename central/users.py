@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from central import audit, revocation, views
-from central.errors import Conflict
+from central.auth import OPS_PREFIX, OpsRole, new_token, token_hash
+from central.errors import Contradiction
 
-OpsRole = Literal["ADMIN", "ORGANIZER", "STAFF", "CASHIER", "SECURITY"]
-OPS_TOKEN_PREFIX = "fgo_"  # noqa: S105 - a public marker, not a secret
 UTC_ZONE = zoneinfo.ZoneInfo("UTC")
 _ADD_LOCK = 0x6667_7573  # advisory lock key of `add_ops_user` ("fgus")
-
-
-def hash_token(token: str) -> bytes:
-    """sha256 of a token's UTF-8 text: all central ever stores of an ops or device token."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +40,10 @@ async def add_ops_user(
 ) -> NewOpsUser:
     """Create an ops user scoped to one festival (or all, with None) and return its token.
 
-    Users are found by name, so a live (unrevoked) user's name is taken: Conflict
+    Users are found by name, so a live (unrevoked) user's name is taken: Contradiction
     ``name_taken``. A revoked user's name may be given again.
     """
-    token = OPS_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token(OPS_PREFIX)
     user_id = uuid.uuid4()
     name = name.strip()
     async with conn.transaction():
@@ -63,11 +55,11 @@ async def add_ops_user(
             (name,),
         )
         if await cur.fetchone() is not None:
-            raise Conflict(f"a user named {name!r} exists (revoke it first)", "name_taken")
+            raise Contradiction(f"a user named {name!r} exists (revoke it first)", "name_taken")
         await conn.execute(
             "INSERT INTO ops_user (id, name, role, festival_id, token_hash) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (user_id, name, role, festival_id, hash_token(token)),
+            (user_id, name, role, festival_id, token_hash(token)),
         )
         await audit.record(
             conn,
@@ -136,7 +128,7 @@ async def revoke_user(
     conn: AsyncConnection[Any], ref: str, *, actor: str, scope: uuid.UUID | None = None
 ) -> UserView:
     """Revoke a user by name or id (of festival `scope` only, when given): its token is
-    refused from its next request. Already revoked: Conflict ``already_revoked``."""
+    refused from its next request. Already revoked: Contradiction ``already_revoked``."""
     async with conn.transaction():
         uid = await revocation.live(conn, "ops_user", ref, _SCOPE, {"scope": scope})
         await revocation.revoke_one(conn, "ops_user", uid, ref, actor=actor)

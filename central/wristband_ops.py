@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from central import cashless, catalog, feed, ops, readable, settle
-from central.errors import Conflict, NotFound
+from central.errors import Contradiction, NotFound
 from central.ingest import festival_lock
 from central.readable import AuditEntry, Local
 from central.rows import fetch_all
@@ -102,6 +102,7 @@ async def show(
     """
     where = await readable.local(conn, festival_id)
     info = await _info(conn, where, account_id)
+    # Device facts in the one order of facts, `sync.hlc.fact_order` (ids as text in "C").
     ledger = await fetch_all(
         conn,
         "SELECT id, type, amount, balance_before, balance_after, event_id, device_id,"
@@ -175,10 +176,10 @@ async def unblock(
         if not info.listed and not flagged:
             if info.held:
                 debt = readable.money(info.debt, info.currency)
-                raise Conflict(
+                raise Contradiction(
                     f"wristband is held for a debt of {debt}: top it up", "held_for_debt"
                 )
-            raise Conflict(f"wristband {account_id} is not blocked", "not_blocked")
+            raise Contradiction(f"wristband {account_id} is not blocked", "not_blocked")
         if info.listed:
             await catalog.unblock(conn, festival_id, kind="tag", ref=info.tag_hash, actor=actor)
         if flagged:
@@ -227,5 +228,5 @@ async def refund(
     actor: str,
 ) -> WristbandDone:
     """Pay money back from a wristband at the ops desk (a REFUND entry); more than its
-    balance is a Conflict (``insufficient_balance``) and changes nothing."""
+    balance is a Contradiction (``insufficient_balance``) and changes nothing."""
     return await _book(conn, festival_id, account_id, cashless.refund, amount, actor)

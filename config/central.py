@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from config.errors import ConfigError, describe
+from config.vocab import MAX_OFFSET_MS
 
 SYSTEM_CONFIG = Path("/etc/festgate/central.toml")
 CONFIG_ENV = "FESTGATE_CENTRAL_CONFIG"
@@ -34,8 +35,9 @@ def default_data_dir() -> Path:
 
 
 class CentralConfig(BaseSettings):
-    """Central's settings: where PostgreSQL is, where the HTTP API listens, and how long it
-    waits on a client."""
+    """Central's settings: where PostgreSQL is, where the HTTP API listens, how long it
+    waits on a client, and the sync API's bounds. The one class of them: the CLI, the server
+    and the app all read this."""
 
     model_config = SettingsConfigDict(env_prefix="FESTGATE_CENTRAL_", extra="forbid")
 
@@ -85,6 +87,23 @@ class CentralConfig(BaseSettings):
         5.0,
         ge=0,
         description="how long a snapshot request waits for a free stream before 429",
+    )
+    # The sync API (central.api.sync); tests shrink some.
+    clock_skew_bound_ms: int = Field(
+        MAX_OFFSET_MS,
+        ge=1000,
+        description="a device whose clock is further than this from central's is flagged"
+        " (`clock_skew`); default: the bound devices hold their own clocks to",
+    )
+    max_wait_s: float = Field(30.0, gt=0, le=30.0, description="longest a change long-poll waits")
+    snapshot_chunk: int = Field(
+        500, ge=1, le=10_000, description="catalog rows per line of a snapshot stream"
+    )
+    max_push_bytes: int | None = Field(
+        None,
+        ge=1024,
+        description="largest push body, in bytes; unset: room for a full batch of the largest"
+        " events",
     )
 
     @classmethod

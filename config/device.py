@@ -45,8 +45,8 @@ class IdentityConfig(_Section):
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="replica, journal and credentials")
 
 
-class CentralConfig(_Section):
-    """How to reach central."""
+class CentralLinkConfig(_Section):
+    """How this device reaches central (central's own settings: `config.central`)."""
 
     url: HttpUrl | None = Field(None, description="central's base URL; none = offline only")
     ca_bundle: Path | None = Field(None, description="festival's own CA bundle for TLS")
@@ -88,7 +88,9 @@ class DeviceConfig(BaseSettings):
     )
 
     device: IdentityConfig = Field(description="identity and role")
-    central: CentralConfig = Field(default_factory=CentralConfig, description="central service")
+    central: CentralLinkConfig = Field(
+        default_factory=CentralLinkConfig, description="central service"
+    )
     cashless: CashlessConfig = Field(default_factory=CashlessConfig, description="bar limits")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="daemon bounds")
     readers: list[ReaderConfig] = Field(default_factory=list, description="code and tag readers")

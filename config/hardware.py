@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.vocab import MAX_CODE_CHARS
+
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,7 +55,7 @@ class SerialScannerConfig(_Part):
     baud: int = Field(9600, gt=0, description="line speed")
     terminator: Literal["CR", "LF", "CRLF"] = Field("CR", description="what ends one code")
     max_line: int = Field(
-        512, ge=16, le=4096, description="longer lines are noise: dropped and counted"
+        MAX_CODE_CHARS, ge=16, le=4096, description="longer lines are noise: dropped and counted"
     )
     line_timeout_s: float = Field(
         1.0, gt=0, le=60, description="a partial line idle this long is dropped"

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from config.vocab import MAX_CODE_CHARS
 from sync import ticketcode
 from sync.catalog import AccountRow, CategoryRow, SigningKeyRow, TicketRow, VendorRow, ZoneRow
+from sync.hlc import FactOrder
 from sync.verdicts import BarCode, GateCode, Verdict
-from sync.vocab import TicketStatus, TicketType
-
-MAX_CODE_CHARS = 2048  # QR payloads we issue or import are far shorter; longer is garbage
-MAX_AMOUNT = 1_000_000  # cents; one basket over 10,000.00 is an input mistake, not a sale
+from sync.vocab import MAX_AMOUNT, TicketStatus, TicketType
 
 
 class BadInput(ValueError):
@@ -30,6 +29,23 @@ class Presence(StrEnum):
     NEVER = "never"
     INSIDE = "inside"
     OUTSIDE = "outside"  # entered before, exited since
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """A ticket's latest admitted movement in a zone, placed in the one order of facts."""
+
+    order: FactOrder  # `sync.hlc.fact_order` of the fact that moved it
+    inside: bool  # an entry (else an exit)
+
+
+def merge_presence(*movements: Movement | None) -> Presence:
+    """Where a ticket stands, from central's view and this device's last movement: the
+    latest in the order of facts wins, the rule central merges presence by."""
+    known = [m for m in movements if m is not None]
+    if not known:
+        return Presence.NEVER
+    return Presence.INSIDE if max(known, key=lambda m: m.order).inside else Presence.OUTSIDE
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,48 @@ class GateContext:
     presence: Presence = Presence.NEVER
     occupancy: int = 0  # central's count plus this device's entries it has not yet reflected
     exit: bool = False
+
+
+def vouched(code: ScannedCode, ticket: TicketRow | None, code_hash: str | None) -> bool:
+    """Central vouches for a signed code's very text: the cached ticket it names holds the
+    keyed hash (`code_hash`) of that text as its current code, so no signature check is due."""
+    return (
+        code.signed is not None
+        and ticket is not None
+        and code_hash is not None
+        and ticket.code_hash == code_hash
+    )
+
+
+def gate_context(
+    festival_id: str,
+    zone: ZoneRow,
+    code: ScannedCode,
+    *,
+    key: SigningKeyRow | None,
+    code_hash: str | None,
+    ticket: TicketRow | None,
+    category: CategoryRow | None,
+    blocked: bool,
+    presence: Presence,
+    pending_occupancy: int,
+    exit: bool = False,
+) -> GateContext:
+    """The gate rule's context from the rows a lookup found: whether central vouches for the
+    code, and the zone's occupancy as central's count plus this device's unreflected moves."""
+    return GateContext(
+        festival_id=festival_id,
+        zone=zone,
+        code=code,
+        key=key,
+        vouched=vouched(code, ticket, code_hash),
+        ticket=ticket,
+        category=category,
+        blocked=blocked,
+        presence=presence,
+        occupancy=zone.occupancy + pending_occupancy,
+        exit=exit,
+    )
 
 
 def _identify(ctx: GateContext) -> GateCode | None:
@@ -160,6 +218,16 @@ def decide_entry(ctx: GateContext, now: int) -> Verdict:
     if ctx.zone.capacity is not None and ctx.occupancy >= ctx.zone.capacity:
         return Verdict(GateCode.ZONE_FULL)
     return Verdict(GateCode.OK_REENTRY if ctx.presence is Presence.OUTSIDE else GateCode.OK)
+
+
+def occupancy_delta(ctx: GateContext, verdict: Verdict) -> int:
+    """How an admitted movement moves the zone's count: an entry in, an exit of a ticket
+    inside out; a refusal, or an exit of a ticket not known inside, leaves it."""
+    if not verdict.admits:
+        return 0
+    if ctx.exit:
+        return -1 if ctx.presence is Presence.INSIDE else 0
+    return 1
 
 
 def validate_amount(cents: int) -> int:

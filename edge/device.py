@@ -12,9 +12,7 @@ from typing import Any
 from config.vocab import Role
 from edge.clock import DeviceClock, boot_clock_ms, wall_clock_ms
 from edge.decide import (
-    MAX_AMOUNT,
     BadInput,
-    GateContext,
     Presence,
     SaleContext,
     authorize_sale,
@@ -22,6 +20,8 @@ from edge.decide import (
     available_balance,
     classify,
     decide_entry,
+    gate_context,
+    occupancy_delta,
     validate_amount,
 )
 from edge.journal import Journal
@@ -201,31 +201,26 @@ class Device:
             if ticket_id is not None or code_hash is not None:
                 lookup = self.store.gate_lookup(
                     zone_id=zone_row.id,
+                    device_id=self.journal.device_id,
                     ticket_id=ticket_id,
                     code_hash=code_hash if ticket_id is None else None,
                 )
             ticket = lookup.ticket if lookup else None
-            presence = lookup.presence if lookup else Presence.NEVER
-            ctx = GateContext(
-                festival_id=festival.id,
-                zone=zone_row,
-                code=code,
+            ctx = gate_context(
+                festival.id,
+                zone_row,
+                code,
                 key=key,
-                vouched=ticket is not None
-                and ticket_id is not None
-                and ticket.code_hash == code_hash,
+                code_hash=code_hash,
                 ticket=ticket,
                 category=lookup.category if lookup else None,
                 blocked=lookup.blocked if lookup else False,
-                presence=presence,
-                occupancy=zone_row.occupancy + (lookup.pending_occupancy if lookup else 0),
+                presence=lookup.presence if lookup else Presence.NEVER,
+                pending_occupancy=lookup.pending_occupancy if lookup else 0,
                 exit=exit,
             )
             now_ms = self.clock()  # journaled as it reads; decided by a time we can place
             verdict = decide_entry(ctx, self.time.trusted_ms(now_ms) // 1000)
-            delta = 0
-            if verdict.admits:
-                delta = -1 if exit and presence is Presence.INSIDE else (0 if exit else 1)
             resolved = ticket.id if ticket is not None else ticket_id
             payload: dict[str, Any] = {"zone_id": zone_row.id, "code_kind": code.kind}
             if resolved is not None:
@@ -242,7 +237,7 @@ class Device:
                 catalog_seq=self.store.cursor,
                 ticket_id=resolved,
                 zone_id=zone_row.id,
-                delta=delta,
+                delta=occupancy_delta(ctx, verdict),
             )
         return GateResult(verdict, event, zone_row.name)
 
@@ -405,4 +400,4 @@ class Device:
         return SaleResult(verdict, event, ctx.amount, balance)
 
 
-__all__ = ["MAX_AMOUNT", "BadInput", "Device", "GateResult", "SaleResult"]
+__all__ = ["BadInput", "Device", "GateResult", "SaleResult"]

@@ -88,6 +88,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX journal_unacked ON journal (device_seq) WHERE acked = 0;
     """,
+    # 3: a presence row names the movement behind it, so a tie in HLC with this device's own
+    # movement is broken as central breaks it (`sync.hlc.fact_order`).
+    """
+    ALTER TABLE presence ADD COLUMN device_id TEXT;
+    ALTER TABLE presence ADD COLUMN device_seq INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,7 +16,7 @@ import aiosqlite
 
 from edge import datadir, journal
 from edge.bulkload import BulkWriter
-from edge.decide import BadInput, Presence
+from edge.decide import BadInput, Movement, Presence, merge_presence
 from edge.replica import SPECS, TableSpec, validate_rows
 from edge.schema import migrate
 from sync.catalog import (
@@ -32,6 +32,7 @@ from sync.catalog import (
     ZoneRow,
 )
 from sync.client import RawRows, SnapshotPart
+from sync.hlc import fact_order
 from sync.trusted import trusted
 from sync.vocab import TicketStatus
 
@@ -172,8 +173,8 @@ WITH k(id) AS ({anchor})
 SELECT k.id, t.seq, t.festival_id, t.category_id, t.status, t.code_hash, t.code_version,
        t.suspicious,
        EXISTS (SELECT 1 FROM block b WHERE b.kind = 'ticket' AND b.ref = k.id),
-       p.inside, p.hlc,
-       (SELECT j.kind || ':' || j.hlc FROM journal j
+       p.inside, p.hlc, p.device_id, p.device_seq,
+       (SELECT j.kind || ':' || j.hlc || ':' || j.device_seq FROM journal j
          WHERE j.ticket_id = k.id AND j.zone_id = :zone AND j.verdict IN ('ok', 'ok_reentry')
          ORDER BY j.device_seq DESC LIMIT 1),
        (SELECT delta FROM pending WHERE scope = 'zone' AND ref = :zone)
@@ -192,18 +193,25 @@ FROM (SELECT :tag_hash AS h) q LEFT JOIN account a ON a.tag_hash = q.h
 """
 
 
-def _presence(central: tuple[int, int] | None, local: str | None) -> Presence:
-    """Merge central's view and this device's last movement: the later HLC wins."""
-    best: tuple[int, bool] | None = None
+# Sorts after every device id (uuid text, or "local-..." before enrolment).
+_AFTER_EVERY_ID = "~"
+
+
+def _presence(
+    central: tuple[int, int, str | None, int | None] | None, local: str | None, device_id: str
+) -> Presence:
+    """Merge central's presence row (inside, hlc, device, seq) and this device's last
+    movement ("kind:hlc:seq" from its journal) by the one order of facts."""
+    movements: list[Movement] = []
     if central is not None:
-        best = (central[1], bool(central[0]))
+        inside, hlc, by, seq = central
+        # A row without its device (an older central) wins a tie, as it always did.
+        place = fact_order(hlc, by, seq or 0) if by is not None else (hlc, _AFTER_EVERY_ID, 0)
+        movements.append(Movement(place, bool(inside)))
     if local is not None:
-        kind, hlc = local.split(":")
-        if best is None or int(hlc) > best[0]:
-            best = (int(hlc), kind == "entry")
-    if best is None:
-        return Presence.NEVER
-    return Presence.INSIDE if best[1] else Presence.OUTSIDE
+        kind, at, nth = local.split(":")
+        movements.append(Movement(fact_order(int(at), device_id, int(nth)), kind == "entry"))
+    return merge_presence(*movements)
 
 
 class Store:
@@ -460,9 +468,15 @@ class Store:
             await self.conn.execute(sql, {"cursor": seq})
 
     def gate_lookup(
-        self, *, zone_id: str, ticket_id: str | None = None, code_hash: str | None = None
+        self,
+        *,
+        zone_id: str,
+        device_id: str,
+        ticket_id: str | None = None,
+        code_hash: str | None = None,
     ) -> GateLookup:
-        """The ticket named by id (signed code) or keyed hash (opaque code), as seen from a zone."""
+        """The ticket named by id (signed code) or keyed hash (opaque code), as seen from a zone
+        by device `device_id` (whose journal holds its own movements)."""
         params: dict[str, str | None] = {"zone": zone_id}
         if ticket_id is not None:
             sql, params["ticket_id"] = _GATE_BY_ID, ticket_id
@@ -471,9 +485,8 @@ class Store:
         rows = self.inline.execute(sql, params).fetchall()
         if not rows:
             return GateLookup(None, None, False, Presence.NEVER, 0)
-        (tid, seq, fest, cat, status, chash, cver, susp, blocked, inside, phlc, local, pocc) = rows[
-            0
-        ]
+        (tid, seq, fest, cat, status, chash, cver, susp, blocked, inside, phlc, pdev, pseq,
+         local, pocc) = rows[0]  # fmt: skip
         ticket = None
         if seq is not None:
             # Validated when it was written to the replica; only the enum needs rebuilding.
@@ -483,12 +496,12 @@ class Store:
                  "status": TicketStatus(status), "code_hash": chash, "code_version": cver,
                  "suspicious": bool(susp)},
             )  # fmt: skip
-        central = (inside, phlc) if inside is not None else None
+        central = (inside, phlc, pdev, pseq) if inside is not None else None
         return GateLookup(
             ticket=ticket,
             category=self.catalog.categories.get(cat) if cat is not None else None,
             blocked=bool(blocked),
-            presence=_presence(central, local),
+            presence=_presence(central, local, device_id),
             pending_occupancy=int(pocc or 0),
         )
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from config.vocab import MAX_CODE_CHARS
+
 log = logging.getLogger("hardware")
 
-# A ticket code is short (a signed code is ~100 characters); anything far longer is not one of
-# ours, and refusing it early keeps a 3 KB QR from reaching the journal or the display.
-MAX_CODE_CHARS = 512
+# Refusing an overlong code early keeps a 3 KB QR from reaching the journal or the display.
 
 
 @dataclass(frozen=True, slots=True)

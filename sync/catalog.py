@@ -97,6 +97,10 @@ class PresenceRow(Row):
     zone_id: Id
     inside: bool
     hlc: int = Field(ge=0)
+    # The movement's place in `sync.hlc.fact_order`, so a device breaks an HLC tie as central
+    # does; absent from rows of a central that did not send it.
+    device_id: Id | None = Field(None, description="device whose movement set this presence")
+    device_seq: int | None = Field(None, ge=0, description="that movement's device_seq")
 
 
 class AccountRow(Row):

@@ -12,14 +12,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Declared with the settings, since central's skew bound setting defaults to it.
+from config.vocab import MAX_OFFSET_MS
+
 LOGICAL_BITS = 16
 _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
 # The largest physical time an HLC can carry and still fit a signed 64-bit integer (SQLite
 # INTEGER, PostgreSQL bigint): about the year 6429.
 MAX_WALL_MS = (1 << (63 - LOGICAL_BITS)) - 1
-# How far a device's clock may be from central's before it is not trusted: central flags a
-# device beyond it (`clock_skew`), and a device does not adopt a time beyond it.
-MAX_OFFSET_MS = 120_000
+
+
+FactOrder = tuple[int, str, int]
+
+
+def fact_order(hlc: int, device_id: str, device_seq: int) -> FactOrder:
+    """The one order of facts, device and central alike: by HLC, ties broken by device id,
+    then by that device's seq (which never repeats). Device ids are central's uuids as
+    canonical lower-case text, whose text order is PostgreSQL's uuid order, so central's SQL
+    spells the same rule as the row comparison ``(hlc, device_id, device_seq)``."""
+    return (hlc, device_id, device_seq)
 
 
 def pack(wall_ms: int, logical: int) -> int:

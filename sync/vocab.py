@@ -1,9 +1,14 @@
-"""Enumerations from the seed model that both sides use on the wire (a device's role, which
-its settings name too, is in `config.vocab`)."""
+"""Enumerations from the seed model that both sides use on the wire, and the bounds both
+sides hold them to (a device's role, which its settings name too, is in `config.vocab`)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+# The largest amount of money, in cents, any one fact or request moves: 10 million, far above
+# any real basket and far below bigint trouble. Central's ingest and ops API already held
+# payloads and requests to it, so it is the bound: a device refuses what central would.
+MAX_AMOUNT = 10**9
 
 
 class TicketType(StrEnum):
@@ -44,7 +49,8 @@ class EventKind(StrEnum):
 
 
 class TransactionType(StrEnum):
-    """Cashless ledger entry types (seed model)."""
+    """Cashless ledger entry types (seed model); cashless_transaction's CHECK lists the same
+    words (a test says so)."""
 
     TOPUP = "TOPUP"
     PAYMENT = "PAYMENT"

@@ -17,7 +17,8 @@ from central import festivals, refs, users
 from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import ERRORS, name_param
 from central.api.text import PgText
-from central.auth import Action, AuthError, OpsPrincipal, require
+from central.auth import Action, OpsPrincipal, OpsRole, require
+from central.errors import AuthError
 
 router = APIRouter(prefix="/v1/ops", tags=["ops: admin"])
 UserRef = Annotated[str, name_param("user")]
@@ -28,7 +29,7 @@ class AddUserRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: PgText = Field(min_length=1, max_length=200)
-    role: users.OpsRole
+    role: OpsRole
     festival: PgText | None = Field(None, min_length=1, max_length=100, description="slug or id")
 
 

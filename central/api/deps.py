@@ -9,9 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
 
-from central.api.errors import ApiError
 from central.api.longpoll import FeedWaiters
 from central.auth import (
     Action,
@@ -22,20 +20,13 @@ from central.auth import (
     bearer,
     require,
 )
-from central.ingest import DEFAULT_SKEW_BOUND_MS
+from central.errors import ApiError
+from config.central import CentralConfig
 from sync.protocol import MAX_BATCH, MAX_PAYLOAD_BYTES
 
-
-class SyncSettings(BaseModel):
-    """Knobs of the sync API (defaults suit production; tests shrink some)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    clock_skew_bound_ms: int = Field(DEFAULT_SKEW_BOUND_MS, ge=1000, description="clock skew bound")
-    max_wait_s: float = Field(30.0, gt=0, le=30.0, description="longest long-poll wait")
-    snapshot_chunk: int = Field(500, ge=1, le=10_000, description="rows per snapshot line")
-    max_push_bytes: int = Field(
-        MAX_BATCH * (MAX_PAYLOAD_BYTES + 1024), ge=1024, description="largest push body"
-    )
+# The largest push body when `CentralConfig.max_push_bytes` is unset: a full batch of the
+# largest events, with room for each event's other fields.
+MAX_PUSH_BYTES = MAX_BATCH * (MAX_PAYLOAD_BYTES + 1024)
 
 
 @dataclass
@@ -44,7 +35,7 @@ class AppState:
 
     pool: AsyncConnectionPool
     waiters: FeedWaiters
-    settings: SyncSettings
+    settings: CentralConfig
 
 
 def state(request: Request) -> AppState:

@@ -15,8 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.api import docs
-from central.auth import AuthError
-from central.errors import Ambiguous, CatalogError, Conflict, NotFound
+from central.errors import CentralError
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 
 log = logging.getLogger(__name__)
@@ -28,16 +27,6 @@ _STATUS_CODES = {
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests",
 }  # fmt: skip
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, stable code, human detail."""
-
-    def __init__(self, status: int, code: str, detail: str = "") -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 def error_response(status: int, code: str, detail: str = "") -> JSONResponse:
@@ -58,29 +47,10 @@ def describe_errors(errors: list[Any], limit: int = 10) -> str:
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into ErrorBody JSON."""
 
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(CentralError)
+    async def _refused(_: Request, exc: CentralError) -> JSONResponse:
+        # The whole tree (central.errors): each refusal carries its status and code.
         return error_response(exc.status, exc.code, exc.detail)
-
-    @app.exception_handler(AuthError)
-    async def _auth(_: Request, exc: AuthError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail)
-
-    @app.exception_handler(NotFound)
-    async def _missing(_: Request, exc: NotFound) -> JSONResponse:
-        return error_response(404, "not_found", str(exc))
-
-    @app.exception_handler(Ambiguous)
-    async def _ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
-        return error_response(422, "ambiguous", str(exc))
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return error_response(409, exc.code, str(exc))
-
-    @app.exception_handler(CatalogError)
-    async def _catalog(_: Request, exc: CatalogError) -> JSONResponse:
-        return error_response(422, "invalid_request", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

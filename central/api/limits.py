@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from central.api.errors import ApiError, error_response
+from central.api.errors import error_response
+from central.errors import ApiError
 
 
 def require_json(request: Request) -> None:

@@ -16,6 +16,7 @@ from central.api.ops_scope import ERRORS, Act, FestivalRef, ReasonRequest, actin
 from central.api.text import PgText
 from central.auth import Action, OpsPrincipal
 from central.wristband_ops import WristbandDone, WristbandShow
+from sync.vocab import MAX_AMOUNT
 
 T = TypeVar("T")
 router = APIRouter(prefix="/v1/ops/festivals/{festival}", tags=["wristbands"])
@@ -36,7 +37,7 @@ class AmountRequest(BaseModel):
     """An amount of money in cents."""
 
     model_config = ConfigDict(extra="forbid")
-    amount: int = Field(gt=0, le=10**9, description="cents")
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="cents")
 
 
 async def _on_wristband(

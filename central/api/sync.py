@@ -13,12 +13,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central import feed
-from central.api.deps import DeviceDep, StateDep, now_ms
-from central.api.errors import ApiError, describe_errors
+from central.api.deps import MAX_PUSH_BYTES, DeviceDep, StateDep, now_ms
+from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
 from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
+from central.errors import ApiError
 from central.events import Mismatch
 from central.ingest import (
     central_hlc,
@@ -135,7 +136,7 @@ async def push_events(
     on a slow link holds a socket while it sends, never a pooled connection.
     """
     require_json(request)
-    req = _parse_push(await read_body(request, st.settings.max_push_bytes))
+    req = _parse_push(await read_body(request, st.settings.max_push_bytes or MAX_PUSH_BYTES))
     async with st.pool.connection() as conn:
         try:
             result = await ingest_batch(

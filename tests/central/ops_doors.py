@@ -18,6 +18,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from central import users
+from central.auth import OpsRole
 from central.cli import app
 from sync.protocol import ErrorBody
 from tests.central.sync_helpers import PROTO, Rig
@@ -141,7 +142,7 @@ class Door:
     async def open(cls, kind: str, rig: Rig, dsn: str) -> Door:
         """A door whose ops user exists already (adding it is no part of what a test counts)."""
         async with rig.pool.connection() as conn:
-            admin = await users.add_ops_user(conn, name="root", role="ADMIN", actor="test")
+            admin = await users.add_ops_user(conn, name="root", role=OpsRole.ADMIN, actor="test")
         return cls(kind, rig, dsn, {**PROTO, "Authorization": f"Bearer {admin.token}"})
 
     async def __call__(self, action: str, festival: str | uuid.UUID, **names: Any) -> Outcome:

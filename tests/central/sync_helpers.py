@@ -12,7 +12,6 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from central import catalog, users
-from central.api.deps import SyncSettings
 from central.app import create_app
 from central.enrol import create_enrol_code
 from central.sample import SampleFestival
@@ -152,12 +151,12 @@ async def open_rig(
     pool: AsyncConnectionPool,
     festival: Callable[..., Awaitable[SampleFestival]],
     *,
-    settings: SyncSettings | None = None,
+    settings: CentralConfig | None = None,
     **festival_kw: Any,
 ) -> AsyncIterator[Rig]:
     """Start the real app on `pool` (lifespan included) with a fresh sample festival."""
     fest = await festival(**festival_kw)
-    app = create_app(CentralConfig(), pool=pool, sync_settings=settings)
+    app = create_app(settings or CentralConfig(), pool=pool)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://central") as client:

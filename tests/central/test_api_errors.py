@@ -10,7 +10,7 @@ import httpx
 
 from central import enrol, users
 from central.app import create_app
-from central.auth import ROLE_ACTIONS, Action
+from central.auth import ROLE_ACTIONS, Action, OpsRole
 from central.pg import connect_pool
 from config.central import CentralConfig
 from sync.protocol import MAX_BATCH, ErrorBody
@@ -165,12 +165,12 @@ async def test_role_matrix(rig: Rig) -> None:
             actor="test",
         )  # fmt: skip
         await users.add_ops_user(
-            conn, name="victim", role="STAFF", actor="test", festival_id=rig.fest.festival_id
+            conn, name="victim", role=OpsRole.STAFF, actor="test", festival_id=rig.fest.festival_id
         )
     endpoints = _endpoints(rig, gate.device_id, code.id)
     assert set(endpoints) == set(Action) - {Action.SYNC}
-    assert Action.TOPUP not in ROLE_ACTIONS["SECURITY"]
-    assert Action.CANCEL_TICKET not in ROLE_ACTIONS["CASHIER"]
+    assert Action.TOPUP not in ROLE_ACTIONS[OpsRole.SECURITY]
+    assert Action.CANCEL_TICKET not in ROLE_ACTIONS[OpsRole.CASHIER]
     assert {r for r, acts in ROLE_ACTIONS.items() if Action.ADD_USER in acts} == {"ADMIN"}
     assert {r for r, acts in ROLE_ACTIONS.items() if Action.DELETE_FESTIVAL in acts} == {"ADMIN"}
     for role, actions in ROLE_ACTIONS.items():

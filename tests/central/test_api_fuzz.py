@@ -36,9 +36,8 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from central import pg, users
-from central.api.deps import SyncSettings
 from central.app import create_app
-from central.auth import DevicePrincipal, authenticate
+from central.auth import DevicePrincipal, OpsRole, authenticate
 from central.enrol import create_enrol_code, enrol, issue_enrol_code
 from central.ingest import ingest_batch
 from central.sample import create_sample_festival
@@ -66,7 +65,7 @@ async def _seed(dsn: str) -> Seeded:
             fest = await create_sample_festival(conn, wristbands=2)
             fid = fest.festival_id
             admin = await users.add_ops_user(
-                conn, name="fuzz", role="ADMIN", actor="test", festival_id=fid
+                conn, name="fuzz", role=OpsRole.ADMIN, actor="test", festival_id=fid
             )
             code = await create_enrol_code(
                 conn, festival_id=fid, role="gate", zone_id=fest.zone_id, vendor_id=None,
@@ -77,7 +76,7 @@ async def _seed(dsn: str) -> Seeded:
                 conn, fid, role="topup", zone=None, vendor=None, ttl_s=600, actor="test"
             )
             await users.add_ops_user(
-                conn, name="victim", role="STAFF", actor="test", festival_id=fid
+                conn, name="victim", role=OpsRole.STAFF, actor="test", festival_id=fid
             )
             device = await authenticate(conn, gate.token)
             assert isinstance(device, DevicePrincipal)
@@ -117,9 +116,7 @@ def seeded(pg_dsn: str) -> Seeded:
 def app(pg_dsn: str, seeded: Seeded) -> Iterator[FastAPI]:
     """The app on the seeded database; schemathesis starts its lifespan on the first case."""
     # A long-poll of `changes` waits at most this long: cases ask for any wait.
-    fuzzed = create_app(
-        CentralConfig(dsn=SecretStr(pg_dsn)), sync_settings=SyncSettings(max_wait_s=0.01)
-    )
+    fuzzed = create_app(CentralConfig(dsn=SecretStr(pg_dsn), max_wait_s=0.01))
     try:
         yield fuzzed
     finally:

@@ -12,11 +12,12 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central import cashless, catalog, code_entropy, feed, festivals, keys, rows, tickets, users
-from central.errors import CatalogError, Conflict, NotFound
+from central.auth import OpsRole, token_hash
+from central.errors import CatalogError, Contradiction, NotFound
 from central.sample import SampleFestival
 from sync import hashing, ticketcode
 from sync.catalog import SigningKeyRow, TicketRow
-from sync.vocab import TicketStatus, TicketType
+from sync.vocab import TicketStatus, TicketType, TransactionType
 
 Factory = Callable[..., Awaitable[SampleFestival]]
 
@@ -75,9 +76,9 @@ async def test_duplicate_names_and_slugs_are_conflicts(
 ) -> None:
     f = await festival()
     async with pg_pool.connection() as conn:
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await catalog.create_festival(conn, name="again", slug=f.slug, actor="ops")
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await catalog.create_zone(conn, f.festival_id, name="Main gate", actor="ops")
         assert (await catalog.get_festival(conn, f.slug))["id"] == f.festival_id
         assert (await catalog.get_festival(conn, str(f.festival_id)))["slug"] == f.slug
@@ -128,7 +129,7 @@ async def test_opaque_ticket_is_stored_as_keyed_hash_only(
             )
             == 0
         )
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await tickets.add_opaque_ticket(
                 conn, f.festival_id, category_id=f.category_id, code=t.code, actor="ops"
             )
@@ -161,7 +162,7 @@ async def test_key_rotation_keeps_old_codes_valid_until_revoked(
         )
         assert ticketcode.decode(issued.code).key_id == new.key_id + 1
         head = await feed.head(conn, f.festival_id)
-        with pytest.raises(Conflict) as again:
+        with pytest.raises(Contradiction) as again:
             await keys.revoke_key(conn, f.festival_id, new.key_id, actor="ops")
         assert again.value.code == "already_revoked"
         with pytest.raises(NotFound):
@@ -239,11 +240,11 @@ async def test_ticket_lifecycle_allows_only_seed_transitions(
     f = await festival()
     tid = f.tickets[0].ticket_id
     async with pg_pool.connection() as conn:
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await tickets.refund_ticket(conn, tid, actor="ops")  # SOLD → REFUNDED is not a move
         row = await tickets.cancel_ticket(conn, tid, actor="ops")
         assert row.status is TicketStatus.CANCELLED
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await tickets.transfer_ticket(conn, tid, actor="ops")
         assert (await tickets.refund_ticket(conn, tid, actor="ops")).status is TicketStatus.REFUNDED
         loaded = await rows.load_row(conn, "ticket", tid)
@@ -265,7 +266,7 @@ async def test_block_and_unblock_go_down_the_feed(
         await catalog.unblock(conn, f.festival_id, kind="ticket", ref=ref, actor="sec")
         last = await feed.read_after(conn, f.festival_id, b.seq - 1, 10)
         assert [(c.table, c.op) for c in last] == [("block", "upsert"), ("block", "delete")]
-        with pytest.raises(Conflict, match="not blocked"):
+        with pytest.raises(Contradiction, match="not blocked"):
             await catalog.unblock(conn, f.festival_id, kind="ticket", ref=ref, actor="sec")
 
 
@@ -277,7 +278,7 @@ async def test_ledger_is_the_balance_with_before_and_after(
     async with pg_pool.connection() as conn:
         assert (await cashless.topup(conn, aid, 500, actor="cash")).balance == 1500
         assert (await cashless.refund(conn, aid, 200, actor="cash")).balance == 1300
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await cashless.refund(conn, aid, 5000, actor="cash")
         with pytest.raises(CatalogError):
             await cashless.topup(conn, aid, 0, actor="cash")
@@ -292,7 +293,7 @@ async def test_ledger_is_the_balance_with_before_and_after(
             ("TOPUP", 500, 1000, 1500),
             ("REFUND", -200, 1500, 1300),
         ]
-        with pytest.raises(Conflict):
+        with pytest.raises(Contradiction):
             await cashless.create_account(conn, f.festival_id, tag_uid=f.tag_uids[0], actor="cash")
 
 
@@ -303,7 +304,7 @@ async def test_topup_out_of_debt_unblocks_the_account(
     aid = f.account_ids[0]
     async with pg_pool.connection() as conn:
         # What overdraft handling leaves behind: a negative balance, debt and a block.
-        await cashless.ledger_entry(conn, aid, -300, "PAYMENT")
+        await cashless.ledger_entry(conn, aid, -300, TransactionType.PAYMENT)
         await conn.execute(
             "UPDATE cashless_account SET debt = 300, blocked = true WHERE id = %s", (aid,)
         )
@@ -320,14 +321,14 @@ async def test_ops_user_token_is_stored_only_as_sha256(
     f = await festival()
     async with pg_pool.connection() as conn:
         user = await users.add_ops_user(
-            conn, name="ana", role="CASHIER", festival_id=f.festival_id, actor="admin"
+            conn, name="ana", role=OpsRole.CASHIER, festival_id=f.festival_id, actor="admin"
         )
         assert user.token.startswith("fgo_")
         assert (
             await _count(
                 conn,
                 "SELECT count(*) FROM ops_user WHERE token_hash = %s",
-                users.hash_token(user.token),
+                token_hash(user.token),
             )
             == 1
         )
@@ -344,7 +345,7 @@ async def test_ops_user_token_is_stored_only_as_sha256(
             await _count(
                 conn,
                 "SELECT count(*) FROM revoked_token WHERE token_hash = %s",
-                users.hash_token(user.token),
+                token_hash(user.token),
             )
             == 1
         )

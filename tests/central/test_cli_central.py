@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from central import users
+from central.auth import token_hash
 from central.cli import app
 from sync import ticketcode
 
@@ -143,7 +143,7 @@ def test_user_add_prints_token_once_and_stores_its_hash(pg_dsn: str) -> None:
     assert out["token"].startswith("fgo_")
     with psycopg.connect(pg_dsn) as conn:
         stored = conn.execute("SELECT token_hash FROM ops_user").fetchall()
-    assert stored == [(users.hash_token(out["token"]),)]
+    assert stored == [(token_hash(out["token"]),)]
     bad = runner.invoke(app, ["--dsn", pg_dsn, "user", "add", "bob", "--role", "ROOT"])
     assert bad.exit_code == 1
 

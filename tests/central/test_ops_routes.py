@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from central.auth import ROLE_ACTIONS, Action
+from central.auth import ROLE_ACTIONS, Action, OpsRole
 from tests.central.sync_helpers import Rig, expect_error
 
 A = Action
@@ -40,8 +40,14 @@ def _routes(rig: Rig) -> list[tuple[Action, str, str, dict[str, Any] | None]]:
 async def test_every_route_checks_its_action_for_every_role(rig: Rig) -> None:
     """Security may block tickets but not top up; cashiers handle wristband money, never
     tickets; transfers and ticket refunds are for admins and organizers."""
-    assert A.BLOCK_TICKET in ROLE_ACTIONS["SECURITY"] and A.TOPUP not in ROLE_ACTIONS["SECURITY"]
-    assert A.TOPUP in ROLE_ACTIONS["CASHIER"] and A.CANCEL_TICKET not in ROLE_ACTIONS["CASHIER"]
+    assert (
+        A.BLOCK_TICKET in ROLE_ACTIONS[OpsRole.SECURITY]
+        and A.TOPUP not in ROLE_ACTIONS[OpsRole.SECURITY]
+    )
+    assert (
+        A.TOPUP in ROLE_ACTIONS[OpsRole.CASHIER]
+        and A.CANCEL_TICKET not in ROLE_ACTIONS[OpsRole.CASHIER]
+    )
     assert {r for r, acts in ROLE_ACTIONS.items() if A.TRANSFER_TICKET in acts} == {
         "ADMIN", "ORGANIZER",
     }  # fmt: skip

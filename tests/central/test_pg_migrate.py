@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+from pydantic import SecretStr
 
 from central import pg
 from central.migrations.versions import __name__ as _versions  # noqa: F401  (package exists)
+from config.central import CentralConfig
 
 CATALOG_TABLES = {
     "festival",
@@ -80,9 +82,9 @@ def test_embedded_server_starts_serves_and_stops(pg_home: Path) -> None:
 
 
 def test_settings_prefer_a_dsn_and_fall_back_to_embedded(pg_home: Path) -> None:
-    given = pg.PgSettings(dsn="postgresql://example/db", data_dir=pg_home)
+    given = CentralConfig(dsn=SecretStr("postgresql://example/db"), data_dir=pg_home)
     with pg.open_database(given) as dsn:
         assert dsn == "postgresql://example/db"
-    embedded = pg.PgSettings(dsn=None, data_dir=pg_home / "pg")
+    embedded = CentralConfig(dsn=None, data_dir=pg_home / "pg")
     with pg.open_database(embedded) as dsn, psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)

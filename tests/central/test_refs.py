@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central import refs, tickets, users
+from central.auth import OpsRole
 from central.errors import Ambiguous, NotFound
 from central.sample import SampleFestival
 from tests.conftest import FestivalFactory
@@ -110,7 +111,7 @@ async def test_users_by_name_within_their_festival(
     fest, other = await festival(), await festival()
     async with pg_pool.connection() as conn:
         alice = await users.add_ops_user(
-            conn, name="alice", role="SECURITY", festival_id=fest.festival_id, actor="t"
+            conn, name="alice", role=OpsRole.SECURITY, festival_id=fest.festival_id, actor="t"
         )
         assert await refs.user(conn, "Alice") == alice.user_id
         assert await refs.user(conn, "alice", fest.festival_id) == alice.user_id

@@ -9,8 +9,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from central import feed
-from central.api.deps import SyncSettings
 from central.sample import SampleFestival
+from config.central import CentralConfig
 from sync.catalog import TABLES
 from tests.central.sync_helpers import Rig, open_rig
 
@@ -145,7 +145,7 @@ async def test_stale_catalog_versus_policy_violation(rig: Rig) -> None:
 async def test_clock_skew_flags_the_device_once(
     pg_pool: AsyncConnectionPool, festival: Callable[..., Awaitable[SampleFestival]]
 ) -> None:
-    settings = SyncSettings(clock_skew_bound_ms=5000)
+    settings = CentralConfig(clock_skew_bound_ms=5000)
     async with open_rig(pg_pool, festival, settings=settings) as rig:
         gate = await rig.enrol("gate")
         ahead = rig.now_ms + 600_000

@@ -9,6 +9,7 @@ from edge.decide import BadInput
 from edge.device import Device
 from edge.sample import SampleFestival
 from sync.catalog import Change
+from sync.vocab import MAX_AMOUNT
 from tests.edge.conftest import Clock, DeviceFactory, dump, journal_rows
 
 
@@ -92,7 +93,7 @@ async def test_unknown_tag_and_closed_vendor(
     [
         ({"amount": -5}, "invalid_amount"),
         ({"amount": 0}, "invalid_amount"),
-        ({"amount": 10**9}, "invalid_amount"),
+        ({"amount": MAX_AMOUNT + 1}, "invalid_amount"),
         ({"amount": 100, "products": [("Beer", 1)]}, "invalid_amount"),
         ({}, "invalid_amount"),
         ({"products": [("Beer", 0)]}, "invalid_quantity"),

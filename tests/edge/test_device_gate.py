@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config.vocab import Role
 from edge.decide import BadInput
 from edge.sample import SampleFestival
+from edge.store import Store
 from sync.catalog import Change
 from tests.edge.conftest import Clock, DeviceFactory, dump, journal_rows
 
@@ -126,6 +129,40 @@ async def test_central_presence_newer_than_local_history_wins(
     }
     await device.store.apply_changes([Change(seq=2000, table="presence", row=exit_row)])
     assert (await device.scan(code)).verdict.code == "ok_reentry"
+
+
+# This device's id, and two others on either side of it in uuid order.
+_ME = "80000000-0000-7000-8000-000000000000"
+_BEFORE_ME = "00000000-0000-7000-8000-000000000000"
+_AFTER_ME = "ffffffff-0000-7000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("other", "expected"),
+    [(_BEFORE_ME, "already_inside"), (_AFTER_ME, "ok_reentry")],
+)
+async def test_presence_tie_in_hlc_is_broken_by_device_id_as_central_breaks_it(
+    make_device: DeviceFactory, sample: SampleFestival, tmp_path: Path, other: str, expected: str
+) -> None:
+    # Central merges presence by the latest fact in (hlc, device_id, device_seq): at an equal
+    # HLC the movement of the device with the larger id stands, here as there.
+    store = await Store.open(tmp_path / "dev")
+    await store.set_state("device_id", _ME)
+    await store.close()
+    device = await make_device()
+    assert device.journal.device_id == _ME
+    code = sample.codes["standard-8"]
+    entered = await device.scan(code)
+    exit_row = {
+        "ticket_id": entered.event.payload["ticket_id"],
+        "zone_id": entered.event.payload["zone_id"],
+        "inside": False,
+        "hlc": entered.event.hlc,  # the same HLC as our entry, from another gate
+        "device_id": other,
+        "device_seq": 1,
+    }
+    await device.store.apply_changes([Change(seq=2000, table="presence", row=exit_row)])
+    assert (await device.scan(code)).verdict.code == expected
 
 
 async def test_cancellation_arriving_by_change_feed_is_applied(

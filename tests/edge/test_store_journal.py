@@ -190,8 +190,10 @@ async def test_a_version_1_replica_migrates_forward_keeping_its_journal(tmp_path
     store = await Store.open(tmp_path)
     await store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert conn.execute("SELECT event_id FROM journal").fetchall() == [("e1",)]
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(presence)")]
+    assert columns[-2:] == ["device_id", "device_seq"]
     plan = conn.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM journal WHERE acked = 0")
     assert "journal_unacked" in str(plan.fetchall())
     conn.close()

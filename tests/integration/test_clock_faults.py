@@ -19,8 +19,9 @@ from psycopg import AsyncConnection
 
 from central import ops
 from central.sample import SampleFestival
+from config.vocab import MAX_OFFSET_MS
 from edge.cli_sync import enrol_device
-from sync.hlc import MAX_OFFSET_MS, wall_ms_of
+from sync.hlc import wall_ms_of
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
 
 DAY_MS = 86_400_000

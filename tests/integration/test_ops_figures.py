@@ -12,6 +12,7 @@ import httpx
 from psycopg import AsyncConnection
 
 from central import users
+from central.auth import OpsRole
 from central.sample import SampleFestival
 from config.device import DeviceConfig
 from edge.runtime import Runtime
@@ -23,7 +24,7 @@ async def _ops_get(central: CentralServer, dsn: str, fest: SampleFestival, path:
     """GET an ops endpoint of the festival as a STAFF user."""
     async with await AsyncConnection.connect(dsn) as conn:
         user = await users.add_ops_user(  # a fresh name: a live user's name is taken
-            conn, name=f"staff-{uuid.uuid4().hex[:8]}", role="STAFF", actor="test",
+            conn, name=f"staff-{uuid.uuid4().hex[:8]}", role=OpsRole.STAFF, actor="test",
             festival_id=fest.festival_id,
         )  # fmt: skip
     headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION), "Authorization": f"Bearer {user.token}"}

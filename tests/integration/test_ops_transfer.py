@@ -8,6 +8,7 @@ import httpx
 from psycopg import AsyncConnection
 
 from central import users
+from central.auth import OpsRole
 from central.sample import SampleFestival
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
@@ -20,7 +21,11 @@ async def test_the_old_code_of_a_transferred_ticket_is_revoked_at_the_gate(
     nodes.append(gate)
     async with await AsyncConnection.connect(pg_dsn) as conn:
         box_office = await users.add_ops_user(
-            conn, name="box office", role="ORGANIZER", actor="test", festival_id=fest.festival_id
+            conn,
+            name="box office",
+            role=OpsRole.ORGANIZER,
+            actor="test",
+            festival_id=fest.festival_id,
         )
         await conn.commit()
     old = fest.tickets[3].code

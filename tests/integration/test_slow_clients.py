@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 
 from bench.slow_clients import push_head
 from central import users
+from central.auth import OpsRole
 from central.sample import SampleFestival
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
 from tests.integration.conftest import (
@@ -48,7 +49,7 @@ async def ops_headers(dsn: str, fest: SampleFestival) -> dict[str, str]:
     """Headers of a new ADMIN ops user of `fest`."""
     async with await AsyncConnection.connect(dsn) as conn:
         user = await users.add_ops_user(
-            conn, name="ops", role="ADMIN", actor="test", festival_id=fest.festival_id
+            conn, name="ops", role=OpsRole.ADMIN, actor="test", festival_id=fest.festival_id
         )
         await conn.commit()
     return {**PROTO, "Authorization": f"Bearer {user.token}"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.decide import GateContext, Presence, SaleContext, ScannedCode, classify
+from edge.decide import GateContext, Presence, SaleContext, ScannedCode, classify, gate_context
 from sync import ticketcode
 from sync.catalog import AccountRow, CategoryRow, SigningKeyRow, TicketRow, VendorRow, ZoneRow
 from sync.hashing import code_hash
@@ -246,29 +246,28 @@ class Cache:
         *,
         presence: Presence = Presence.NEVER,
         occupancy: int = 0,
+        pending: int = 0,
         exit: bool = False,
     ) -> GateContext:
-        """Classify a scan and gather the rows for it, as the device store does."""
+        """Classify a scan and gather the rows for it, as the device store does; `occupancy`
+        is central's count for the zone, `pending` this device's moves it does not show yet."""
         code = classify(raw)
         row = self.find_ticket(code)
-        vouched = (
-            code.signed is not None
-            and row is not None
-            and row.code_hash == code_hash(HASH_KEY, code.text).hex()
-        )
         ticket_id = row.id if row is not None else None
         if ticket_id is None and code.signed is not None:
             ticket_id = str(code.signed.ticket_id)  # the block list holds unsynced tickets too
-        return GateContext(
-            festival_id=self.festival_id,
-            zone=zone_row,
-            code=code,
+        return gate_context(
+            self.festival_id,
+            zone_row.model_copy(update={"occupancy": occupancy}),
+            code,
             key=self.keys.get(code.signed.key_id) if code.signed is not None else None,
-            vouched=vouched,
+            code_hash=code_hash(HASH_KEY, code.text).hex()
+            if code.kind in ("opaque", "signed")
+            else None,
             ticket=row,
             category=self.categories.get(row.category_id) if row is not None else None,
             blocked=ticket_id in self.blocked,
             presence=presence,
-            occupancy=occupancy,
+            pending_occupancy=pending,
             exit=exit,
         )

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.decide import MAX_CODE_CHARS, GateContext, ScannedCode, classify, decide_entry
+from config.vocab import MAX_CODE_CHARS
+from edge.decide import GateContext, ScannedCode, classify, decide_entry
 from sync import ticketcode
 from sync.verdicts import GateCode
 from tests.unit.factories import (

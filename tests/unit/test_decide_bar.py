@@ -7,7 +7,6 @@ from dataclasses import replace
 import pytest
 
 from edge.decide import (
-    MAX_AMOUNT,
     BadInput,
     SaleContext,
     authorize_sale,
@@ -16,6 +15,7 @@ from edge.decide import (
     validate_amount,
 )
 from sync.verdicts import BarCode
+from sync.vocab import MAX_AMOUNT
 from tests.unit.factories import account, sale, vendor
 
 # Defaults of `sale`: open vendor, wristband with 50.00 (5000 cents), offline, allowance 20.00.

@@ -19,6 +19,7 @@ from edge.decide import (
     authorize_topup,
     available_balance,
     decide_entry,
+    occupancy_delta,
     validate_amount,
 )
 from sync.verdicts import BarCode, GateCode
@@ -97,13 +98,19 @@ def test_gate_never_admits_twice_nor_over_capacity(
     presence = [Presence.NEVER] * len(specs)
     entered_since_exit = [False] * len(specs)
     # central's count when the device last synced: somewhere up to the capacity
-    occupancy = min(start_fill, capacity) if capacity is not None else start_fill
+    central = min(start_fill, capacity) if capacity is not None else start_fill
+    occupancy = central
+    pending = 0  # the device's own moves since, summed as its journal does
     for index, is_exit in scans:
         i = index % len(specs)
         spec = specs[i]
         before = presence[i]
-        ctx = cache.gate_context(texts[i], z, presence=before, occupancy=occupancy, exit=is_exit)
-        code = decide_entry(ctx, NOW).code
+        ctx = cache.gate_context(
+            texts[i], z, presence=before, occupancy=central, pending=pending, exit=is_exit
+        )
+        verdict = decide_entry(ctx, NOW)
+        code = verdict.code
+        pending += occupancy_delta(ctx, verdict)
         refused_ticket = spec.status is TicketStatus.CANCELLED and (spec.cached or not spec.signed)
 
         if is_exit:
@@ -112,6 +119,7 @@ def test_gate_never_admits_twice_nor_over_capacity(
                 presence[i] = Presence.OUTSIDE
                 entered_since_exit[i] = False
                 occupancy -= 1
+            assert central + pending == occupancy
             continue
 
         if code in (GateCode.OK, GateCode.OK_REENTRY):
@@ -139,6 +147,7 @@ def test_gate_never_admits_twice_nor_over_capacity(
         if capacity is not None:
             assert occupancy <= capacity
         assert occupancy >= 0
+        assert central + pending == occupancy  # the device's count is the model's
 
 
 # --- (b) one bar device, offline, one wristband --------------------------------------------

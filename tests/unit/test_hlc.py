@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.hlc import MAX_OFFSET_MS, MAX_WALL_MS, HybridClock, pack, trusted_ms, wall_ms_of
+from config.vocab import MAX_OFFSET_MS
+from sync.hlc import MAX_WALL_MS, HybridClock, pack, trusted_ms, wall_ms_of
 
 T = 1_790_000_000_000
 YEARS_5 = 5 * 365 * 86_400_000
