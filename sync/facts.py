@@ -131,12 +131,13 @@ def ledger_delta(kind: str, amount: int) -> int:
 
 # What makes a catalog row unusable: a ticket's status, a block-list entry, or (for the code
 # a gate scanned) a transfer that gave the ticket a newer code. The words are what a
-# `stale_catalog` conflict says the row was.
-BLOCKED = "blocked"
+# `stale_catalog` conflict says the row was, and (but a transfer's) what a gate that knew
+# says.
+BLOCKED: str = GateCode.BLOCKED
 TRANSFERRED = "transferred"
 UNUSABLE_STATUS: dict[str, str] = {
-    TicketStatus.CANCELLED: "cancelled",
-    TicketStatus.REFUNDED: "refunded",
+    TicketStatus.CANCELLED: GateCode.CANCELLED,
+    TicketStatus.REFUNDED: GateCode.REFUNDED,
 }
 
 

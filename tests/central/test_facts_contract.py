@@ -4,10 +4,10 @@ Every conflict scenario is pushed through the real ingest (set-based SQL: presen
 balances merged per batch, candidates picked for the rules, views over the stored facts),
 and after every push the same facts, as the devices sent them, are replayed in Python by
 `central.conflicts`' rules alone, reading what each fact means from `sync.facts`. Both must
-find the same open conflicts (with the same facts and details), balances, presence,
-occupancy, access log and ledger. The replay's other inputs are central's own: the catalog
-history (read from the change feed, judged by `sync.facts`), the ops desk's ledger entries,
-and when each event arrived.
+find the same open conflicts (with the same facts and details), balances and holds,
+presence, occupancy, suspicious tickets, access log, ledger and each event's clock skew.
+The replay's other inputs are central's own: the catalog history (read from the change
+feed, judged by `sync.facts`), the ops desk's ledger entries, and when each event arrived.
 """
 
 from __future__ import annotations
@@ -129,8 +129,23 @@ async def sql_outcome(play: Play) -> Outcome:
             " WHERE festival_id = %s AND device_id IS NOT NULL", fid,
         )
     }  # fmt: skip
+    skew = dict(
+        await _rows(
+            rig, "SELECT event_id::text, skew_ms FROM device_event WHERE festival_id = %s", fid
+        )
+    )
+    suspicious = {
+        str(t) for t, in await _rows(
+            rig, "SELECT id FROM ticket WHERE festival_id = %s AND suspicious", fid)
+    }  # fmt: skip
+    held = {
+        str(a) for a, in await _rows(
+            rig, "SELECT h.account_id FROM account_hold h JOIN cashless_account a"
+            " ON a.id = h.account_id WHERE a.festival_id = %s", fid)
+    }  # fmt: skip
     return {"conflicts": conflicts, "balances": balances, "presence": presence,
-            "occupancy": occupancy, "access": access, "ledger": ledger}  # fmt: skip
+            "occupancy": occupancy, "access": access, "ledger": ledger, "skew": skew,
+            "suspicious": suspicious, "held": held}  # fmt: skip
 
 
 def _fact(dev: Dev, event: dict[str, Any], zone: str, received_ms: int) -> EventFact:
@@ -232,6 +247,10 @@ async def replay(play: Play) -> Outcome:
                    if e.ticket_id is not None and facts.admits(e.kind, e.verdict)},
         "ledger": {x.ref: (str(facts.FACTS[x.event.kind].transaction), x.delta)
                    for xs in ledgers.values() for x in xs if x.event is not None},
+        "skew": {e.event_id: facts.clock_skew_ms(e.wall_ms, e.hlc, e.received_ms)
+                 for e in events},
+        "suspicious": {c.subject_id for c in found if c.kind == "duplicate_entry"},
+        "held": {a for a, (_, debt) in balances.items() if debt > 0},
     }  # fmt: skip
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from central import events
 from sync import facts
+from sync.hlc import pack
 
 ROOT = Path(__file__).resolve().parents[2]
 _0009 = importlib.import_module("central.migrations.versions.0009_facts_once")
@@ -111,3 +114,35 @@ def test_no_module_spells_what_a_fact_means(path: str) -> None:
         text = text[text.index("SCHEMA_VERSION") :]
     found = [p for p in _SPELLED if re.search(p, text)]
     assert not found, f"{path} spells {found}: import it from sync.facts"
+
+
+def test_the_skew_and_unusable_sql_say_what_python_says(pg_dsn: str) -> None:
+    """PostgreSQL evaluates the generated skew formula and unusable-row test like Python."""
+    clocks = [(10_000, pack(10_000, 0), 9_000), (1_000, pack(1_000, 0), 9_000_000),
+              (1_000, pack(301_000, 3), 302_000), (5, pack(5, 0), 5),
+              (0, pack(7, 1), 3)]  # fmt: skip
+    rows: list[tuple[str, dict[str, Any]]] = [
+        ("block", {}), ("ticket", {"status": "SOLD", "code_version": 0}),
+        ("ticket", {"status": "CANCELLED"}), ("ticket", {"status": "REFUNDED"}),
+        ("ticket", {"status": "USED", "code_version": 2}), ("zone", {"status": "CANCELLED"}),
+        ("ticket", {"status": "SOLD", "code_version": 10}),
+    ]  # fmt: skip
+    with psycopg.connect(pg_dsn) as conn:
+        skews = conn.execute(
+            f"SELECT {facts.skew_sql('w', 'h', 'r')} FROM unnest(%s::bigint[], %s::bigint[],"
+            " %s::bigint[]) WITH ORDINALITY AS x(w, h, r, o) ORDER BY o",
+            ([c[0] for c in clocks], [c[1] for c in clocks], [c[2] for c in clocks]),
+        ).fetchall()
+        unusable = conn.execute(
+            f"SELECT {facts.unusable_sql('f.')} FROM unnest(%s::text[], %s::jsonb[])"
+            " WITH ORDINALITY AS f(table_name, row, o) ORDER BY o",
+            ([r[0] for r in rows], [Jsonb(r[1]) for r in rows]),
+        ).fetchall()
+    assert [s for (s,) in skews] == [facts.clock_skew_ms(*c) for c in clocks]
+    expected = [
+        t == "block"
+        or (t == "ticket" and (facts.ticket_bad(r.get("status")) is not None
+                               or r.get("code_version", 0) > 0))
+        for t, r in rows
+    ]  # fmt: skip
+    assert [u for (u,) in unusable] == expected
