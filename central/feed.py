@@ -96,7 +96,7 @@ FROM cashless_account a WHERE a.festival_id = %(fid)s ORDER BY a.id""",
 # `PUBLISHED` selects the last seq (NULL when nothing was published) and queues the NOTIFY
 # (delivered at commit).
 # `publish_json` reads `pub` from a JSON array, so a thousand rows cost one round trip;
-# ingest builds it where its rows are (`central.classify`), with no JSON in between.
+# ingest builds it where its rows are (`central.settle`), with no JSON in between.
 def publish_ctes(op: Op = "upsert", *, unique: bool = False) -> str:
     """The CTEs that publish the rows of the statement's CTE `pub` (see above); `unique`
     when `pub` never holds a key twice (the replica then takes its rows as they are)."""
@@ -149,7 +149,7 @@ async def publish_json(
 ) -> list[int]:
     """Append `count` changes given as a JSON array of row objects, in one statement.
 
-    For callers that build the rows' JSON where the data is (see `central.classify`): each
+    For callers that build the rows' JSON where the data is (see `central.settle`): each
     object must be the row's `sync.catalog` model dump (without ``seq``, which is set here);
     for ``op="delete"`` its key fields are enough. Returns the seqs, in array order.
     """

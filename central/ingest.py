@@ -11,13 +11,18 @@ One transaction per batch; steps 2-3 under the festival's ingest lock(s):
    check (`STORE_FRESH`). A push that continues the device's ack writes its device row
    here, before the festival lock;
 2. apply them: presence merged per (ticket, zone) and occupancy, balances per account with
-   debt holds, the batch's rows read back by primary key (`central.classify.settle_gate` /
+   debt holds, the batch's rows read back by primary key (`central.settle.settle_gate` /
    `settle_money`); facts are stored once, the access log and the device part of the
    ledger are views over ``device_event``;
-3. classify only the subjects where a conflict can be (see `central.classify`), sequence
-   gaps and clock skew of the device, and publish the outcomes down, as late as can be
-   (in the same statement as applying them when no rule must run in between);
+3. classify only the subjects where a conflict can be (`central.candidates`), sequence
+   gaps and clock skew of the device (the rules of `central.conflicts`, run and stored by
+   `central.conflict_store`), and publish the outcomes down, as late as can be (in the
+   same statement as applying them when no rule must run in between);
 4. answer the highest contiguous ``device_seq`` held, and the feed head that covers it.
+
+A push reads in three places: the API (`central.api.sync`), ingest (this module's intake,
+then `central.settle`) and conflicts (`central.conflicts`' pure rules, their storage in
+`central.conflict_store`).
 
 The lock serialises steps 2-3 per festival: classification reads all facts of a subject,
 and two batches classifying the same ticket concurrently could each miss the other's facts.
@@ -42,7 +47,7 @@ from typing import Any
 from psycopg import AsyncConnection, errors
 from pydantic_core import to_json
 
-from central import classify, events, feed
+from central import conflict_store, events, feed, settle
 from central.auth import DevicePrincipal
 from central.pg import BIGINT_MAX
 from sync.hlc import MAX_OFFSET_MS, HybridClock
@@ -87,7 +92,7 @@ class _Stored:
     skipped: list[int]  # seqs above the ack the insert skipped (held, or event id taken)
     gate: bool  # some moves presence (see STORE)
     money: bool  # some moves a balance
-    batch: classify.Batch | None  # the rows stored, as `central.classify` reads them back
+    batch: settle.Batch | None  # the rows stored, as `central.settle` reads them back
 
 
 def central_hlc(now_ms: int) -> int:
@@ -146,7 +151,7 @@ async def _store(
     rec = await cur.fetchone()
     assert rec is not None
     count, first, last, rejected, skew, skewed, skipped, gate, money, seqs = rec
-    batch = classify.Batch(device.id, first, last, seqs) if count else None
+    batch = settle.Batch(device.id, first, last, seqs) if count else None
     skipped = list(skipped or ())
     return _Stored(count, first, last, rejected, skew, skewed, skipped, gate, money, batch)
 
@@ -250,7 +255,7 @@ async def _ingest(
         # A push that continues the device's ack, clock in bound (the usual case), has no
         # device conflict to find: its device row is written now, not while the festival's
         # lock is held. (It is written before the feed head is taken, by the first publish.)
-        plain = not stored.skewed and classify.continues(acked, max_seq, new)
+        plain = not stored.skewed and conflict_store.continues(acked, max_seq, new)
         # Storing needs no festival-wide order (the device row lock orders one device's
         # pushes), so other devices' batches store while this one classifies. From here on
         # subjects' facts are read whole, so pushes touching tickets (or accounts) go one at
@@ -266,7 +271,7 @@ async def _ingest(
         last_seq: int | None = None
         if stored.count:
             if not plain:
-                acked, max_seq = await classify.classify_device(
+                acked, max_seq = await conflict_store.classify_device(
                     conn, device.festival_id, device.id, acked_through=acked, max_seq=max_seq,
                     new=new, skew_bound_ms=skew_bound_ms, check_clock=stored.skewed,
                 )  # fmt: skip
@@ -274,9 +279,9 @@ async def _ingest(
                     conn, device.id, acked, max_seq, stored.newest_skew_ms, journal
                 )
             if stored.gate and stored.batch is not None:
-                last_seq = await classify.settle_gate(conn, device.festival_id, stored.batch)
+                last_seq = await settle.settle_gate(conn, device.festival_id, stored.batch)
             if stored.money and stored.batch is not None:
-                seq = await classify.settle_money(conn, device.festival_id, stored.batch)
+                seq = await settle.settle_money(conn, device.festival_id, stored.batch)
                 last_seq = seq if seq is not None else last_seq
         # What this batch published is covered by its own last seq (the feed head is held
         # to commit); a batch that published nothing answers the committed head.

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
 from central import audit, conflict_view, readable, refs
-from central.classify import refresh_suspicious
+from central.conflict_store import refresh_suspicious
 from central.conflict_view import FactSide
 from central.conflicts import ConflictKind
 from central.errors import Ambiguous, Conflict, NotFound

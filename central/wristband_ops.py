@@ -4,7 +4,7 @@ The ops API and the CLI both call these with the festival and the wristband's ac
 already found (`central.refs.wristband`). Each write is one transaction under the
 festival's accounts lock (the ingest lock's half for money, so no bar's batch classifies
 the account meanwhile): the change (`central.cashless`, `central.catalog`), then the
-account's rules re-run (`central.classify`: a top-up may clear a debt hold, a block makes
+account's rules re-run (`central.settle`: a top-up may clear a debt hold, a block makes
 later offline sales conflicts), everything published to the change feed and audited.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
-from central import cashless, catalog, classify, feed, ops, readable
+from central import cashless, catalog, feed, ops, readable, settle
 from central.errors import Conflict, NotFound
 from central.ingest import festival_lock
 from central.readable import AuditEntry, Local
@@ -140,7 +140,7 @@ async def _write(
         where = await readable.local(conn, festival_id)
         await conn.execute("SELECT 1 FROM cashless_account WHERE id = %s FOR UPDATE", (account_id,))
         await change(await _info(conn, where, account_id))
-        await classify.classify_accounts(conn, festival_id, [account_id])
+        await settle.classify_accounts(conn, festival_id, [account_id])
         info = await _info(conn, where, account_id)
         return WristbandDone(**info.model_dump(), seq=await feed.head(conn, festival_id))
 

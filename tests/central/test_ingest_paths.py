@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from central import classify, events, feed, ingest
+from central import events, feed, ingest, settle
 from sync import hashing
 
 from .sync_helpers import Rig
@@ -224,7 +224,7 @@ def test_hot_statements_probe_by_index_whatever_the_statistics(pg_dsn: str) -> N
     generic plans scan those tables whole (it did: a full scan of presence per admitted row,
     three times slower once the table had grown)."""
     hot = {"store": events.STORE, "store_fresh": events.STORE_FRESH,
-           "gate": classify._GATE_SQL, "money": classify._MONEY_SQL}  # fmt: skip
+           "gate": settle._GATE_SQL, "money": settle._MONEY_SQL}  # fmt: skip
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # every ingest table analysed empty
         with conn.transaction():
