@@ -116,6 +116,7 @@ GATE_ADMITTING: tuple[str, ...] = _union(FACTS[k].admitting for k in kinds("gate
 MONEY_ADMITTING: tuple[str, ...] = _union(FACTS[k].admitting for k in kinds("money"))
 ADMITTING: frozenset[str] = frozenset(_union(f.admitting for f in FACTS.values()))
 SPENDING: tuple[str, ...] = tuple(k for k, f in FACTS.items() if f.spends)
+DEBIT_KINDS: frozenset[str] = frozenset(k for k, f in FACTS.items() if f.sign < 0)
 
 
 def admits(kind: str, verdict: str) -> bool:
@@ -198,13 +199,13 @@ def admits_sql(side: Side, a: str = "", *, sep: str = " ") -> str:
 
 def delta_sql(a: str = "", amount: str = "amount") -> str:
     """A money fact's signed amount (`ledger_delta`)."""
-    debits = [k for k in kinds("money") if FACTS[k].sign < 0]
+    debits = [k for k in kinds("money") if k in DEBIT_KINDS]
     return f"CASE WHEN {sql_in(a + 'kind', debits)} THEN -{a}{amount} ELSE {a}{amount} END"
 
 
 def debit_sql(a: str = "", amount: str = "amount") -> str:
     """A money fact's debit, negative (0 for a credit)."""
-    debits = [k for k in kinds("money") if FACTS[k].sign < 0]
+    debits = [k for k in kinds("money") if k in DEBIT_KINDS]
     return f"CASE WHEN {sql_in(a + 'kind', debits)} THEN -{a}{amount} ELSE 0 END"
 
 

@@ -95,9 +95,15 @@ _SPELLED = [
     r"-\s*\w*\.?amount\s+if\s+\w*\.?kind\s*==",
     r">>\s*16\)\)?\s*(ELSE|END)",  # the skew formula's HLC read
     r"'CANCELLED',\s*'REFUNDED'",  # what makes a ticket unusable
+    r"'balance', \w*\.?balance|\"balance\":' \|\|",  # the account row's JSON
 ]
 _USERS = [
     "sync/verdicts.py",
+    "central/conflicts.py",
+    "central/candidates.py",
+    "central/conflict_store.py",
+    "central/settle.py",
+    "central/feed.py",
     "central/events.py",
     "central/conflict_view.py",
     "edge/schema.py",
