@@ -61,8 +61,9 @@ class Batch:
 # gate batches move occupancy, one at a time per festival) and is held as briefly as can be.
 _GATE = f"""
 WITH b AS (
-  SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, kind = 'entry' AS inside, hlc,
-         device_seq, bool_or(kind = 'entry') OVER (PARTITION BY ticket_id, zone_id) AS entry,
+  SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, {facts.inside_sql()} AS inside,
+         hlc, device_seq,
+         bool_or({facts.inside_sql()}) OVER (PARTITION BY ticket_id, zone_id) AS entry,
          bool_or({RECODED}) OVER (PARTITION BY ticket_id, zone_id) AS recoded
   FROM {{batch}}
   ORDER BY ticket_id, zone_id, hlc DESC, device_seq DESC),

@@ -32,7 +32,7 @@ from sync.catalog import (
     ZoneRow,
 )
 from sync.client import RawRows, SnapshotPart
-from sync.facts import GATE_ADMITTING, sql_in
+from sync.facts import FACTS, GATE_ADMITTING, sql_in
 from sync.trusted import trusted
 from sync.vocab import TicketStatus
 
@@ -203,7 +203,7 @@ def _presence(central: tuple[int, int] | None, local: str | None) -> Presence:
     if local is not None:
         kind, hlc = local.split(":")
         if best is None or int(hlc) > best[0]:
-            best = (int(hlc), kind == "entry")
+            best = (int(hlc), bool(FACTS[kind].inside))
     if best is None:
         return Presence.NEVER
     return Presence.INSIDE if best[1] else Presence.OUTSIDE

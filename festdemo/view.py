@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from central.ops import ConflictFilter, list_conflicts
-from sync.facts import admits
+from sync.facts import GATE_KINDS, admits
 
 
 @dataclass
@@ -180,7 +180,7 @@ async def build_report(
         per_device[dev.name] = {"role": dev.role, "place": dev.place, **fig}
         for key, n in fig["verdicts"].items():
             kind, verdict = key.split(":")
-            if kind in ("entry", "exit"):
+            if kind in GATE_KINDS:
                 totals[f"{kind}_{'admitted' if admits(kind, verdict) else 'refused'}"] += n
             elif kind == "sale":
                 totals["sales_approved" if admits(kind, verdict) else "sales_declined"] += n

@@ -197,6 +197,11 @@ def admits_sql(side: Side, a: str = "", *, sep: str = " ") -> str:
     return "(" + f"{sep}OR ".join(parts) + ")"
 
 
+def inside_sql(a: str = "") -> str:
+    """Whether an admitted gate fact leaves its ticket inside the zone (an entry)."""
+    return sql_in(f"{a}kind", [k for k in kinds("gate") if FACTS[k].inside])
+
+
 def delta_sql(a: str = "", amount: str = "amount") -> str:
     """A money fact's signed amount (`ledger_delta`)."""
     debits = [k for k in kinds("money") if k in DEBIT_KINDS]

@@ -117,3 +117,13 @@ def test_the_account_row_sql_has_the_rows_fields() -> None:
 def test_sql_literals_are_quoted() -> None:
     assert facts.sql_in("k", ["a'b"]) == "k = 'a''b'"
     assert facts.sql_in("k", ["a", "b"]) == "k IN ('a', 'b')"
+
+
+def test_inside_sql_says_which_movement_leaves_a_ticket_inside(
+    facts_table: sqlite3.Connection,
+) -> None:
+    rows = facts_table.execute(
+        f"SELECT DISTINCT kind, {facts.inside_sql()} FROM e"
+        f" WHERE {facts.sql_in('kind', facts.kinds('gate'))}"
+    ).fetchall()
+    assert {k: bool(v) for k, v in rows} == {k: FACTS[k].inside for k in facts.kinds("gate")}
