@@ -11,7 +11,7 @@ import json
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from rich.text import Text
 
 from central.ops import ConflictFilter, list_conflicts
 from sync.facts import GATE_KINDS, admits
+from sync.vocab import EventKind
 
 
 @dataclass
@@ -73,10 +74,11 @@ def device_figures(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def _admitted(key: str) -> bool:
-    """Whether a `device_figures` verdict key (``kind:verdict``) took effect."""
+def _admitted(key: str, kinds: Collection[str]) -> bool:
+    """Whether a `device_figures` verdict key (``kind:verdict``) is of one of `kinds` and
+    took effect."""
     kind, verdict = key.split(":")
-    return admits(kind, verdict)
+    return kind in kinds and admits(kind, verdict)
 
 
 def safe_figures(data_dir: Path) -> dict[str, Any]:
@@ -111,11 +113,11 @@ def live_table(
     for dev in devices:
         fig = safe_figures(dev.data_dir)
         verdicts: dict[str, int] = fig["verdicts"]
-        admitted = sum(n for k, n in verdicts.items() if _admitted(k))
+        admitted = sum(n for k, n in verdicts.items() if _admitted(k, GATE_KINDS))
         refused = (
             sum(n for k, n in verdicts.items() if k.startswith(("entry:", "exit:"))) - admitted
         )
-        sales = sum(n for k, n in verdicts.items() if k.startswith("sale:") and _admitted(k))
+        sales = sum(n for k, n in verdicts.items() if _admitted(k, {EventKind.SALE}))
         link = Text("CUT", style="bold red") if dev.cut else Text("up", style="green")
         sync = Text("online", "green") if fig["online"] else Text("offline", "yellow")
         table.add_row(
