@@ -20,15 +20,13 @@ are written there, in its money statement); the subjects they pick go to the rul
 from __future__ import annotations
 
 from central.conflict_store import EVENT_SQL
+from sync import facts
 
 # A change-feed row that made a ticket or tag unusable, or some code of a ticket: its
 # status, a block, or a transfer (`central.tickets.transfer_ticket` raises a signed
-# ticket's code version from 0). The partial index's predicate (migration 0007).
-UNUSABLE = (
-    "(f.table_name = 'block'"
-    " OR (f.table_name = 'ticket' AND (f.row->>'status' IN ('CANCELLED', 'REFUNDED')"
-    " OR f.row->>'code_version' ~ '^[1-9]')))"
-)
+# ticket's code version from 0). The partial index's predicate (migration 0007; a test
+# holds the two equal).
+UNUSABLE = facts.unusable_sql("f.")
 # A batch's admission with an outside code (read as the rule reads it, `EVENT_SQL`) that a
 # row of its ticket in the feed does not have: a transfer replaced the code, or gave it.
 # Only a transfer makes a ticket's rows differ in hash, and the feed only grows, so this

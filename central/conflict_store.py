@@ -43,11 +43,11 @@ from central.conflicts import (
 )
 from central.events import ADMITS_GATE, ADMITS_MONEY
 from central.rows import ticket_row
+from sync import facts
 
 K = ConflictKind
 TICKET_KINDS = (K.DUPLICATE_ENTRY, K.STALE_CATALOG, K.POLICY_VIOLATION)
 ACCOUNT_KINDS = (K.OVERDRAFT, K.STALE_CATALOG, K.POLICY_VIOLATION)
-_BAD_STATUS = {"CANCELLED": "cancelled", "REFUNDED": "refunded"}
 # An EventFact's fields as device_event columns, in the dataclass's order (`_fact` builds
 # one positionally). Ids as text: the rules compare and show them as str, and psycopg's
 # text loader is far cheaper than a UUID per column formatted again (an account in debt is
@@ -177,10 +177,9 @@ async def _history(
         if subject is None:
             continue
         if table_name == "block":
-            bad = "blocked" if op == "upsert" else None
-            out[subject].append(CatalogChange(seq, at_ms, "block", bad))
+            out[subject].append(CatalogChange(seq, at_ms, "block", facts.block_bad(op)))
         elif status is not None:
-            bad = _BAD_STATUS.get(status)
+            bad = facts.ticket_bad(status)
             out[subject].append(CatalogChange(seq, at_ms, "status", bad, version, code_hash))
     return out
 
@@ -256,7 +255,7 @@ async def account_conflicts(
     ledgers: dict[str, list[LedgerFact]] = defaultdict(list)
     for rec in await cur.fetchall():
         fact = _fact(rec)
-        delta = -fact.amount if fact.kind == "sale" else fact.amount
+        delta = facts.ledger_delta(fact.kind, fact.amount)
         ledgers[fact.account_id or ""].append(LedgerFact(fact.order, fact.event_id, delta, fact))
     # Central's own entries have no HLC: they sort by central's clock, before device facts
     # of that ms (the order of the `cashless_ledger` view).

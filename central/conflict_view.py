@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from central.conflicts import ConflictKind
 from central.readable import Local, short
+from sync.facts import FACTS
 
 K = ConflictKind
 
@@ -105,7 +106,8 @@ def _catalog(facts: Mapping[str, Any], detail: Mapping[str, Any], where: Local) 
         state=change.get("state"),
         note=f"{change.get('state')} at feed seq {change.get('seq')}",
     )
-    verb = "charged" if device.kind == "sale" else "admitted"
+    fact = FACTS.get(device.kind or "")
+    verb = "charged" if fact is not None and fact.side == "money" else "admitted"
     line = (
         f"{verb} by {device.device} at {_clock(device.at)} though central had it "
         f"{central.state} since {_clock(central.at)} (seq {central.catalog_seq}); the device "

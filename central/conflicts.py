@@ -27,6 +27,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from sync import facts
+from sync.facts import FACTS, TRANSFERRED
+from sync.hlc import wall_ms_of
+
 MAX_PRIOR_FACTS = 20  # prior sales kept in an overdraft conflict; enough for ops to see why
 
 
@@ -39,11 +43,6 @@ class ConflictKind(StrEnum):
     POLICY_VIOLATION = "policy_violation"
     CLOCK_SKEW = "clock_skew"
     SEQUENCE_GAP = "sequence_gap"
-
-
-ADMITTED = frozenset({"ok", "ok_reentry"})
-APPROVED = "approved"
-TRANSFERRED = "transferred"  # why a ticket's older code is unusable: it has a newer one
 
 
 @dataclass(slots=True)  # not frozen: built by the thousand per batch, and never mutated
@@ -211,7 +210,7 @@ def replaced_at(
 def unusable_at(history: Sequence[CatalogChange], event: EventFact) -> CatalogChange | None:
     """Why a ticket admitted by `event` was unusable then (`bad_at`, or its scanned code
     `replaced_at`), the earliest-seq cause when both; None when it was usable."""
-    at_ms = event.hlc >> 16
+    at_ms = wall_ms_of(event.hlc)
     found = (bad_at(history, at_ms), replaced_at(history, event, at_ms))
     causes = [c for c in found if c is not None]
     return min(causes, key=lambda c: c.seq) if causes else None
@@ -246,12 +245,13 @@ def classify_ticket(
     out: list[Conflict] = []
     inside: dict[str, EventFact] = {}  # zone -> the entry that stands
     for event in sort_events(events):
-        if event.zone_id is None:
+        fact = FACTS.get(event.kind)
+        if event.zone_id is None or fact is None or fact.side != "gate":
             continue
-        if event.kind == "exit" and event.verdict == "ok":
+        if event.verdict not in fact.admitting:  # refused: no one moved
+            continue
+        if not fact.inside:  # an exit: the zone is free again
             inside.pop(event.zone_id, None)
-            continue
-        if event.kind != "entry" or event.verdict not in ADMITTED:
             continue
         change = unusable_at(history, event)
         if change is not None:
@@ -275,8 +275,8 @@ def classify_ticket(
 
 
 def ledger_delta(event: EventFact) -> int:
-    """Signed effect of an approved device event on a balance (sale debits, others credit)."""
-    return -event.amount if event.kind == "sale" else event.amount
+    """Signed effect of an approved device event on a balance (`sync.facts.ledger_delta`)."""
+    return facts.ledger_delta(event.kind, event.amount)
 
 
 def ledger_from_events(events: Iterable[EventFact]) -> list[LedgerFact]:
@@ -284,7 +284,7 @@ def ledger_from_events(events: Iterable[EventFact]) -> list[LedgerFact]:
     return [
         LedgerFact(order=e.order, ref=e.event_id, delta=ledger_delta(e), event=e)
         for e in events
-        if e.kind in ("sale", "topup", "refund") and e.verdict == APPROVED and e.amount > 0
+        if e.kind in facts.MONEY_KINDS and facts.admits(e.kind, e.verdict) and e.amount > 0
     ]
 
 
@@ -311,8 +311,8 @@ def classify_account(
         event = entry.event
         if entry.delta > 0:
             since_credit = []
-        if event is not None and event.kind == "sale":
-            change = bad_at(history, event.hlc >> 16)
+        if event is not None and event.kind in facts.DEBIT_KINDS:  # a charge
+            change = bad_at(history, wall_ms_of(event.hlc))
             if change is not None:
                 out.append(_catalog_conflict(event, "account", account_id, change))
             if balance < 0 and not in_episode:
@@ -371,19 +371,9 @@ def classify_gaps(
     return out
 
 
-def clock_skew_ms(wall_ms: int, hlc: int, received_ms: int) -> int:
-    """How far a device's wall clock was off from central's: ahead (+) or behind (-).
-
-    Ahead is ``wall_ms - received_ms``: no delivery delay makes an event arrive before it
-    happened. Behind cannot be read from the receive time, because an offline device
-    pushes events hours old; it is read from the HLC instead, which the device advances
-    from central's clock on every exchange: an HLC whose physical part runs ahead of the
-    wall clock means the device's clock is behind the central time it last learned.
-    """
-    ahead = wall_ms - received_ms
-    if ahead > 0:
-        return ahead
-    return min(0, wall_ms - (hlc >> 16))
+# How far a device's wall clock was off (`sync.facts.clock_skew_ms`; ingest stores it with
+# the same formula in SQL, `sync.facts.skew_sql`).
+clock_skew_ms = facts.clock_skew_ms
 
 
 def skew_ms(event: EventFact) -> int:

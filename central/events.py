@@ -43,38 +43,82 @@ from typing import Any
 from pydantic_core import to_json
 
 from central.auth import DevicePrincipal
+from sync import facts
+from sync.facts import FACTS, GATE_KINDS, MONEY_KINDS, admits_sql, kinds, sql_in
 from sync.protocol import MAX_PAYLOAD_BYTES, Event
-from sync.verdicts import BarCode, GateCode
+from sync.vocab import EventKind
 
 KINDS_BY_ROLE: dict[str, frozenset[str]] = {
     "gate": frozenset({"entry", "exit", "log"}),
     "bar": frozenset({"sale", "refund", "log"}),
     "topup": frozenset({"topup", "refund", "log"}),
 }
-LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
-_GATE = frozenset(GateCode)
-VERDICTS_BY_KIND: dict[str, frozenset[str]] = {
-    "entry": _GATE,
-    "exit": _GATE - {GateCode.OK_REENTRY},  # an exit is never a re-entry
-    "sale": frozenset(BarCode),
-    "topup": frozenset({BarCode.APPROVED, BarCode.UNKNOWN_TAG, BarCode.TAG_BLOCKED}),
-    "refund": frozenset(
-        {BarCode.APPROVED, BarCode.UNKNOWN_TAG, BarCode.TAG_BLOCKED, BarCode.INSUFFICIENT_FUNDS}
-    ),
-    "log": LOG_LEVELS,
-}
-GATE_KINDS = frozenset({"entry", "exit"})
-MONEY_KINDS = frozenset({"sale", "topup", "refund"})
+LOG_LEVELS = frozenset(facts.LOG_LEVELS)
+VERDICTS_BY_KIND: dict[str, frozenset[str]] = {k: frozenset(f.verdicts) for k, f in FACTS.items()}
 MAX_AMOUNT = 10**9  # 10 million in cents: far above any real basket, below BIGINT trouble
 
 # An event takes effect (moves presence or the ledger) when it is applied and, for a gate,
-# admitted with a ticket (an exit with verdict ok), or for money, approved on an account.
-# SQL over device_event; the views in migration 0002 and `central.classify` say the same.
-ADMITS_GATE = (
-    "status = 'applied' AND ticket_id IS NOT NULL AND ((kind = 'entry'"
-    " AND verdict IN ('ok', 'ok_reentry')) OR (kind = 'exit' AND verdict = 'ok'))"
-)
-ADMITS_MONEY = "status = 'applied' AND account_id IS NOT NULL AND verdict = 'approved'"
+# admitted with a ticket, or for money, approved on an account (`sync.facts.admits`).
+# SQL over device_event; the views of migration 0009 (`FACT_VIEWS`) say the same.
+ADMITS_GATE = f"status = 'applied' AND ticket_id IS NOT NULL AND {admits_sql('gate')}"
+ADMITS_MONEY = f"status = 'applied' AND account_id IS NOT NULL AND {admits_sql('money')}"
+
+
+# What the facts mean, as the database's views and functions over device_event say it
+# (migration 0009 holds this text, frozen; a test compares the two):
+# - the zone access log: every admitted entry and exit, at the time it happened (the HLC's
+#   physical part);
+# - every entry of the cashless ledger, unordered: central's own (cashless_transaction) and
+#   approved device events, signed and typed by their kind (the vendor is a sale's bar
+#   device's); `ord_hlc, ord_device, ord_seq` is the replay order of the conflict rules: a
+#   central entry sorts by its time, before device entries of the same millisecond;
+# - `pushed_effects`: the events one push just stored that move presence (`effect` 'gate')
+#   or a balance ('money'), read back by primary key (`central.classify`). A function, so
+#   that the planner counts on a batch's worth of rows: a generic plan would guess one row
+#   and join the rest of the statement by nested loops over whole tables.
+_BR = "\n             "  # between the cases of a generated test, in FACT_VIEWS' layout
+FACT_VIEWS = f"""
+CREATE OR REPLACE VIEW zone_access_log AS
+    SELECT festival_id, zone_id, ticket_id,
+           {facts.access_sql(sep=_BR)} AS action,
+           to_timestamp((hlc >> 16) / 1000.0) AS at, event_id, device_id, device_seq, hlc
+    FROM device_event
+    WHERE ticket_id IS NOT NULL AND status = 'applied'
+      AND {admits_sql("gate", sep=_BR)};
+
+CREATE OR REPLACE VIEW cashless_entry AS
+    SELECT t.festival_id, t.account_id, t.id, t.type, t.amount, t.event_id, t.device_id,
+           t.vendor_id, t.created_at,
+           (extract(epoch FROM t.created_at) * 1000)::bigint << 16 AS ord_hlc,
+           ''::text AS ord_device, t.id AS ord_seq
+    FROM cashless_transaction t
+    UNION ALL
+    SELECT e.festival_id, e.account_id, NULL::bigint,
+           {facts.transaction_sql("e.", sep=_BR)},
+           {facts.delta_sql("e.")}, e.event_id, e.device_id,
+           CASE WHEN {sql_in("e.kind", [EventKind.SALE])} THEN
+             (SELECT d.vendor_id FROM device d WHERE d.id = e.device_id) END,
+           to_timestamp((e.hlc >> 16) / 1000.0), e.hlc, e.device_id::text, e.device_seq
+    FROM device_event e
+    WHERE e.account_id IS NOT NULL AND e.status = 'applied' AND {admits_sql("money", "e.")}
+      AND e.amount > 0;
+
+CREATE OR REPLACE FUNCTION pushed_effects(dev uuid, first bigint, last bigint, seqs bigint[],
+                                          effect text)
+RETURNS SETOF device_event LANGUAGE plpgsql STABLE ROWS 1000 AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM device_event e
+    WHERE e.device_id = dev AND e.device_seq BETWEEN first AND last
+      AND (seqs IS NULL OR e.device_seq = ANY(seqs)) AND e.status = 'applied'
+      AND CASE effect
+        WHEN 'gate' THEN e.ticket_id IS NOT NULL
+          AND {admits_sql("gate", "e.", sep=_BR)}
+        WHEN 'money' THEN e.account_id IS NOT NULL AND {admits_sql("money", "e.")}
+          AND e.amount > 0
+      END;
+END
+$$;
+"""
 
 
 class Mismatch(Exception):
@@ -199,7 +243,7 @@ def row(
             early = "verdict_not_allowed"
         elif kind in MONEY_KINDS:
             amount = _amount(payload.get("amount"))
-            if amount == -1 or (verdict == "approved" and not amount):
+            if amount == -1 or (not amount and facts.admits(kind, verdict)):
                 early = "bad_amount"
     if early is not None and "\x00" in verdict:
         verdict = verdict.replace("\x00", "\ufffd")
@@ -275,8 +319,8 @@ WITH e AS (
   SELECT (r->>0)::bigint AS seq, (r->>1)::uuid AS event_id, r->>2 AS kind, r->>3 AS verdict,
          (r->>4)::bigint AS hlc, (r->>5)::bigint AS wall_ms, (r->>6)::bigint AS catalog_seq,
          r->7 AS payload, r->>8 AS early, r->>9 AS subject, r->>10 AS second, r->>11 AS third,
-         r->>8 IS NULL AND r->>2 IN ('entry', 'exit') AS gate,
-         r->>8 IS NULL AND r->>2 IN ('sale', 'topup', 'refund') AS money
+         r->>8 IS NULL AND {sql_in("r->>2", kinds("gate"))} AS gate,
+         r->>8 IS NULL AND {sql_in("r->>2", kinds("money"))} AS money
   FROM jsonb_array_elements(%(rows)s::jsonb) AS x(r)),
 zs AS MATERIALIZED (SELECT id FROM zone WHERE festival_id = %(fid)s),  -- a festival has few
 c AS MATERIALIZED (  -- catalog lookups: an index probe per event, whatever the size
@@ -300,20 +344,19 @@ c AS MATERIALIZED (  -- catalog lookups: an index probe per event, whatever the 
   FROM e),
 v AS (
   SELECT c.*,
-    -- `central.conflicts.clock_skew_ms`: ahead of central's receive time, or behind the HLC
-    CASE WHEN wall_ms > %(recv)s THEN wall_ms - %(recv)s
-         ELSE least(0, wall_ms - (hlc >> 16)) END AS skew,
+    -- `sync.facts.clock_skew_ms`: ahead of central's receive time, or behind the HLC
+    {facts.skew_sql("wall_ms", "hlc", "%(recv)s")} AS skew,
     CASE
     WHEN early IS NOT NULL THEN early
     WHEN gate THEN CASE
       WHEN zone_found IS NULL THEN 'unknown_zone'
       WHEN t_bad THEN 'bad_payload'
       WHEN ticket_found IS NOT NULL THEN NULL
-      WHEN verdict IN ('ok', 'ok_reentry') THEN
+      WHEN {sql_in("verdict", facts.GATE_ADMITTING)} THEN
         CASE WHEN t_id IS NOT NULL THEN 'unknown_ticket' ELSE 'missing_ticket' END END
     WHEN money THEN CASE
       WHEN account_found IS NOT NULL THEN NULL
-      WHEN verdict = 'approved' THEN 'unknown_account' END
+      WHEN {sql_in("verdict", facts.MONEY_ADMITTING)} THEN 'unknown_account' END
     END AS reason
   FROM c),
 ins AS (

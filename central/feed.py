@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from sync.catalog import TABLES, Change, Row
+from sync.facts import account_text_sql
 
 CHANNEL = "festgate_feed"
 Op = Literal["upsert", "delete"]
@@ -78,10 +79,8 @@ SELECT '{"ticket_id":"' || p.ticket_id::text || '","zone_id":"' || p.zone_id::te
        || ',"seq":' || %(seq)s::bigint::text || '}'
 FROM ticket_presence p JOIN zone z ON z.id = p.zone_id
 WHERE z.festival_id = %(fid)s ORDER BY p.ticket_id, p.zone_id""",
-    "account": """
-SELECT '{"id":"' || a.id::text || '","festival_id":"' || a.festival_id::text
-       || '","tag_hash":"' || encode(a.tag_hash, 'hex') || '","balance":' || a.balance::text
-       || ',"blocked":' || a.blocked::text || ',"seq":' || %(seq)s::bigint::text || '}'
+    "account": f"""
+SELECT {account_text_sql("a.", "%(seq)s::bigint")}
 FROM cashless_account a WHERE a.festival_id = %(fid)s ORDER BY a.id""",
 }
 

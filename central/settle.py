@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from central import feed
 from central.candidates import ACCOUNT_CANDIDATES, RECODED, UNUSABLE
 from central.conflict_store import account_conflicts, ticket_conflicts
+from sync import facts
 
 # The rows a device's push just stored that move presence or money (migration 0004's
 # `pushed_effects`, which says the same as `ADMITS_GATE` and `ADMITS_MONEY`).
@@ -60,8 +61,9 @@ class Batch:
 # gate batches move occupancy, one at a time per festival) and is held as briefly as can be.
 _GATE = f"""
 WITH b AS (
-  SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, kind = 'entry' AS inside, hlc,
-         device_seq, bool_or(kind = 'entry') OVER (PARTITION BY ticket_id, zone_id) AS entry,
+  SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, {facts.inside_sql()} AS inside,
+         hlc, device_seq,
+         bool_or({facts.inside_sql()}) OVER (PARTITION BY ticket_id, zone_id) AS entry,
          bool_or({RECODED}) OVER (PARTITION BY ticket_id, zone_id) AS recoded
   FROM {{batch}}
   ORDER BY ticket_id, zone_id, hlc DESC, device_seq DESC),
@@ -188,11 +190,10 @@ async def settle_gate(
 _MONEY = f"""
 WITH m AS (
   SELECT account_id,
-         sum(CASE WHEN kind = 'sale' THEN -amount ELSE amount END)
-           OVER (PARTITION BY account_id ORDER BY hlc, device_seq) AS run,
-         sum(CASE WHEN kind = 'sale' THEN -amount ELSE amount END)
-           OVER (PARTITION BY account_id) AS total, hlc, kind <> 'sale' AS credit,
-         CASE WHEN kind = 'sale' THEN -amount ELSE 0 END AS debit
+         sum({facts.delta_sql()}) OVER (PARTITION BY account_id ORDER BY hlc, device_seq)
+           AS run,
+         sum({facts.delta_sql()}) OVER (PARTITION BY account_id) AS total, hlc,
+         {facts.credit_sql()} AS credit, {facts.debit_sql()} AS debit
   FROM {{batch}}),
 b AS (
   SELECT account_id AS id, min(total) AS total, min(run) AS low, min(hlc) AS first_hlc,
@@ -256,9 +257,7 @@ hon AS (
 hoff AS (
   DELETE FROM account_hold h USING u WHERE h.account_id = u.id AND u.debt = 0 AND u.held),
 pub AS (  -- AccountRow's JSON
-  SELECT 'account' AS table_name, id::text AS key,
-         jsonb_build_object('id', id::text, 'festival_id', festival_id::text,
-           'tag_hash', encode(tag_hash, 'hex'), 'balance', balance, 'blocked', blocked) AS row,
+  SELECT 'account' AS table_name, id::text AS key, {facts.account_json_sql()} AS row,
          row_number() OVER (ORDER BY id) AS ord
   FROM u),{{publish}}
 SELECT {{published}},
@@ -349,10 +348,8 @@ async def classify_accounts(
 
 
 # The JSON of AccountRow, built where the account is (no round trip through Python models).
-_ACCOUNT_JSON = """
-SELECT coalesce(jsonb_agg(jsonb_build_object(
-         'id', id::text, 'festival_id', festival_id::text, 'tag_hash', encode(tag_hash, 'hex'),
-         'balance', balance, 'blocked', blocked) ORDER BY id), '[]')::text, count(*)
+_ACCOUNT_JSON = f"""
+SELECT coalesce(jsonb_agg({facts.account_json_sql()} ORDER BY id), '[]')::text, count(*)
 FROM cashless_account WHERE id = ANY(%s)
 """
 

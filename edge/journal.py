@@ -12,6 +12,7 @@ from typing import Any
 import aiosqlite
 
 from edge.clock import CentralContact, DeviceClock
+from sync.facts import spends_sql
 from sync.hlc import MAX_WALL_MS, HybridClock, wall_ms_of
 from sync.ids import uuid7_text
 from sync.protocol import Event
@@ -32,7 +33,7 @@ REFLECT_SQL: tuple[str, ...] = (
         for scope, col, expr in (
             ("zone", "zone_id", "j.delta"),
             ("account", "account_id", "j.delta"),
-            ("spent", "account_id", "CASE WHEN j.kind IN ('sale', 'refund') THEN -j.delta END"),
+            ("spent", "account_id", f"CASE WHEN {spends_sql('j.kind')} THEN -j.delta END"),
         )
     ),
     "UPDATE journal SET reflected = 1 WHERE reflected = 0 AND acked = 1 AND ack_seq <= :cursor",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from sync.facts import GATE_ADMITTING, spends_sql, sql_in
+
 # Each entry migrates from version i to i + 1. Append only; never edit a shipped step.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -97,6 +99,16 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# What a fact means, as the statements of MIGRATIONS spell it: each fragment, generated from
+# its declaration in `sync.facts`, and the statement (`sqlite_master.name`) it is frozen in.
+# A test checks every one is there, word for word, in the migrated database: a declaration
+# that changes needs a new step here. `edge.store` and `edge.journal` build their
+# statements from the same generators (the scan's lookup must say what the index says).
+FACT_FRAGMENTS: dict[str, str] = {
+    "journal_ticket": sql_in("verdict", GATE_ADMITTING),  # admitted gate movements
+    "journal_pending_account": spends_sql("NEW.kind"),  # what the offline allowance counts
+}
 
 
 class SchemaTooNew(RuntimeError):

@@ -32,6 +32,7 @@ from sync.catalog import (
     ZoneRow,
 )
 from sync.client import RawRows, SnapshotPart
+from sync.facts import FACTS, GATE_ADMITTING, sql_in
 from sync.hlc import fact_order
 from sync.trusted import trusted
 from sync.vocab import TicketStatus
@@ -167,15 +168,17 @@ class Catalog:
 
 
 # One query per scan: the ticket (by id or by keyed hash), its category, block-list entry,
-# central's presence and this device's last admitted movement in the zone.
-_GATE_SQL = """
-WITH k(id) AS ({anchor})
+# central's presence and this device's last admitted movement in the zone (its verdict test
+# is the `journal_ticket` index's, so that index serves it: `edge.schema.FACT_FRAGMENTS`).
+_GATE_SQL = f"""
+WITH k(id) AS ({{anchor}})
 SELECT k.id, t.seq, t.festival_id, t.category_id, t.status, t.code_hash, t.code_version,
        t.suspicious,
        EXISTS (SELECT 1 FROM block b WHERE b.kind = 'ticket' AND b.ref = k.id),
        p.inside, p.hlc, p.device_id, p.device_seq,
        (SELECT j.kind || ':' || j.hlc || ':' || j.device_seq FROM journal j
-         WHERE j.ticket_id = k.id AND j.zone_id = :zone AND j.verdict IN ('ok', 'ok_reentry')
+         WHERE j.ticket_id = k.id AND j.zone_id = :zone
+           AND {sql_in("j.verdict", GATE_ADMITTING)}
          ORDER BY j.device_seq DESC LIMIT 1),
        (SELECT delta FROM pending WHERE scope = 'zone' AND ref = :zone)
 FROM k
@@ -210,7 +213,8 @@ def _presence(
         movements.append(Movement(place, bool(inside)))
     if local is not None:
         kind, at, nth = local.split(":")
-        movements.append(Movement(fact_order(int(at), device_id, int(nth)), kind == "entry"))
+        place = fact_order(int(at), device_id, int(nth))
+        movements.append(Movement(place, bool(FACTS[kind].inside)))
     return merge_presence(*movements)
 
 

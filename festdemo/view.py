@@ -11,7 +11,7 @@ import json
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from central.ops import ConflictFilter, list_conflicts
-
-GATE_OK = {"ok", "ok_reentry"}
+from sync.facts import GATE_KINDS, admits
+from sync.vocab import EventKind
 
 
 @dataclass
@@ -74,6 +74,13 @@ def device_figures(data_dir: Path) -> dict[str, Any]:
     }
 
 
+def _admitted(key: str, kinds: Collection[str]) -> bool:
+    """Whether a `device_figures` verdict key (``kind:verdict``) is of one of `kinds` and
+    took effect."""
+    kind, verdict = key.split(":")
+    return kind in kinds and admits(kind, verdict)
+
+
 def safe_figures(data_dir: Path) -> dict[str, Any]:
     """device_figures, or empty figures while the device's files are not there yet."""
     try:
@@ -106,11 +113,11 @@ def live_table(
     for dev in devices:
         fig = safe_figures(dev.data_dir)
         verdicts: dict[str, int] = fig["verdicts"]
-        admitted = sum(n for k, n in verdicts.items() if k.split(":")[1] in GATE_OK)
+        admitted = sum(n for k, n in verdicts.items() if _admitted(k, GATE_KINDS))
         refused = (
             sum(n for k, n in verdicts.items() if k.startswith(("entry:", "exit:"))) - admitted
         )
-        sales = sum(n for k, n in verdicts.items() if k == "sale:approved")
+        sales = sum(n for k, n in verdicts.items() if _admitted(k, {EventKind.SALE}))
         link = Text("CUT", style="bold red") if dev.cut else Text("up", style="green")
         sync = Text("online", "green") if fig["online"] else Text("offline", "yellow")
         table.add_row(
@@ -175,10 +182,10 @@ async def build_report(
         per_device[dev.name] = {"role": dev.role, "place": dev.place, **fig}
         for key, n in fig["verdicts"].items():
             kind, verdict = key.split(":")
-            if kind in ("entry", "exit"):
-                totals[f"{kind}_{'admitted' if verdict in GATE_OK else 'refused'}"] += n
+            if kind in GATE_KINDS:
+                totals[f"{kind}_{'admitted' if admits(kind, verdict) else 'refused'}"] += n
             elif kind == "sale":
-                totals["sales_approved" if verdict == "approved" else "sales_declined"] += n
+                totals["sales_approved" if admits(kind, verdict) else "sales_declined"] += n
         totals["revenue_cents"] += fig["revenue"]
         del per_device[dev.name]["online"], per_device[dev.name]["pending"]
     seen: dict[str, list[str]] = {}

@@ -1,45 +1,16 @@
-"""Verdict codes: stable strings shown to staff, stored in events and asserted in tests."""
+"""Verdict codes: stable strings shown to staff, stored in events and asserted in tests.
+
+The codes, and which of them admit, are declared with what each kind of fact means
+(`sync.facts`); here are their texts and the `Verdict` a decision returns.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from sync.facts import ADMITTING, BarCode, GateCode
 
-class GateCode(StrEnum):
-    """Outcomes of a scan at a gate."""
-
-    OK = "ok"
-    OK_REENTRY = "ok_reentry"
-    UNKNOWN = "unknown"
-    FORGED = "forged"
-    WRONG_FESTIVAL = "wrong_festival"
-    REVOKED = "revoked"
-    CANCELLED = "cancelled"
-    REFUNDED = "refunded"
-    NOT_SOLD = "not_sold"
-    ALREADY_INSIDE = "already_inside"
-    NO_REENTRY = "no_reentry"
-    WRONG_ZONE = "wrong_zone"
-    NOT_YET_VALID = "not_yet_valid"
-    EXPIRED = "expired"
-    ZONE_FULL = "zone_full"
-    BLOCKED = "blocked"
-
-
-class BarCode(StrEnum):
-    """Outcomes of a tap at a bar or top-up point."""
-
-    APPROVED = "approved"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    UNKNOWN_TAG = "unknown_tag"
-    TAG_BLOCKED = "tag_blocked"
-    OFFLINE_LIMIT = "offline_limit"
-    UNKNOWN_PRODUCT = "unknown_product"
-    VENDOR_CLOSED = "vendor_closed"
-
-
-ADMITTING: frozenset[str] = frozenset({GateCode.OK, GateCode.OK_REENTRY, BarCode.APPROVED})
+__all__ = ["ADMITTING", "TEXTS", "BarCode", "GateCode", "Verdict"]
 
 TEXTS: dict[str, str] = {
     GateCode.OK: "Welcome in",
