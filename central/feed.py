@@ -76,6 +76,7 @@ OWN_ROWS: dict[str, str] = {
     "presence": """
 SELECT '{"ticket_id":"' || p.ticket_id::text || '","zone_id":"' || p.zone_id::text
        || '","inside":' || p.inside::text || ',"hlc":' || p.hlc::text
+       || ',"device_id":"' || p.device_id::text || '","device_seq":' || p.device_seq::text
        || ',"seq":' || %(seq)s::bigint::text || '}'
 FROM ticket_presence p JOIN zone z ON z.id = p.zone_id
 WHERE z.festival_id = %(fid)s ORDER BY p.ticket_id, p.zone_id""",

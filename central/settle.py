@@ -118,7 +118,8 @@ later AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM cand) AS yes),
 p AS (  -- PresenceRow's JSON, then ZoneRow's
   SELECT 1 AS part, 'presence' AS table_name, ticket_id::text || ':' || zone_id::text AS key,
          jsonb_build_object('ticket_id', ticket_id::text, 'zone_id', zone_id::text,
-                            'inside', inside, 'hlc', hlc) AS row
+                            'inside', inside, 'hlc', hlc, 'device_id', device_id::text,
+                            'device_seq', device_seq) AS row
   FROM changed
   UNION ALL
   SELECT 2, 'zone', id::text, row FROM z),

@@ -123,6 +123,13 @@ async def test_snapshot_presence_and_accounts_are_the_feed_replayed(rig: Rig) ->
     assert [r["blocked"] for r in tables["account"]] == [True]
     inside = {r["ticket_id"]: r["inside"] for r in tables["presence"]}
     assert inside == {str(t0): True, str(t1): False}
+    # Each row names the movement behind it, its place in sync.hlc.fact_order, so a device
+    # breaks an HLC tie with its own movement as central did.
+    places = {r["ticket_id"]: (r["device_id"], r["device_seq"]) for r in tables["presence"]}
+    assert places == {
+        str(t0): (gate.device_id, scans[0]["device_seq"]),
+        str(t1): (gate.device_id, scans[2]["device_seq"]),
+    }
     assert await rig.scalar(
         "SELECT count(*) FROM replica_row WHERE table_name IN ('presence', 'account')"
     ) == 0  # fmt: skip
