@@ -29,7 +29,7 @@ from typing import Any
 
 from sync import facts
 from sync.facts import FACTS, TRANSFERRED
-from sync.hlc import wall_ms_of
+from sync.hlc import FactOrder, fact_order, wall_ms_of
 
 MAX_PRIOR_FACTS = 20  # prior sales kept in an overdraft conflict; enough for ops to see why
 
@@ -68,9 +68,9 @@ class EventFact:
     code_hash: str | None = None
 
     @property
-    def order(self) -> tuple[int, str, int]:
-        """The total order of facts: HLC, then device id, then device seq."""
-        return (self.hlc, self.device_id, self.device_seq)
+    def order(self) -> FactOrder:
+        """The total order of facts (`sync.hlc.fact_order`): HLC, device id, device seq."""
+        return fact_order(self.hlc, self.device_id, self.device_seq)
 
     def summary(self) -> dict[str, Any]:
         """The fact as a conflict shows it (nothing that depends on arrival time)."""
