@@ -31,7 +31,7 @@ from sync.catalog import (
     VendorRow,
     ZoneRow,
 )
-from sync.client import RawRows, SnapshotPart
+from sync.snapshot import RawRows, SnapshotPart
 from sync.trusted import trusted
 from sync.vocab import TicketStatus
 
