@@ -315,7 +315,7 @@ async def _via_asgi(
 
     from central.app import create_app
     from config.central import CentralConfig
-    from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+    from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Paths
 
     pool = await pg.connect_pool(dsn, min_size=len(tokens), max_size=len(tokens) + 2)
     try:
@@ -330,7 +330,7 @@ async def _via_asgi(
                         "Authorization": f"Bearer {tokens[dev]}",
                         "content-type": "application/json",
                     }
-                    resp = await client.post("/v1/sync/events", content=body, headers=headers)
+                    resp = await client.post(Paths.EVENTS, content=body, headers=headers)
                     if resp.status_code != 200:
                         raise RuntimeError(f"push refused: {resp.status_code} {resp.text}")
 

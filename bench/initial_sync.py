@@ -57,7 +57,8 @@ from edge.device import Device
 from edge.schema import migrate
 from edge.store import DB_NAME
 from edge.sync_link import Credentials, engine_for, save_credentials
-from sync.client import CentralClient, SnapshotPart
+from sync.client import CentralClient
+from sync.snapshot import SnapshotPart
 
 _STAGES = ("enrol_s", "server_ttfb_s", "stream_s", "validate_insert_s", "commit_s", "catch_up_s")
 _BATCH = 100_000  # rows per import transaction (setup)
@@ -191,7 +192,7 @@ async def _init_device(url: str, code: str, data_dir: Path) -> dict[str, Any]:
     try:
         async with CentralClient(url) as anonymous:
             got = await anonymous.enrol(code, "bench")
-        creds = Credentials(central_url=url, **got.model_dump())
+        creds = Credentials(central_url=url, **got.model_dump(mode="json"))
         await device.store.set_state("device_id", creds.device_id)
     finally:
         await device.close()

@@ -83,7 +83,7 @@ async def _gate(url: str, code: str, data_dir: Path, long_poll_s: float) -> _Gat
     try:
         async with CentralClient(url) as anonymous:
             got = await anonymous.enrol(code, data_dir.name)
-        creds = Credentials(central_url=url, **got.model_dump())
+        creds = Credentials(central_url=url, **got.model_dump(mode="json"))
         await device.store.set_state("device_id", creds.device_id)
     finally:
         await device.close()

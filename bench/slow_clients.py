@@ -38,7 +38,7 @@ from bench.stats import summary_us
 from central import users
 from central.auth import OpsRole
 from config.central import CentralConfig
-from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Paths
 
 PROTO = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
 T = TypeVar("T")
@@ -47,7 +47,7 @@ T = TypeVar("T")
 def push_head(token: str, length: int, content_type: str = "application/json") -> bytes:
     """Raw HTTP: a device push's request line and headers announcing a `length`-byte body."""
     return (
-        f"POST /v1/sync/events HTTP/1.1\r\nHost: central\r\n{PROTOCOL_HEADER}: {PROTOCOL_VERSION}"
+        f"POST {Paths.EVENTS} HTTP/1.1\r\nHost: central\r\n{PROTOCOL_HEADER}: {PROTOCOL_VERSION}"
         f"\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {length}\r\n\r\n"
     ).encode()
@@ -134,7 +134,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     script = _script(devices, tickets, accounts, 2 * args.rounds, time.time_ns() // 1_000_000)
     bodies = iter([body for body, _ in _streams(script, 1)[device.id]])
     auth = {"Authorization": f"Bearer {tokens[device.id]}", "Content-Type": "application/json"}
-    devices_url = f"/v1/ops/festivals/{device.festival_id}/devices"
+    devices_url = f"{Paths.ops_festival(device.festival_id)}/devices"
     slow_push = (push_head(tokens[attacker.id], 100_000) + b'{"events": [', b" ")
     trickle = (f"GET {devices_url} HTTP/1.1\r\n".encode(), b"X-Slow: 1\r\n")
     env = {f"FESTGATE_CENTRAL_{k.upper()}": str(v) for k, v in args.server.items()}
@@ -149,7 +149,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
                 return await console.get(devices_url)
 
             async def push() -> httpx.Response:
-                return await dev.post("/v1/sync/events", content=next(bodies))
+                return await dev.post(Paths.EVENTS, content=next(bodies))
 
             baseline = await _phase(args.rounds, read, push)
             clients = [slow_push] * args.pushers + [trickle] * args.tricklers

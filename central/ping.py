@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from sync.protocol import Paths
+
 RETRY_S = 0.2
 
 
@@ -24,7 +26,7 @@ def ping(url: str, *, wait_s: float = 0.0) -> Answer:
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            response = httpx.get(f"{url.rstrip('/')}/v1/openapi.json", timeout=5.0)
+            response = httpx.get(f"{url.rstrip('/')}{Paths.OPENAPI}", timeout=5.0)
             if response.status_code == 200:
                 return Answer(str(response.json().get("info", {}).get("version")), None)
             error = f"HTTP {response.status_code}"

@@ -31,9 +31,9 @@ from sync.catalog import (
     VendorRow,
     ZoneRow,
 )
-from sync.client import RawRows, SnapshotPart
 from sync.facts import FACTS, GATE_ADMITTING, sql_in
 from sync.hlc import fact_order
+from sync.snapshot import RawRows, SnapshotPart
 from sync.trusted import trusted
 from sync.vocab import TicketStatus
 

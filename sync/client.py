@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
@@ -18,31 +15,16 @@ from sync.protocol import (
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     ChangesResponse,
+    EnrolRequest,
+    EnrolResponse,
     Event,
+    Paths,
     PushRequest,
     PushResponse,
 )
+from sync.snapshot import MalformedLine, SnapshotPart, StreamReader
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class EnrolRequest(BaseModel):
-    """A device trading its one-time enrol code for credentials."""
-
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=4, max_length=64)
-    name: str = Field("", max_length=200)
-
-
-class EnrolResponse(BaseModel):
-    """The device's id and bearer token (shown once), and what it is enrolled as."""
-
-    device_id: str
-    token: str
-    festival_id: str
-    role: str
-    zone_id: str | None = None
-    vendor_id: str | None = None
 
 
 class CentralError(Exception):
@@ -65,53 +47,6 @@ class CentralRefused(CentralError):
 
 class ProtocolMismatch(CentralRefused):
     """Central does not speak this device's protocol version; the device must be updated."""
-
-
-class RawRows(Sequence[dict[str, Any]]):
-    """A snapshot chunk's rows still as the JSON array central sent, with their count.
-
-    The replica validates `raw` in one pass (parse and check together); anything else that
-    looks at the rows gets them parsed on first use.
-    """
-
-    __slots__ = ("_parsed", "raw", "total")
-
-    def __init__(self, raw: bytes, count: int) -> None:
-        self.raw = raw
-        self.total = count
-        self._parsed: list[dict[str, Any]] | None = None
-
-    def _rows(self) -> list[dict[str, Any]]:
-        if self._parsed is None:
-            parsed = json.loads(self.raw)
-            if not isinstance(parsed, list):
-                raise ValueError("snapshot rows are not a JSON array")
-            self._parsed = parsed
-        return self._parsed
-
-    def __len__(self) -> int:
-        return self.total
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
-        return self._rows()[index]
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._rows())
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotPart:
-    """One line of the snapshot stream: a header, a chunk of rows of one table, or the end."""
-
-    kind: str
-    seq: int = 0
-    table: str = ""
-    rows: Sequence[dict[str, Any]] = ()
-    festival_id: str = ""
 
 
 class CentralClient:
@@ -162,7 +97,7 @@ class CentralClient:
     async def enrol(self, code: str, name: str) -> EnrolResponse:
         """Enrol with a one-time code."""
         body = EnrolRequest(code=code, name=name).model_dump()
-        response = await self._request("POST", "/v1/devices/enroll", json=body)
+        response = await self._request("POST", Paths.ENROL, json=body)
         return _parse(EnrolResponse, response)
 
     async def changes(
@@ -174,7 +109,7 @@ class CentralClient:
         timeout = httpx.Timeout(self.request_timeout_s + wait_s, connect=self._http.timeout.connect)
         headers = _figures(journal_seq=journal_seq)
         response = await self._request(
-            "GET", "/v1/sync/changes", params=params, timeout=timeout, headers=headers
+            "GET", Paths.CHANGES, params=params, timeout=timeout, headers=headers
         )
         return _parse(ChangesResponse, response)
 
@@ -186,70 +121,33 @@ class CentralClient:
         body = PushRequest(events=list(events)).model_dump_json()
         headers = {"Content-Type": "application/json"}
         headers |= _figures(pending=pending, journal_seq=journal_seq)
-        response = await self._request("POST", "/v1/sync/events", content=body, headers=headers)
+        response = await self._request("POST", Paths.EVENTS, content=body, headers=headers)
         return _parse(PushResponse, response)
 
     async def snapshot(self) -> AsyncIterator[SnapshotPart]:
-        """Stream the catalog; raises CentralUnavailable if the stream ends without its end line.
-
-        Only whole lines (ended by a newline) are parsed: a stream cut mid-line is a cut
-        stream, whatever the partial line looks like.
-        """
+        """Stream the catalog; raises CentralUnavailable if the stream ends without its end line
+        or holds a line that is not a snapshot's (`sync.snapshot`)."""
         try:
-            async with self._http.stream("GET", "/v1/sync/snapshot", timeout=None) as response:
+            async with self._http.stream("GET", Paths.SNAPSHOT, timeout=None) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _raise_for(response)
-                ended = False
-                buf = bytearray()
+                reader = StreamReader()
                 async for chunk in response.aiter_bytes():
-                    start = len(buf)
-                    buf += chunk
-                    cut = buf.rfind(b"\n", start)
-                    if cut < 0:
-                        continue
-                    lines = bytes(buf[:cut]).split(b"\n")
-                    del buf[: cut + 1]
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        part = _snapshot_part(line)
-                        ended = part.kind == "end"
+                    for part in reader.feed(chunk):
                         yield part
-                if buf.strip() or not ended:
+                if not reader.complete:
                     raise CentralUnavailable("snapshot stream was cut before its end")
         except httpx.TransportError as exc:
             raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except MalformedLine as exc:
+            raise CentralUnavailable(str(exc)) from exc
 
 
 def _figures(*, pending: int | None = None, journal_seq: int | None = None) -> dict[str, str]:
     """The device's figures as request headers (only those given)."""
     given = ((PENDING_HEADER, pending), (JOURNAL_SEQ_HEADER, journal_seq))
     return {name: str(value) for name, value in given if value is not None}
-
-
-# A rows line as central writes it; anything else goes through the general parser.
-_ROWS_LINE = re.compile(rb'\{"type":"rows","table":"([a-z_]{1,64})","count":([0-9]{1,9}),"rows":\[')
-
-
-def _snapshot_part(line: bytes) -> SnapshotPart:
-    fast = _ROWS_LINE.match(line)
-    if fast is not None and line.endswith(b"]}"):
-        raw = line[fast.end() - 1 : -1]
-        return SnapshotPart("rows", table=fast[1].decode(), rows=RawRows(raw, int(fast[2])))
-    try:
-        data = json.loads(line)
-        kind = data["type"]
-        if kind == "rows":
-            rows = data["rows"]
-            if not isinstance(rows, list):
-                raise TypeError("rows is not a list")
-            return SnapshotPart("rows", table=str(data["table"]), rows=rows)
-        return SnapshotPart(
-            kind, seq=int(data["seq"]), festival_id=str(data.get("festival_id", ""))
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CentralUnavailable(f"malformed snapshot line: {exc}") from exc
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -13,9 +13,10 @@ from typing import Any, Protocol
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from sync.catalog import Change
-from sync.client import CentralClient, CentralError, CentralRefused, ProtocolMismatch, SnapshotPart
+from sync.client import CentralClient, CentralError, CentralRefused, ProtocolMismatch
 from sync.hlc import wall_ms_of
 from sync.protocol import MAX_BATCH, Event
+from sync.snapshot import SnapshotPart
 
 log = logging.getLogger("festgate.sync")
 

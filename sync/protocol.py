@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import uuid
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from config.vocab import Role
 from sync.catalog import Change
 from sync.hlc import MAX_WALL_MS
 from sync.vocab import EventKind
@@ -18,6 +20,8 @@ PROTOCOL_HEADER = "Festgate-Protocol"
 # events pending from the latter and its own acknowledgement, whatever order they arrive in.
 PENDING_HEADER = "Festgate-Pending"
 JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
+# Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
+RETRY_AFTER_HEADER = "Retry-After"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
 # What central stores an event's numbers in: PostgreSQL bigint.
@@ -25,6 +29,54 @@ MAX_BIGINT = 2**63 - 1
 # An event id as devices write it (`sync.ids.uuid7_text`): canonical, lowercase.
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_VERDICT_CHARS = 32
+# Request text that PostgreSQL can store. Its text and jsonb cannot hold a NUL (U+0000); a
+# request string that carries one would fail in the database, after the request was
+# accepted. Every str that a request model or a query or path parameter of the enrol and ops
+# API takes is `PgText`, so a NUL is refused with ``422 invalid_request`` before any handler
+# runs, and the OpenAPI schema says so (a pattern).
+NUL_FREE_PATTERN = r"^[^\x00]*$"
+PgText = Annotated[str, StringConstraints(pattern=NUL_FREE_PATTERN)]
+
+
+class Paths:
+    """Every URL path of central's HTTP API that is spelled anywhere, all under `ROOT`."""
+
+    ROOT: Final = "/v1"
+    # The device protocol.
+    ENROL: Final = f"{ROOT}/devices/enroll"
+    EVENTS: Final = f"{ROOT}/sync/events"
+    CHANGES: Final = f"{ROOT}/sync/changes"
+    SNAPSHOT: Final = f"{ROOT}/sync/snapshot"
+    # The API's own description, served without credentials or protocol header.
+    OPENAPI: Final = f"{ROOT}/openapi.json"
+    DOCS: Final = f"{ROOT}/docs"
+    # The ops API: admin routes under OPS, a festival's under OPS_FESTIVAL.
+    OPS: Final = f"{ROOT}/ops"
+    OPS_FESTIVAL: Final = f"{OPS}/festivals/{{festival}}"
+
+    @staticmethod
+    def ops_festival(festival: object) -> str:
+        """`OPS_FESTIVAL` for one festival (its slug or id)."""
+        return Paths.OPS_FESTIVAL.format(festival=festival)
+
+
+class EnrolRequest(BaseModel):
+    """A device trading its one-time enrol code for credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: PgText = Field(min_length=4, max_length=64)
+    name: PgText = Field("", max_length=200, description="how ops will see this device")
+
+
+class EnrolResponse(BaseModel):
+    """The device's id and bearer token (shown once), and what it is enrolled as."""
+
+    device_id: uuid.UUID
+    token: str
+    festival_id: uuid.UUID
+    role: Role
+    zone_id: uuid.UUID | None
+    vendor_id: uuid.UUID | None
 
 
 class Event(BaseModel):

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from central import festivals, refs, users
 from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import ERRORS, name_param
-from central.api.text import PgText
 from central.auth import Action, OpsPrincipal, OpsRole, require
 from central.errors import AuthError
+from sync.protocol import Paths, PgText
 
-router = APIRouter(prefix="/v1/ops", tags=["ops: admin"])
+router = APIRouter(prefix=Paths.OPS, tags=["ops: admin"])
 UserRef = Annotated[str, name_param("user")]
 
 

@@ -12,11 +12,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.exceptions import HTTPException
 
-from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Paths
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger"
-OPENAPI_PATH = "/v1/openapi.json"
-DOCS_PATH = "/v1/docs"
+OPENAPI_PATH = Paths.OPENAPI
+DOCS_PATH = Paths.DOCS
 STATIC_PREFIX = f"{DOCS_PATH}/static/"
 ASSETS = {  # name → media type: the files the page loads, and nothing else is served
     "swagger-ui-bundle.js": "text/javascript",

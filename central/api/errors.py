@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.api import docs
 from central.errors import CentralError
-from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, ErrorBody
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, RETRY_AFTER_HEADER, ErrorBody
 
 log = logging.getLogger(__name__)
 # Paths a browser or a generator fetches without the protocol header: the schema, and the
@@ -73,7 +73,7 @@ def install(app: FastAPI) -> None:
         # overloaded, which a retry a moment later may not find (devices back off on 503).
         log.warning("no database connection for %s %s: %s", request.method, request.url.path, exc)
         response = error_response(503, "busy", "central is busy; retry in a moment")
-        response.headers["Retry-After"] = "1"
+        response.headers[RETRY_AFTER_HEADER] = "1"
         return response
 
     @app.exception_handler(Exception)

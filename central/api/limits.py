@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from central.api.errors import error_response
 from central.errors import ApiError
+from sync.protocol import RETRY_AFTER_HEADER
 
 
 def require_json(request: Request) -> None:
@@ -80,7 +81,7 @@ class StreamSlots:
         response = error_response(
             429, "too_many_requests", f"{self.size} {what} streams are running; retry later"
         )
-        response.headers["Retry-After"] = str(max(1, math.ceil(self.queue_s)))
+        response.headers[RETRY_AFTER_HEADER] = str(max(1, math.ceil(self.queue_s)))
         return response
 
 

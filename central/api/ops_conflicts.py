@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import ops
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, FestivalRef, festival_for
-from central.api.text import PgText
+from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_for
 from central.auth import Action
 from central.conflicts import ConflictKind
 from central.ops import ConflictItem, ConflictShow, ConflictState, SubjectType
+from sync.protocol import PgText
 
-router = APIRouter(prefix="/v1/ops/festivals/{festival}/conflicts", tags=["conflicts"])
+router = APIRouter(prefix=f"{FESTIVAL_PREFIX}/conflicts", tags=["conflicts"])
 
 
 def _ref(about: str) -> object:

@@ -10,10 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from central import devices, enrol
 from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_for, name_param
-from central.api.text import PgText
 from central.auth import Action
 from config.vocab import Role
-from sync.protocol import MAX_BIGINT
+from sync.protocol import MAX_BIGINT, PgText
 
 router = APIRouter(prefix=FESTIVAL_PREFIX, tags=["ops: devices"])
 DeviceRef = Annotated[str, name_param("device")]

@@ -13,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import refs
 from central.api.deps import StateDep
-from central.api.text import NUL_FREE_PATTERN, PgText
 from central.auth import Action, OpsPrincipal, require
-from sync.protocol import ErrorBody
+from sync.protocol import NUL_FREE_PATTERN, ErrorBody, Paths, PgText
 
 T = TypeVar("T")
 FestivalRef = Annotated[
@@ -24,7 +23,7 @@ FestivalRef = Annotated[
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)
 }
-FESTIVAL_PREFIX = "/v1/ops/festivals/{festival}"
+FESTIVAL_PREFIX = Paths.OPS_FESTIVAL
 Finder = Callable[[AsyncConnection[Any], uuid.UUID, str], Awaitable[uuid.UUID]]
 Act = Callable[[AsyncConnection[Any], uuid.UUID, uuid.UUID], Awaitable[T]]
 

@@ -12,14 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import refs, ticket_ops
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, Act, FestivalRef, ReasonRequest, acting_on
-from central.api.text import PgText
+from central.api.ops_scope import (
+    ERRORS,
+    FESTIVAL_PREFIX,
+    Act,
+    FestivalRef,
+    ReasonRequest,
+    acting_on,
+)
 from central.auth import Action, OpsPrincipal
 from central.ticket_ops import TicketDone, TicketShow
+from sync.protocol import PgText
 
 T = TypeVar("T")
 MAX_REF = 500  # a signed code is under 200 characters; holder references are free text
-router = APIRouter(prefix="/v1/ops/festivals/{festival}/tickets", tags=["tickets"])
+router = APIRouter(prefix=f"{FESTIVAL_PREFIX}/tickets", tags=["tickets"])
 _WHICH = (
     "the ticket: its id, its signed code as scanned (an older version too), its outside code "
     "or the holder reference it was sold under"

@@ -12,14 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import refs, wristband_ops
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, Act, FestivalRef, ReasonRequest, acting_on
-from central.api.text import PgText
+from central.api.ops_scope import (
+    ERRORS,
+    FESTIVAL_PREFIX,
+    Act,
+    FestivalRef,
+    ReasonRequest,
+    acting_on,
+)
 from central.auth import Action, OpsPrincipal
 from central.wristband_ops import WristbandDone, WristbandShow
+from sync.protocol import PgText
 from sync.vocab import MAX_AMOUNT
 
 T = TypeVar("T")
-router = APIRouter(prefix="/v1/ops/festivals/{festival}", tags=["wristbands"])
+router = APIRouter(prefix=FESTIVAL_PREFIX, tags=["wristbands"])
 TagRef = Annotated[
     PgText,
     Path(

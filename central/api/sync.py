@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from central import feed
 from central.api.deps import MAX_PUSH_BYTES, DeviceDep, StateDep, now_ms
 from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
-from central.api.text import PgText
 from central.auth import DevicePrincipal
 from central.enrol import EnrolError, enrol
 from central.errors import ApiError
@@ -33,14 +30,19 @@ from config.vocab import Role
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
+    RETRY_AFTER_HEADER,
     ChangesResponse,
+    EnrolRequest,
+    EnrolResponse,
     ErrorBody,
+    Paths,
     PushRequest,
     PushResponse,
 )
+from sync.snapshot import MEDIA_TYPE as SNAPSHOT_MEDIA_TYPE
+from sync.snapshot import end_line, header_line, rows_line
 
-router = APIRouter(prefix="/v1", tags=["sync"])
-SNAPSHOT_FORMAT = "festgate-snapshot/1"
+router = APIRouter(tags=["sync"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 413, 422)
 }
@@ -54,26 +56,7 @@ JournalSeq = Annotated[
 ]  # fmt: skip
 
 
-class EnrolRequest(BaseModel):
-    """A device trading its one-time enrol code for credentials."""
-
-    model_config = ConfigDict(extra="forbid")
-    code: PgText = Field(min_length=4, max_length=64)
-    name: PgText = Field("", max_length=200, description="how ops will see this device")
-
-
-class EnrolResponse(BaseModel):
-    """The device's id and bearer token (shown once), and what it is enrolled as."""
-
-    device_id: uuid.UUID
-    token: str
-    festival_id: uuid.UUID
-    role: Role
-    zone_id: uuid.UUID | None
-    vendor_id: uuid.UUID | None
-
-
-@router.post("/devices/enroll", response_model=EnrolResponse, responses=_ERRORS)
+@router.post(Paths.ENROL, response_model=EnrolResponse, responses=_ERRORS)
 async def enroll(body: EnrolRequest, st: StateDep) -> EnrolResponse:
     """Enrol a device with a one-time code (no bearer token needed)."""
     async with st.pool.connection() as conn:
@@ -102,7 +85,7 @@ def _parse_push(body: bytes) -> PushRequest:
 
 
 @router.post(
-    "/sync/events",
+    Paths.EVENTS,
     response_model=PushResponse,
     responses=_ERRORS | {code: {"model": ErrorBody} for code in (408, 415)},
     openapi_extra={
@@ -154,7 +137,7 @@ async def push_events(
     return push_response(result, now_ms())
 
 
-@router.get("/sync/changes", response_model=ChangesResponse, responses=_ERRORS)
+@router.get(Paths.CHANGES, response_model=ChangesResponse, responses=_ERRORS)
 async def changes(
     st: StateDep,
     who: DeviceDep,
@@ -192,35 +175,31 @@ async def changes(
     )
 
 
-def _line(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-
-
 async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncGenerator[bytes, None]:
     # Rows go out as PostgreSQL's own JSON text of each row, joined into chunk lines: no
     # parse and re-serialise per row here, which would cost more than the whole database
-    # read. Each rows line names its row count, so a device can check and count a chunk
-    # without parsing it first.
+    # read (`sync.snapshot`).
     chunk = st.settings.snapshot_chunk
     fid = who.festival_id
     async with st.pool.connection() as conn, feed.snapshot_view(conn, fid) as seq:
-        yield _line({"type": "header", "format": SNAPSHOT_FORMAT,
-                     "festival_id": str(fid), "seq": seq})  # fmt: skip
+        yield header_line(str(fid), seq)
         total = 0
         async for table, texts in feed.snapshot_text(conn, fid, seq, batch=max(chunk, 5000)):
             for i in range(0, len(texts), chunk):
                 part = texts[i : i + chunk]
-                head = f'{{"type":"rows","table":"{table}","count":{len(part)},"rows":['
-                yield (head + ",".join(part) + "]}\n").encode()
+                yield rows_line(table, part)
                 total += len(part)
-        yield _line({"type": "end", "seq": seq, "rows": total})
+        yield end_line(seq, total)
 
 
 @router.get(
-    "/sync/snapshot",
+    Paths.SNAPSHOT,
     responses={
-        200: {"content": {"application/x-ndjson": {}}},
-        429: {"model": ErrorBody, "description": "too many snapshot streams; see Retry-After"},
+        200: {"content": {SNAPSHOT_MEDIA_TYPE: {}}},
+        429: {
+            "model": ErrorBody,
+            "description": f"too many snapshot streams; see {RETRY_AFTER_HEADER}",
+        },
         **_ERRORS,
     },
     response_class=StreamingResponse,
@@ -234,4 +213,4 @@ async def snapshot(st: StateDep, who: DeviceDep, slots: SnapshotSlotsDep) -> Res
     """
     if not await slots.acquire():
         return slots.refusal("snapshot")
-    return SlotStream(_snapshot_lines(st, who), slots.release, "application/x-ndjson")
+    return SlotStream(_snapshot_lines(st, who), slots.release, SNAPSHOT_MEDIA_TYPE)

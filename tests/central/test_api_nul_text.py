@@ -1,6 +1,6 @@
 """A NUL character in ops or enrol input is a 422 from the request's own check (issue 14).
 
-PostgreSQL text cannot hold a NUL, so every request string is `central.api.text.PgText`;
+PostgreSQL text cannot hold a NUL, so every request string is `sync.protocol.PgText`;
 the answer names the field, which is how these tests tell the precise check from the net
 under it (a psycopg DataError also answers 422, tested last on a bare app).
 """

@@ -13,7 +13,8 @@ import pytest
 
 from edge.sample import SampleFestival
 from sync.catalog import TableName
-from sync.client import CentralUnavailable, RawRows, SnapshotPart
+from sync.client import CentralUnavailable
+from sync.snapshot import RawRows, SnapshotPart
 from tests.edge.conftest import DeviceFactory, dump
 
 
