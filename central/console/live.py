@@ -7,7 +7,8 @@ A stream re-renders its fragment when woken, and at least every REFRESH_S (what 
 without a feed change: a device going offline, the clock), and sends it only when it
 differs from the last one sent. Browsers watching the same festival in the same view share
 one render per wake-up (`SharedRenders`), so fifty open screens cost one render, not fifty.
-The stream re-checks its session each time: a logout or a revoked session ends it.
+The stream re-checks its session each time: a logout or a revoked session ends it (the
+page then stops reconnecting: ``sse-close="ended"``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
-from fastapi import Request
 from psycopg import AsyncConnection
 
 from central.api.deps import AppState
@@ -25,7 +25,11 @@ from central.console import sessions
 
 REFRESH_S = 10.0  # a view re-rendered at least this often, changed or not
 KEEPALIVE_S = 15.0  # a comment line this often on a quiet stream (proxies close idle ones)
-RETRY_MS = 1000  # how soon a browser reconnects after a dropped stream
+# A stream ends after STREAM_S and the browser reconnects RETRY_MS later (getting the view
+# as of then at once): uvicorn's graceful shutdown waits for every open response, so an
+# endless stream would hold a stopping central forever. The long-poll has the same bound.
+STREAM_S = 30.0
+RETRY_MS = 500
 Render = Callable[[AsyncConnection[Any]], Awaitable[str]]
 
 
@@ -67,7 +71,6 @@ class SharedRenders:
 
 
 async def stream(
-    request: Request,
     st: AppState,
     shared: SharedRenders,
     *,
@@ -82,7 +85,8 @@ async def stream(
     sent: str | None = None
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
-    while True:
+    end = quiet_since + STREAM_S
+    while loop.time() < end:
         wake = st.waiters.token(str(festival_id))  # before reading: a change after it wakes
         async with st.pool.connection() as conn:
             alive = await sessions.session_of(conn, token)
@@ -97,8 +101,6 @@ async def stream(
         elif loop.time() - quiet_since >= KEEPALIVE_S:
             quiet_since = loop.time()
             yield ": keepalive\n\n"
-        if await request.is_disconnected():
-            return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(REFRESH_S, KEEPALIVE_S)):
+            async with asyncio.timeout(max(0.0, min(REFRESH_S, KEEPALIVE_S, end - loop.time()))):
                 await wake.wait()

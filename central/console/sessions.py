@@ -103,6 +103,7 @@ FROM ops_session s JOIN ops_user u ON u.id = s.user_id
 WHERE (%(all)s OR (s.revoked_at IS NULL AND s.expires_at > now()))
   AND (%(user)s::text IS NULL OR lower(u.name) = lower(%(user)s))
   AND (%(sid)s::uuid IS NULL OR s.id = %(sid)s)
+  AND (%(scope)s::uuid IS NULL OR u.festival_id = %(scope)s)
 ORDER BY s.created_at, s.id
 """
 
@@ -200,23 +201,28 @@ async def list_sessions(
     *,
     include_ended: bool = False,
     session_id: uuid.UUID | None = None,
+    scope: uuid.UUID | None = None,
 ) -> list[SessionView]:
-    """Console sessions (of one user, by name), oldest first: the live ones unless
-    `include_ended`. Times in UTC: a session belongs to no festival."""
-    params = {"all": include_ended, "user": user, "sid": session_id}
+    """Console sessions (of one user, by name; of festival `scope`'s users), oldest first:
+    the live ones unless `include_ended`. Times in UTC: a session belongs to no festival."""
+    params = {"all": include_ended, "user": user, "sid": session_id, "scope": scope}
     return await views.fetch_models(conn, SessionView, _LIST, params, users.UTC_ZONE)
 
 
-async def revoke_session(conn: AsyncConnection[Any], ref: str, *, actor: str) -> SessionView:
-    """End a live session by its id, or the start of it (8 characters or more) as an admin
-    copies it from the list; NotFound unless exactly one live session matches."""
+async def revoke_session(
+    conn: AsyncConnection[Any], ref: str, *, actor: str, scope: uuid.UUID | None = None
+) -> SessionView:
+    """End a live session (of festival `scope`'s users, when given) by its id, or the start
+    of it (8 characters or more) as an admin copies it from the list; NotFound unless
+    exactly one live session matches."""
     ref = ref.strip().lower()
     if not SHORT_ID <= len(ref) <= 36 or ref.strip("0123456789abcdef-"):
         raise NotFound(f"no live session {ref!r} (give 8 or more characters of its id)")
     cur = await conn.execute(
-        "SELECT id FROM ops_session WHERE id::text LIKE %s AND revoked_at IS NULL"
-        " AND expires_at > now()",
-        (ref + "%",),
+        "SELECT s.id FROM ops_session s JOIN ops_user u ON u.id = s.user_id"
+        " WHERE s.id::text LIKE %(ref)s AND s.revoked_at IS NULL AND s.expires_at > now()"
+        " AND (%(scope)s::uuid IS NULL OR u.festival_id = %(scope)s)",
+        {"ref": ref + "%", "scope": scope},
     )
     found = await cur.fetchall()
     if len(found) != 1:

@@ -153,6 +153,7 @@ def render(
         "user": who.user if who is not None else None,
         "csrf": who.session.csrf_token if who is not None else "",
         "pages": [p for p in nav.PAGES if who is not None and who.sees(p)],
+        "may_list_sessions": who is not None and who.may(Action.VIEW_USERS),
         "path": request.url.path,
         "festival": None,
         "current": None,

@@ -179,7 +179,7 @@ async def now_events(request: Request, festival: str, who: ViewerDep) -> Respons
         return _panel(fest, await now_view(conn, fest, sections))
 
     events = live.stream(
-        request, st, shared, festival_id=fest.id, key=(fest.id, who.lang, sections),
+        st, shared, festival_id=fest.id, key=(fest.id, who.lang, sections),
         event="now", token=who.token, render=render_panel,
     )  # fmt: skip
     return StreamingResponse(
