@@ -55,7 +55,8 @@ async def test_a_write_without_its_csrf_token_is_refused_and_changes_nothing(
         end = f"{central.url}/ops/sessions/{sid}/end"
         live = "SELECT count(*) FROM ops_session WHERE revoked_at IS NULL"
         # No token, then another's token: refused with a clear page, nothing ended.
-        for form in ({}, {"csrf_token": "forged" * 8}):
+        forms: list[dict[str, str | float | bool]] = [{}, {"csrf_token": "forged" * 8}]
+        for form in forms:
             refused = await page.request.post(end, form=form, max_redirects=0)
             assert refused.status == 403
             assert "security token" in await refused.text()
