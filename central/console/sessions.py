@@ -113,6 +113,8 @@ async def _count_attempt(conn: AsyncConnection[Any], name: str, ip: str) -> int:
     async with conn.transaction():
         # Serialises the count and the insert, so two attempts cannot both be the fifth.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMIT_LOCK,))
+        # Failures a day old count for nothing any more: the table stays small.
+        await conn.execute("DELETE FROM ops_login_failure WHERE at < now() - interval '1 day'")
         params = {"name": name, "ip": ip, "window": FAILURE_WINDOW_S}
         cur = await conn.execute(_FAILURES, params)
         rec = await cur.fetchone()

@@ -16,7 +16,16 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from psycopg import AsyncConnection
 
 from central import users
-from tests.integration.conftest import CentralServer, central, fest, nodes  # noqa: F401 - fixtures
+from central.sample import SampleFestival
+from tests.integration.conftest import (  # noqa: F401 - fixtures
+    CentralServer,
+    Node,
+    central,
+    enrolled_dir,
+    fest,
+    nodes,
+    open_node,
+)
 from tests.integration.test_api_docs import CHROMIUM_ARGS, UI_TIMEOUT_MS, _chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -51,6 +60,20 @@ async def admin(pg_dsn: str) -> OpsUser:
 
 
 @pytest.fixture
+async def gate(
+    central: CentralServer,  # noqa: F811
+    pg_dsn: str,
+    fest: SampleFestival,  # noqa: F811
+    tmp_path: Path,
+    nodes: list[Node],  # noqa: F811
+) -> Node:
+    """A real gate device of the sample festival's zone, enrolled at `central`."""
+    node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
+    nodes.append(node)
+    return node
+
+
+@pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
         launched = await pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
@@ -72,11 +95,16 @@ class Screen:
     async def goto(self, path: str) -> Any:
         return await self.page.goto(self.base + path)
 
-    async def login(self, user: OpsUser, then: str = "/ops/") -> None:
+    async def try_login(self, user: OpsUser, then: str = "/ops/") -> None:
+        """Fill in the login form and send it."""
         await self.goto("/ops/login?next=" + then)
         await self.page.get_by_label("Name").fill(user.name)
         await self.page.get_by_label("Password").fill(user.password)
         await self.page.get_by_role("button", name="Log in").click()
+
+    async def login(self, user: OpsUser, then: str = "/ops/") -> None:
+        """Log in, and wait for the page it leads to."""
+        await self.try_login(user, then)
         await expect(self.page.get_by_role("button", name="Log out")).to_be_visible()
 
     async def shot(self, name: str) -> Path:

@@ -49,10 +49,7 @@ async def test_a_wrong_password_is_refused_and_a_flood_is_limited(
     page = screen.page
     wrong = OpsUser(admin.name, "not the password", admin.role)
     for _ in range(sessions.MAX_USER_FAILURES):
-        await screen.goto("/ops/login")
-        await page.get_by_label("Name").fill(wrong.name)
-        await page.get_by_label("Password").fill(wrong.password)
-        await page.get_by_role("button", name="Log in").click()
+        await screen.try_login(wrong)
         await expect(page.locator("#login-error")).to_have_text("Wrong name or password.")
     await screen.shot("login-refused")
     stored = await _count(pg_dsn, "SELECT count(*) FROM ops_login_failure")
@@ -60,10 +57,7 @@ async def test_a_wrong_password_is_refused_and_a_flood_is_limited(
     # Past the limit even the right password is refused, with a clear message, and the
     # flood stores nothing more.
     for user in (wrong, admin):
-        await screen.goto("/ops/login")
-        await page.get_by_label("Name").fill(user.name)
-        await page.get_by_label("Password").fill(user.password)
-        await page.get_by_role("button", name="Log in").click()
+        await screen.try_login(user)
         await expect(page.locator("#login-error")).to_contain_text("Too many failed logins")
     await screen.shot("login-limited")
     assert await _count(pg_dsn, "SELECT count(*) FROM ops_login_failure") == stored

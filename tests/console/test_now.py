@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.async_api import expect
 
 from central.sample import SampleFestival
 from tests.console.conftest import OpsUser, Screen
-from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
+from tests.integration.conftest import Node
 
 
 async def test_a_scan_at_a_gate_appears_on_now_by_itself(
-    screen: Screen,
-    admin: OpsUser,
-    central: CentralServer,
-    pg_dsn: str,
-    fest: SampleFestival,
-    tmp_path: Path,
-    nodes: list[Node],
+    screen: Screen, admin: OpsUser, fest: SampleFestival, gate: Node
 ) -> None:
-    node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
-    nodes.append(node)
     await screen.login(admin, then=f"/ops/f/{fest.slug}/now")
     page = screen.page
     zone = page.locator("#zones tbody tr", has_text="Main gate")
@@ -29,12 +19,27 @@ async def test_a_scan_at_a_gate_appears_on_now_by_itself(
     await expect(page.locator("#live-status")).to_have_attribute("data-live", "open")
     await expect(page.locator("#devices-online")).to_contain_text("1 online")
     # A real scan at the gate, pushed by its sync engine: the page shows it, no reload.
-    assert (await node.device.scan(fest.tickets[0].code)).verdict.code == "ok"
-    await node.engine.sync_round()
+    assert (await gate.device.scan(fest.tickets[0].code)).verdict.code == "ok"
+    await gate.engine.sync_round()
     await expect(zone.locator(".occupancy")).to_have_text("1")
-    gate = page.locator("#gates tbody tr", has_text="gate")
-    await expect(gate.locator(".entries")).to_have_text("1")
+    row = page.locator("#gates tbody tr", has_text="gate")
+    await expect(row.locator(".entries")).to_have_text("1")
     await expect(page.locator(".chart canvas").first).to_be_visible()
     await screen.shot("now")
     assert await screen.axe_serious() == []
     assert screen.csp_violations == []
+
+
+async def test_logging_out_elsewhere_ends_the_live_page(
+    screen: Screen, admin: OpsUser, fest: SampleFestival
+) -> None:
+    await screen.login(admin, then=f"/ops/f/{fest.slug}/now")
+    status = screen.page.locator("#live-status")
+    await expect(status).to_have_attribute("data-live", "open")
+    other = await screen.context.new_page()  # a second tab of the same browser
+    await other.goto(f"{screen.base}/ops/")
+    await other.get_by_role("button", name="Log out").click()
+    await expect(other.get_by_role("heading", name="Log in to the ops console")).to_be_visible()
+    # The stream re-checks its session: it says so and stops, rather than showing old data.
+    await expect(status).to_have_attribute("data-live", "ended")
+    await expect(status).to_have_text("Session ended: reload the page to log in again.")

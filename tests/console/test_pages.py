@@ -3,13 +3,11 @@ in French, is keyboard-first, and its live stream comes back after central resta
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.async_api import Browser, expect
 
 from central.sample import SampleFestival
 from tests.console.conftest import ARTIFACTS, OpsUser, Screen
-from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
+from tests.integration.conftest import CentralServer, Node
 
 
 async def test_each_page_has_no_serious_accessibility_finding(
@@ -70,16 +68,8 @@ async def test_the_console_speaks_french_with_the_festival_s_money(
 
 
 async def test_now_reconnects_after_central_restarts(
-    screen: Screen,
-    admin: OpsUser,
-    central: CentralServer,
-    pg_dsn: str,
-    fest: SampleFestival,
-    tmp_path: Path,
-    nodes: list[Node],
+    screen: Screen, admin: OpsUser, central: CentralServer, fest: SampleFestival, gate: Node
 ) -> None:
-    node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
-    nodes.append(node)
     await screen.login(admin, then=f"/ops/f/{fest.slug}/now")
     page = screen.page
     status = page.locator("#live-status")
@@ -89,7 +79,7 @@ async def test_now_reconnects_after_central_restarts(
     await expect(status).to_have_text("Connection lost: reconnecting…")
     central.start()
     await expect(status).to_have_attribute("data-live", "open")
-    assert (await node.device.scan(fest.tickets[1].code)).verdict.code == "ok"
-    await node.engine.sync_round()
+    assert (await gate.device.scan(fest.tickets[1].code)).verdict.code == "ok"
+    await gate.engine.sync_round()
     zone = page.locator("#zones tbody tr", has_text="Main gate")
     await expect(zone.locator(".occupancy")).to_have_text("1")

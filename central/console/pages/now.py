@@ -144,13 +144,16 @@ def _panel(festival: Festival, view: NowView) -> str:
     )  # fmt: skip
 
 
+async def _read(request: Request, who: Viewer, festival: str) -> tuple[Festival, NowView]:
+    async with central_state(request).pool.connection() as conn:
+        fest = await festival_page(conn, who, festival, "now")
+        return fest, await now_view(conn, fest, sections_for(who))
+
+
 @router.get("/f/{festival}/now")
 async def now_page(request: Request, festival: str, who: ViewerDep) -> Response:
     """The page, with its panel as of now and the stream that keeps it so."""
-    sections = sections_for(who)
-    async with central_state(request).pool.connection() as conn:
-        fest = await festival_page(conn, who, festival, "now")
-        view = await now_view(conn, fest, sections)
+    fest, view = await _read(request, who, festival)
     return render(
         request, who, "pages/now.html", festival=fest, current="now",
         panel=_panel(fest, view), events=f"{PREFIX}/f/{fest.slug}/now/events",
@@ -160,10 +163,7 @@ async def now_page(request: Request, festival: str, who: ViewerDep) -> Response:
 @router.get("/f/{festival}/now/panel")
 async def now_panel(request: Request, festival: str, who: ViewerDep) -> Response:
     """The panel alone (what the stream sends), for a script or a reload."""
-    sections = sections_for(who)
-    async with central_state(request).pool.connection() as conn:
-        fest = await festival_page(conn, who, festival, "now")
-        view = await now_view(conn, fest, sections)
+    fest, view = await _read(request, who, festival)
     return Response(_panel(fest, view), media_type="text/html; charset=utf-8")
 
 
