@@ -7,6 +7,8 @@ answer that lets a page run only the scripts it ships (no inline script, no othe
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
@@ -73,7 +75,7 @@ def install_errors(app: FastAPI) -> None:
     @app.exception_handler(web.NotLoggedIn)
     async def _login(request: Request, _: web.NotLoggedIn) -> Response:
         if request.method == "GET" and "hx-request" not in request.headers:
-            target = auth.LOGIN + "?next=" + request.url.path
+            target = auth.LOGIN + "?next=" + quote(request.url.path, safe="/")
             return RedirectResponse(target, status_code=303)
         answer = _error(request, 401, "not_logged_in")
         answer.headers["HX-Redirect"] = auth.LOGIN

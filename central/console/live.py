@@ -7,8 +7,8 @@ A stream re-renders its fragment when woken, and at least every REFRESH_S (what 
 without a feed change: a device going offline, the clock), and sends it only when it
 differs from the last one sent. Browsers watching the same festival in the same view share
 one render per wake-up (`SharedRenders`), so fifty open screens cost one render, not fifty.
-The stream re-checks its session each time: a logout or a revoked session ends it (the
-page then stops reconnecting: ``sse-close="ended"``).
+The stream re-checks its session every REFRESH_S: a logout or a revoked session ends it
+within that (the page then stops reconnecting: ``sse-close="ended"``).
 """
 
 from __future__ import annotations
@@ -86,13 +86,18 @@ async def stream(
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
     end = quiet_since + STREAM_S
+    checked = -REFRESH_S
     while loop.time() < end:
         wake = st.waiters.token(str(festival_id))  # before reading: a change after it wakes
-        async with st.pool.connection() as conn:
-            alive = await sessions.session_of(conn, token)
-        if alive is None:
-            yield sse("ended", "")
-            return
+        # The session every REFRESH_S, not on every wake-up: fifty open screens would ask
+        # the pool fifty times for each device's push.
+        if loop.time() - checked >= REFRESH_S:
+            checked = loop.time()
+            async with st.pool.connection() as conn:
+                alive = await sessions.session_of(conn, token)
+            if alive is None:
+                yield sse("ended", "")
+                return
         html = await shared.get(key, wake, st.pool, render)
         if html != sent:
             sent = html

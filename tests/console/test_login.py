@@ -62,3 +62,26 @@ async def test_a_wrong_password_is_refused_and_a_flood_is_limited(
     await screen.shot("login-limited")
     assert await _count(pg_dsn, "SELECT count(*) FROM ops_login_failure") == stored
     assert await _count(pg_dsn, "SELECT count(*) FROM ops_session") == 0
+
+
+async def test_a_forged_or_expired_session_is_refused(
+    central: CentralServer, admin: OpsUser, pg_dsn: str
+) -> None:
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        form = await client.get("/ops/login")
+        sent = {"csrf_token": form.cookies["fg_login_csrf"], "name": admin.name,
+                "password": admin.password}  # fmt: skip
+        assert (await client.post("/ops/login", data=sent)).status_code == 303
+        assert (await client.get("/ops/")).status_code == 200
+        real = client.cookies["fg_session"]
+        for forged in ("", "x" * 43, real[:-1] + ("A" if real[-1] != "A" else "B"), "y" * 5000):
+            client.cookies.set("fg_session", forged, path="/ops")
+            refused = await client.get("/ops/")
+            assert refused.status_code == 303, forged
+            assert refused.headers["location"] == "/ops/login?next=/ops/"
+        # Past its expiry the real one opens nothing either.
+        async with await AsyncConnection.connect(pg_dsn) as conn:
+            await conn.execute("UPDATE ops_session SET expires_at = now() - interval '1 s'")
+            await conn.commit()
+        client.cookies.set("fg_session", real, path="/ops")
+        assert (await client.get("/ops/")).status_code == 303
