@@ -35,6 +35,12 @@ async def test_each_page_has_no_serious_accessibility_finding(
             await expect(page.locator("#live-status")).to_have_attribute("data-live", "open")
         found[name] = await screen.axe_serious()
         await screen.shot(f"page-{name}")
+    # A tablet held upright: the same page, its cards one under another.
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await screen.goto(pages["now"])
+    await expect(page.locator("#zones")).to_be_visible()
+    found["now-tablet"] = await screen.axe_serious()
+    await screen.shot("page-now-tablet")
     assert found == {name: [] for name in found}
     assert screen.csp_violations == []
     assert (ARTIFACTS / "page-now.png").stat().st_size > 0

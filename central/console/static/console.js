@@ -29,13 +29,20 @@
         })),
       );
       const rows = [data.x].concat(data.gates.map((g) => g[which]));
+      // Times on the axis in the festival's zone (whatever the browser's) and the page's
+      // language.
+      const clock = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+        hour: "2-digit",
+        minute: "2-digit",
+        timeZone: data.tz,
+      });
       const opts = {
         width: Math.max(280, el.clientWidth || 600),
         height: 200,
         series: series,
-        // Times on the axis in the festival's zone, whatever the browser's.
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), data.tz),
         scales: { x: { time: true } },
+        axes: [{ values: (u, splits) => splits.map((ts) => clock.format(new Date(ts * 1e3))) }, {}],
         legend: { live: false },
       };
       el.replaceChildren();
