@@ -3,9 +3,10 @@
 Each central process has one LISTEN connection (`central.api.longpoll.FeedWaiters`, the
 long-poll's), which wakes every waiter of a festival when a device's sync or an ops write
 changes it; so a browser watching any central process sees a change made through any other.
-A stream re-renders its fragment when woken, and at least every REFRESH_S (what changes
-without a feed change: a device going offline, the clock), and sends it only when it
-differs from the last one sent. Browsers watching the same festival in the same view share
+A stream re-renders its fragment when woken (at most every MIN_GAP_S: a busy ingest wakes
+it many times a second), and at least every REFRESH_S (what changes without a feed change:
+a device going offline, the clock), and sends it only when it differs from the last one
+sent. Browsers watching the same festival in the same view share
 one render per wake-up (`SharedRenders`), so fifty open screens cost one render, not fifty.
 The stream re-checks its session every REFRESH_S: a logout or a revoked session ends it
 within that (the page then stops reconnecting: ``sse-close="ended"``).
@@ -24,6 +25,7 @@ from central.api.deps import AppState
 from central.console import sessions
 
 REFRESH_S = 10.0  # a view re-rendered at least this often, changed or not
+MIN_GAP_S = 0.5  # a view rendered at most this often, however often the feed changes
 KEEPALIVE_S = 15.0  # a comment line this often on a quiet stream (proxies close idle ones)
 # A stream ends after STREAM_S and the browser reconnects RETRY_MS later (getting the view
 # as of then at once): uvicorn's graceful shutdown waits for every open response, so an
@@ -64,9 +66,9 @@ class SharedRenders:
         self._done[key] = (wake, loop.time(), task)
         try:
             return await asyncio.shield(task)
-        except BaseException:
+        except Exception:  # the render failed (a caller's cancellation leaves it running)
             if self._done.get(key, (None, 0.0, None))[2] is task:
-                del self._done[key]  # a failed render is not shared; the next one retries
+                del self._done[key]  # not shared: the next caller retries
             raise
 
 
@@ -106,6 +108,10 @@ async def stream(
         elif loop.time() - quiet_since >= KEEPALIVE_S:
             quiet_since = loop.time()
             yield ": keepalive\n\n"
+        rendered = loop.time()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, min(REFRESH_S, KEEPALIVE_S, end - loop.time()))):
                 await wake.wait()
+        # A busy ingest notifies many times a second: render at most every MIN_GAP_S, taking
+        # in every change made meanwhile (the next token is taken after this pause).
+        await asyncio.sleep(max(0.0, rendered + MIN_GAP_S - loop.time()))
