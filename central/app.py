@@ -16,6 +16,7 @@ from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, op
 from central.api.deps import AppState
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
+from central.console.app import console_app
 from config.central import CentralConfig
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, PushRequest
 
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(ops_festivals.router)
     app.include_router(admin.router)
     app.include_router(docs.router)
+    app.mount("/ops", console_app(app))  # the ops console (issue 17): HTML, own errors
     app.add_middleware(errors.ProtocolGate)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

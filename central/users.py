@@ -1,19 +1,24 @@
-"""Ops users: role-scoped API tokens, shown once and stored only as sha256; found by name."""
+"""Ops users: role-scoped API tokens, shown once and stored only as sha256; found by name;
+console passwords, stored only as argon2id hashes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from central import audit, revocation, views
 from central.auth import OPS_PREFIX, OpsRole, new_token, token_hash
-from central.errors import Contradiction
+from central.errors import CatalogError, Contradiction
 
 UTC_ZONE = zoneinfo.ZoneInfo("UTC")
 _ADD_LOCK = 0x6667_7573  # advisory lock key of `add_ops_user` ("fgus")
@@ -132,5 +137,66 @@ async def revoke_user(
     async with conn.transaction():
         uid = await revocation.live(conn, "ops_user", ref, _SCOPE, {"scope": scope})
         await revocation.revoke_one(conn, "ops_user", uid, ref, actor=actor)
+    (view,) = await list_users(conn, user_id=uid)
+    return view
+
+
+# Console passwords (issue 17). argon2id with argon2-cffi's defaults (RFC 9106's low-memory
+# profile): hashing and verifying take tens of ms of CPU, so callers on the event loop run
+# them in a worker thread (`asyncio.to_thread`).
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # a bound on the work one attempt may ask for
+_HASHER = PasswordHasher()
+
+
+def check_password_rules(password: str) -> None:
+    """Refuse a password too short or too long (CatalogError, nothing stored)."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise CatalogError(
+            f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters (got {len(password)})"
+        )
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash (PHC string) stored for a password."""
+    check_password_rules(password)
+    return _HASHER.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    """Whether `password` matches the stored hash. With no hash (no such user, or none set)
+    a dummy hash is verified all the same, so a refusal takes as long either way."""
+    if len(password) > MAX_PASSWORD:
+        return False
+    try:
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+@cache
+def _dummy_hash() -> str:
+    # Made on first use: hashing at import would slow every CLI command down.
+    return _HASHER.hash("festgate: no such user")
+
+
+async def set_password(
+    conn: AsyncConnection[Any], ref: str, password: str, *, actor: str
+) -> UserView:
+    """Give a live user (by name or id) a console password; its console sessions end (a
+    new password is often set because the old one leaked). Audited without the hash."""
+    hashed = await asyncio.to_thread(hash_password, password)
+    async with conn.transaction():
+        uid = await revocation.live(conn, "ops_user", ref, _SCOPE, {"scope": None})
+        await conn.execute("UPDATE ops_user SET password_hash = %s WHERE id = %s", (hashed, uid))
+        await conn.execute(
+            "UPDATE ops_session SET revoked_at = now(), revoked_by = %s"
+            " WHERE user_id = %s AND revoked_at IS NULL",
+            (actor, uid),
+        )
+        await audit.record(
+            conn, actor=actor, action="ops_user.password", entity_type="ops_user",
+            entity_id=uid, new={"password": "set"},
+        )  # fmt: skip
     (view,) = await list_users(conn, user_id=uid)
     return view

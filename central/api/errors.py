@@ -87,6 +87,11 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail or ""))
 
 
+def _console(path: str) -> bool:
+    # The ops console (`central.console`) is for browsers, which send no protocol header.
+    return path == "/ops" or path.startswith("/ops/")
+
+
 class ProtocolGate:
     """ASGI middleware: every /v1 request must say ``Festgate-Protocol: 1`` (else 400)."""
 
@@ -97,7 +102,7 @@ class ProtocolGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse a request without the right protocol header before any route runs."""
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or _console(scope["path"]):
             await self.app(scope, receive, send)
             return
         sent = [v for k, v in scope["headers"] if k == self._header]

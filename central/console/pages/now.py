@@ -1,0 +1,187 @@
+"""**Now**: what a festival's ops room watches all weekend, live.
+
+People inside per zone against capacity, entries and exits per minute per gate over the
+last hours, sales per bar, devices online and offline, open conflicts: each section only for
+a role that may see it (the role matrix's view actions), read through central's report,
+device and conflict views. The page updates itself over server-sent events
+(`central.console.live`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from psycopg import AsyncConnection
+
+from central import devices, ops, reports
+from central.auth import Action
+from central.console import live
+from central.console.web import (
+    PREFIX,
+    Festival,
+    Viewer,
+    ViewerDep,
+    central_state,
+    festival_page,
+    render,
+    render_text,
+)
+
+router = APIRouter()
+WINDOW = timedelta(hours=3)  # the chart's span
+MINUTE_S = 60
+LATEST_CONFLICTS = 5
+# Which section each action shows (a role without it gets neither the section nor its query).
+SECTIONS: dict[str, Action] = {
+    "zones": Action.VIEW_OCCUPANCY,
+    "gates": Action.VIEW_ENTRIES,
+    "sales": Action.VIEW_SALES,
+    "devices": Action.VIEW_DEVICES,
+    "conflicts": Action.VIEW_CONFLICTS,
+}
+_OPEN_BY_KIND = """
+SELECT kind, count(*) FROM conflict WHERE festival_id = %s AND resolved_at IS NULL
+GROUP BY kind ORDER BY kind
+"""
+shared = live.SharedRenders()
+
+
+@dataclass
+class GateTotals:
+    """One gate's entries and exits over the chart's span."""
+
+    gate: str
+    zone: str
+    entries: int = 0
+    exits: int = 0
+
+
+@dataclass
+class NowView:
+    """Everything the page shows, for the sections the viewer's role sees."""
+
+    sections: frozenset[str]
+    as_of: datetime
+    zones: list[reports.ZoneOccupancy] = field(default_factory=list)
+    gates: list[GateTotals] = field(default_factory=list)
+    chart: dict[str, Any] = field(default_factory=dict)
+    sales: list[reports.VendorSales] = field(default_factory=list)
+    online: list[devices.DeviceHealth] = field(default_factory=list)
+    offline: list[devices.DeviceHealth] = field(default_factory=list)
+    open_by_kind: list[tuple[str, int]] = field(default_factory=list)
+    latest_conflicts: list[ops.ConflictItem] = field(default_factory=list)
+
+
+def sections_for(who: Viewer) -> frozenset[str]:
+    """The sections of the page `who`'s role may see."""
+    return frozenset(name for name, action in SECTIONS.items() if who.may(action))
+
+
+def chart_data(buckets: list[reports.EntryBucket], now: datetime, timezone: str) -> dict[str, Any]:
+    """Entries and exits per minute per gate over WINDOW, minute by minute (zero-filled),
+    as the page's script draws them: unix seconds on x, one series per gate."""
+    end = int(now.timestamp()) // MINUTE_S * MINUTE_S
+    start = end - int(WINDOW.total_seconds())
+    xs = list(range(start, end + MINUTE_S, MINUTE_S))
+    index = {x: i for i, x in enumerate(xs)}
+    gates: dict[uuid.UUID, dict[str, Any]] = {}
+    for b in buckets:
+        i = index.get(int(b.bucket.timestamp()))
+        if i is None:
+            continue
+        g = gates.setdefault(
+            b.device_id, {"label": b.gate, "entries": [0] * len(xs), "exits": [0] * len(xs)}
+        )
+        g["entries"][i] += b.entries
+        g["exits"][i] += b.exits
+    shown = sorted(gates.values(), key=lambda g: str(g["label"]))
+    return {"tz": timezone, "x": xs, "gates": shown}
+
+
+async def now_view(
+    conn: AsyncConnection[Any], festival: Festival, sections: frozenset[str]
+) -> NowView:
+    """Read what the page shows, section by section."""
+    now = datetime.now(UTC)
+    view = NowView(sections, now.astimezone(festival.formats.zone))
+    fid = festival.id
+    if "zones" in sections:
+        view.zones = await reports.zone_occupancy(conn, fid)
+    if "gates" in sections:
+        buckets = await reports.entries_over_time(conn, fid, bucket_s=MINUTE_S)
+        recent = [b for b in buckets if b.bucket >= now - WINDOW]
+        view.chart = chart_data(recent, now, festival.timezone)
+        totals: dict[uuid.UUID, GateTotals] = {}
+        for b in recent:
+            t = totals.setdefault(b.device_id, GateTotals(b.gate, b.zone))
+            t.entries += b.entries
+            t.exits += b.exits
+        view.gates = sorted(totals.values(), key=lambda t: (t.gate, t.zone))
+    if "sales" in sections:
+        view.sales = await reports.sales_per_vendor(conn, fid)
+    if "devices" in sections:
+        for d in await devices.list_devices(conn, fid):
+            if d.revoked_at is None:
+                (view.online if d.online else view.offline).append(d)
+    if "conflicts" in sections:
+        cur = await conn.execute(_OPEN_BY_KIND, (fid,))
+        view.open_by_kind = [(str(k), int(n)) for k, n in await cur.fetchall()]
+        latest = ops.ConflictFilter(limit=LATEST_CONFLICTS)
+        view.latest_conflicts = await ops.list_conflicts(conn, fid, latest)
+    return view
+
+
+def _panel(festival: Festival, view: NowView) -> str:
+    return render_text(
+        festival.formats.lang, "pages/now_panel.html", view=view, festival=festival,
+        fmt=festival.formats, chart_json=json.dumps(view.chart, separators=(",", ":")),
+    )  # fmt: skip
+
+
+async def _read(request: Request, who: Viewer, festival: str) -> tuple[Festival, NowView]:
+    async with central_state(request).pool.connection() as conn:
+        fest = await festival_page(conn, who, festival, "now")
+        return fest, await now_view(conn, fest, sections_for(who))
+
+
+@router.get("/f/{festival}/now")
+async def now_page(request: Request, festival: str, who: ViewerDep) -> Response:
+    """The page, with its panel as of now and the stream that keeps it so."""
+    fest, view = await _read(request, who, festival)
+    return render(
+        request, who, "pages/now.html", festival=fest, current="now",
+        panel=_panel(fest, view), events=f"{PREFIX}/f/{fest.slug}/now/events",
+    )  # fmt: skip
+
+
+@router.get("/f/{festival}/now/panel")
+async def now_panel(request: Request, festival: str, who: ViewerDep) -> Response:
+    """The panel alone (what the stream sends), for a script or a reload."""
+    fest, view = await _read(request, who, festival)
+    return Response(_panel(fest, view), media_type="text/html; charset=utf-8")
+
+
+@router.get("/f/{festival}/now/events")
+async def now_events(request: Request, festival: str, who: ViewerDep) -> Response:
+    """Server-sent events: ``now`` with the panel's HTML whenever it changes."""
+    st = central_state(request)
+    sections = sections_for(who)
+    async with st.pool.connection() as conn:
+        fest = await festival_page(conn, who, festival, "now")
+
+    async def render_panel(conn: AsyncConnection[Any]) -> str:
+        return _panel(fest, await now_view(conn, fest, sections))
+
+    events = live.stream(
+        st, shared, festival_id=fest.id, key=(fest.id, who.lang, sections),
+        event="now", token=who.token, render=render_panel,
+    )  # fmt: skip
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    )
