@@ -20,6 +20,7 @@ from central.console.web import (
     language,
     render,
 )
+from sync.protocol import RETRY_AFTER_HEADER
 
 router = APIRouter()
 HOME = f"{PREFIX}/"
@@ -49,7 +50,7 @@ def _login_page(request: Request, status: int, error: str = "", retry_s: int = 0
     )  # fmt: skip
     _cookie(page, request, csrf.LOGIN_COOKIE, token, 3600)
     if retry_s:
-        page.headers["Retry-After"] = str(retry_s)
+        page.headers[RETRY_AFTER_HEADER] = str(retry_s)
     return page
 
 
