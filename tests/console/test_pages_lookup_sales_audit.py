@@ -1,0 +1,172 @@
+"""Issue 17's Lookup, Sales and Audit pages in a real Chromium against a real central and
+real devices: a ticket cancelled from Lookup is refused at an online gate within a second
+and shows on Audit with its old and new value; a security user neither sees nor can post a
+top-up; the Sales CSV nets a refunded sale out."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from central.sample import SampleFestival
+from tests.console.conftest import Screen, make_user
+from tests.console.pages_rig import (
+    MODULE,
+    check_page,
+    chromium,  # noqa: F401 - fixtures
+    device,
+    devices_of_test,  # noqa: F401
+    festival_of_test,  # noqa: F401
+    scalar,
+    site,  # noqa: F401
+    site_dsn,  # noqa: F401
+    tab,  # noqa: F401
+)
+from tests.integration.conftest import CentralServer, Node
+
+pytestmark = MODULE
+FEED_WITHIN_S = 1.0  # the issue's bound: a cancelled ticket is refused within a second
+
+
+async def test_a_ticket_cancelled_on_lookup_is_refused_at_an_online_gate_and_audited(
+    tab: Screen,  # noqa: F811
+    site: CentralServer,  # noqa: F811
+    site_dsn: str,  # noqa: F811
+    festival_of_test: SampleFestival,  # noqa: F811
+    devices_of_test: list[Node],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    fest = festival_of_test
+    gate = await device(site, site_dsn, fest, "gate", "main-gate", tmp_path)
+    devices_of_test.append(gate)
+    online = asyncio.create_task(gate.engine.run())  # pushes at once, long-polls the feed
+    try:
+        admin = await make_user(site_dsn, "ADMIN")
+        await tab.login(admin, then=f"/ops/f/{fest.slug}/lookup")
+        page = tab.page
+        ticket = fest.tickets[2]
+        await page.get_by_label("Ticket: code, outside code, holder reference or id").fill(
+            ticket.code
+        )
+        await page.get_by_role("button", name="Find the ticket").click()
+        await expect(page.locator("#ticket .ticket-status")).to_have_text("SOLD")
+        await check_page(tab, "lookup-ticket")
+        await page.get_by_role("button", name="Cancel the ticket").click()
+        await expect(page.locator("#done")).to_have_text("✔ Ticket cancelled.")
+        await expect(page.locator("#ticket .ticket-status")).to_have_text("CANCELLED")
+        # Committed: the gate's long-poll wakes and it has the change within a second.
+        head = await scalar(
+            site_dsn, "SELECT head FROM feed_head WHERE festival_id = %s", fest.festival_id
+        )
+        assert isinstance(head, int)
+        async with asyncio.timeout(FEED_WITHIN_S):
+            while gate.device.store.cursor < head:  # noqa: ASYNC110 - another task's state
+                await asyncio.sleep(0.01)
+        assert (await gate.device.scan(ticket.code)).verdict.code == "cancelled"
+        # The cancel is in the ticket's history and on Audit, with its old and new value.
+        await expect(
+            page.locator("#ticket .audit .action", has_text="ticket.cancelled")
+        ).to_have_count(1)
+        await page.get_by_role("link", name="Audit").click()
+        await page.get_by_label("Action (or its start)").fill("ticket.cancel")
+        await page.get_by_role("button", name="Filter").click()
+        entry = page.locator("#audit tr.audit-entry")
+        await expect(entry).to_have_count(1)
+        status = entry.locator(".changes li", has_text="status")
+        await expect(status.locator(".old")).to_have_text("SOLD")
+        await expect(status.locator(".new")).to_have_text("CANCELLED")
+        await expect(entry.locator(".actor")).to_contain_text(admin.name)
+        await check_page(tab, "audit")
+    finally:
+        online.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await online
+
+
+async def test_security_sees_no_top_up_and_a_forged_one_is_refused(
+    tab: Screen,  # noqa: F811
+    site: CentralServer,  # noqa: F811
+    site_dsn: str,  # noqa: F811
+    festival_of_test: SampleFestival,  # noqa: F811
+) -> None:
+    fest = festival_of_test
+    account = fest.account_ids[0]
+    guard = await make_user(site_dsn, "SECURITY", festival_id=fest.festival_id)
+    await tab.login(guard, then=f"/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[0]}")
+    page = tab.page
+    actions = page.locator("#wristband-actions")
+    await expect(actions.get_by_role("button", name="Block the wristband")).to_be_visible()
+    for hidden in ("Top up", "Pay back"):
+        await expect(page.get_by_role("button", name=hidden)).to_have_count(0)
+    await expect(page.locator("#balance, #ledger")).to_have_count(0)  # no money shown either
+    await check_page(tab, "lookup-wristband-security")
+    ledger = "SELECT count(*) FROM cashless_transaction WHERE account_id = %s"
+    audited = "SELECT count(*) FROM audit_log WHERE festival_id = %s"
+    before = (
+        await scalar(site_dsn, ledger, account),
+        await scalar(site_dsn, audited, fest.festival_id),
+    )
+    # A top-up forged with this session's own valid CSRF token: refused, nothing stored.
+    token = await page.locator("#wristband-actions input[name=csrf_token]").first.input_value()
+    topup = f"{site.url}/ops/f/{fest.slug}/lookup/wristband/{account}/topup"
+    refused = await page.request.post(topup, form={"csrf_token": token, "amount": "50"})
+    assert refused.status == 403
+    assert "Your role may not do this." in await refused.text()
+    after = (
+        await scalar(site_dsn, ledger, account),
+        await scalar(site_dsn, audited, fest.festival_id),
+    )
+    assert after == before
+    # A cashier may, from the page (an amount typed the French way too).
+    cashier = await make_user(site_dsn, "CASHIER", festival_id=fest.festival_id)
+    await page.get_by_role("button", name="Log out").click()
+    await tab.login(cashier, then=f"/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[0]}")
+    await expect(page.locator("#balance")).to_have_text("€50.00")
+    await page.get_by_label("Top-up amount (EUR)").fill("12,50")
+    await page.get_by_role("button", name="Top up").click()
+    await expect(page.locator("#done")).to_have_text("✔ Topped up.")
+    await expect(page.locator("#balance")).to_have_text("€62.50")
+    await check_page(tab, "lookup-wristband")
+
+
+async def test_the_sales_csv_has_the_net_figures(
+    tab: Screen,  # noqa: F811
+    site: CentralServer,  # noqa: F811
+    site_dsn: str,  # noqa: F811
+    festival_of_test: SampleFestival,  # noqa: F811
+    devices_of_test: list[Node],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    fest = festival_of_test
+    bar = await device(site, site_dsn, fest, "bar", "main-bar-till", tmp_path)
+    devices_of_test.append(bar)
+    beer = str(fest.product_id)
+    kept = await bar.device.charge(fest.tag_uids[0], products=[(beer, 3)])
+    undone = await bar.device.charge(fest.tag_uids[1], products=[(beer, 2)])
+    by_amount = await bar.device.charge(fest.tag_uids[1], amount=75)
+    for sale in (kept, undone, by_amount):
+        assert sale.verdict.code == "approved"
+    assert (await bar.device.refund(undone.event.event_id)).verdict.code == "approved"
+    await bar.engine.sync_round()
+    admin = await make_user(site_dsn, "ADMIN")
+    await tab.login(admin, then=f"/ops/f/{fest.slug}/sales")
+    page = tab.page
+    total = page.locator("#vendor-totals tbody tr", has_text="Main bar")
+    await expect(total.locator(".amount")).to_have_text("€14.25")  # 3 beers at 4.50, and 0.75
+    await check_page(tab, "sales")
+    answer = await page.request.get(await page.locator("#csv").evaluate("a => a.href"))
+    assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(await answer.text())))
+    # Summed over buckets (the sales may straddle an hour): the refunded sale is netted out.
+    net: dict[str, tuple[int, Decimal]] = {}
+    for r in rows:
+        assert r["vendor"] == "Main bar" and r["currency"] == "EUR"
+        q, a = net.get(r["product"], (0, Decimal(0)))
+        net[r["product"]] = (q + int(r["quantity"]), a + Decimal(r["net_amount"]))
+    assert net == {"Beer": (3, Decimal("13.50")), "": (0, Decimal("0.75"))}
