@@ -17,7 +17,7 @@ from central import pg
 from central.sample import SampleFestival, create_sample_festival
 from edge.cli_sync import enrol_device
 from tests.console.conftest import Screen
-from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node, serving
+from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
 from tests.integration.test_api_docs import CHROMIUM_ARGS, UI_TIMEOUT_MS, _chromium
 
 MODULE = pytest.mark.asyncio(loop_scope="module")  # every test of a module on one loop
@@ -33,9 +33,16 @@ def site_dsn(pg_admin_dsn: str, pg_template: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def site(site_dsn: str) -> Iterator[CentralServer]:
-    """Central on loopback for the module."""
-    with serving(site_dsn) as server:
+    """Central on loopback for the module. Once its tests are done it stops at once: a
+    long-poll a closed device left open would hold a graceful stop for its whole wait."""
+    server = CentralServer(site_dsn)
+    server.start()
+    try:
         yield server
+    finally:
+        if server._server is not None:
+            server._server.force_exit = True
+        server.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

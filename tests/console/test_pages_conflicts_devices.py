@@ -26,6 +26,7 @@ from tests.console.pages_rig import (
     site_dsn,  # noqa: F401
     tab,  # noqa: F401
 )
+from tests.console.test_security import HOSTILE
 from tests.integration.conftest import CentralServer, Node, new_dir, open_node
 
 pytestmark = MODULE
@@ -105,6 +106,7 @@ async def test_an_enrol_code_made_on_the_page_enrols_a_real_device(
     devices_of_test.append(node)
     assert node.creds.zone_id == str(fest.zone_id)
     assert (await node.device.scan(fest.tickets[1].code)).verdict.code == "ok"
+    await node.device.record_log({"message": HOSTILE, "level": "warning"})
     await node.engine.sync_round()
     await page.goto(f"{site.url}/ops/f/{fest.slug}/devices")
     row = page.locator("#devices tbody tr", has_text="east-gate")
@@ -114,7 +116,9 @@ async def test_an_enrol_code_made_on_the_page_enrols_a_real_device(
     # Its own page: health and log lines, every one shown as text.
     await row.get_by_role("link", name="east-gate").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("east-gate")
-    await expect(page.locator("#log")).to_be_visible()
+    await expect(page.locator("#log .message")).to_have_text([HOSTILE])  # text, not markup
+    assert await page.evaluate("window.pwned") is None
+    assert await page.locator("main img, main script").count() == 0
     await check_page(tab, "device")
 
 

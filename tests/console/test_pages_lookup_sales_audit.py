@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
 from central.sample import SampleFestival
-from tests.console.conftest import Screen, make_user
+from tests.console.conftest import ARTIFACTS, Screen, make_user
 from tests.console.pages_rig import (
     MODULE,
     check_page,
@@ -136,6 +136,7 @@ async def test_security_sees_no_top_up_and_a_forged_one_is_refused(
 
 
 async def test_the_sales_csv_has_the_net_figures(
+    chromium: Browser,  # noqa: F811
     tab: Screen,  # noqa: F811
     site: CentralServer,  # noqa: F811
     site_dsn: str,  # noqa: F811
@@ -170,3 +171,18 @@ async def test_the_sales_csv_has_the_net_figures(
         q, a = net.get(r["product"], (0, Decimal(0)))
         net[r["product"]] = (q + int(r["quantity"]), a + Decimal(r["net_amount"]))
     assert net == {"Beer": (3, Decimal("13.50")), "": (0, Decimal("0.75"))}
+    # The same page in French: its words, and euros the French way.
+    french = await chromium.new_context(locale="fr-FR")
+    try:
+        fr = await french.new_page()
+        await fr.goto(f"{site.url}/ops/login?next=/ops/f/{fest.slug}/sales")
+        await fr.get_by_label("Nom").fill(admin.name)
+        await fr.get_by_label("Mot de passe").fill(admin.password)
+        await fr.get_by_role("button", name="Se connecter").click()
+        await expect(fr.get_by_role("heading", name="Par vendeur")).to_be_visible()
+        cell = fr.locator("#vendor-totals tbody tr", has_text="Main bar").locator(".amount")
+        await expect(cell).to_have_text("14,25\u00a0€")
+        await expect(fr.get_by_role("link", name="Télécharger en CSV")).to_be_visible()
+        await fr.screenshot(path=str(ARTIFACTS / "page-sales-fr.png"), full_page=True)
+    finally:
+        await french.close()
