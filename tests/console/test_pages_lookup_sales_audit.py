@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
+from psycopg import AsyncConnection
 
 from central.sample import SampleFestival
 from tests.console.conftest import ARTIFACTS, Screen, make_user
@@ -186,3 +188,39 @@ async def test_the_sales_csv_has_the_net_figures(
         await fr.screenshot(path=str(ARTIFACTS / "page-sales-fr.png"), full_page=True)
     finally:
         await french.close()
+
+
+async def test_audit_pages_through_every_entry_once(
+    tab: Screen,  # noqa: F811
+    site_dsn: str,  # noqa: F811
+    festival_of_test: SampleFestival,  # noqa: F811
+) -> None:
+    fest = festival_of_test
+    async with await AsyncConnection.connect(site_dsn) as conn:
+        # 120 entries, 60 of them at one same instant: the keyset must break the ties.
+        await conn.execute(
+            "INSERT INTO audit_log (actor, action, entity_type, entity_id, festival_id,"
+            " old_value, new_value, at) SELECT 'test', 'paging.step', 'step', i::text, %s,"
+            " '{}', jsonb_build_object('i', i), CASE WHEN i <= 60 THEN timestamptz"
+            " '2026-07-01 12:00:00+00' ELSE timestamptz '2026-07-01 12:00:00+00' + i *"
+            " interval '1 s' END FROM generate_series(1, 120) i",
+            (fest.festival_id,),
+        )
+        await conn.commit()
+    admin = await make_user(site_dsn, "ADMIN")
+    await tab.login(admin, then=f"/ops/f/{fest.slug}/audit?action=paging.")
+    page = tab.page
+    seen: list[str] = []
+    while True:
+        entities = page.locator("#audit tr.audit-entry .action .muted")
+        await expect(entities.first).to_be_visible()
+        seen += await entities.all_inner_texts()
+        older = page.get_by_role("link", name="Older entries")
+        if await older.count() == 0:
+            break
+        href = await older.get_attribute("href")
+        assert href is not None
+        await older.click()
+        await expect(page).to_have_url(re.compile(re.escape(href) + "$"))  # the next page
+    assert sorted(seen) == sorted(f"step {i}" for i in range(1, 121))
+    assert seen[:2] == ["step 120", "step 119"]  # newest first
