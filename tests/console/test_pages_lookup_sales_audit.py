@@ -224,3 +224,51 @@ async def test_audit_pages_through_every_entry_once(
         await expect(page).to_have_url(re.compile(re.escape(href) + "$"))  # the next page
     assert sorted(seen) == sorted(f"step {i}" for i in range(1, 121))
     assert seen[:2] == ["step 120", "step 119"]  # newest first
+
+
+async def test_every_ticket_and_wristband_action_answers_on_the_page(
+    tab: Screen,  # noqa: F811
+    site: CentralServer,  # noqa: F811
+    site_dsn: str,  # noqa: F811
+    festival_of_test: SampleFestival,  # noqa: F811
+) -> None:
+    fest = festival_of_test
+    admin = await make_user(site_dsn, "ADMIN")
+    ticket = fest.tickets[3]
+    await tab.login(admin, then=f"/ops/f/{fest.slug}/lookup?ticket={ticket.ticket_id}")
+    page = tab.page
+    status = page.locator("#ticket .ticket-status")
+    # Block with a reason (shown as text), unblock, transfer (the new code shown once).
+    await page.get_by_label("Reason").fill("<i>lost</i>")
+    await page.get_by_role("button", name="Block the ticket").click()
+    await expect(status).to_have_text("SOLD · ✕ blocked (<i>lost</i>)")
+    await page.get_by_role("button", name="Unblock the ticket").click()
+    await expect(page.locator("#done")).to_have_text("✔ Unblocked.")
+    await page.get_by_label("New holder reference").fill("order-42")
+    await page.get_by_role("button", name="Transfer").click()
+    new_code = await page.locator("#new-ticket-code").inner_text()
+    assert new_code and new_code != ticket.code
+    # The holder reference finds it now; cancel, then refund.
+    await page.goto(f"{site.url}/ops/f/{fest.slug}/lookup?ticket=order-42")
+    await page.get_by_role("button", name="Cancel the ticket").click()
+    await page.get_by_role("button", name="Mark refunded").click()
+    await expect(status).to_have_text("REFUNDED")
+    assert await page.get_by_role("button", name="Cancel the ticket").count() == 0
+    # A refused write says why and stores nothing: paying back more than the balance.
+    await page.goto(f"{site.url}/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[1]}")
+    await page.get_by_label("Refund amount (EUR)").fill("999")
+    await page.get_by_role("button", name="Pay back").click()
+    await expect(page.locator("#refused")).to_contain_text("Refused:")
+    await expect(page.locator("#balance")).to_have_text("€50.00")
+    await page.get_by_label("Refund amount (EUR)").fill("0.5")
+    await page.get_by_role("button", name="Pay back").click()
+    await expect(page.locator("#balance")).to_have_text("€49.50")
+    await page.get_by_label("Reason").fill("stolen")
+    await page.get_by_role("button", name="Block the wristband").click()
+    await expect(page.locator("#wristband .tag-status")).to_have_text("✕ blocked (stolen)")
+    await page.get_by_role("button", name="Unblock the wristband").click()
+    await expect(page.locator("#wristband .tag-status")).to_have_text("● usable")
+    # Not found is said, not failed.
+    await page.goto(f"{site.url}/ops/f/{fest.slug}/lookup?ticket=no-such-ticket")
+    await expect(page.locator("#refused")).to_contain_text("no-such-ticket")
+    await check_page(tab, "lookup-not-found")

@@ -50,11 +50,13 @@ def finds_wristbands(who: Viewer) -> bool:
 
 async def _page(
     request: Request, who: Viewer, conn: AsyncConnection[Any], fest: Festival,
-    *, error: str = "", status: int = 200, new_code: str | None = None,
+    *, error: str = "", status: int = 200, new_code: str | None = None, subject: str = "",
 ) -> Response:  # fmt: skip
+    """The page; after a write (`subject`: ``ticket=ID`` or ``wristband=ID``) that one."""
     q = request.query_params
-    ticket_ref = q.get("ticket", "").strip()[:MAX_REF]
-    tag_ref = q.get("wristband", "").strip()[:MAX_REF]
+    kind, _, ref = subject.partition("=")
+    ticket_ref = ref if kind == "ticket" else q.get("ticket", "").strip()[:MAX_REF]
+    tag_ref = ref if kind == "wristband" else q.get("wristband", "").strip()[:MAX_REF]
     ticket = wristband = None
     try:
         if ticket_ref and who.may(Action.VIEW_TICKET):
@@ -117,10 +119,15 @@ async def ticket_action(
                 moved = await ticket_ops.transfer(
                     conn, fest.id, tid, actor=actor, holder_ref=holder
                 )
-                return await _page(request, who, conn, fest, new_code=moved.code)
+                return await _page(
+                    request, who, conn, fest, new_code=moved.code, subject=f"ticket={ticket}"
+                )
         except forms.Refused as refused:
             await conn.rollback()  # nothing of a refused write is kept
-            return await _page(request, who, conn, fest, error=str(refused), status=409)
+            return await _page(
+                request, who, conn, fest, error=str(refused), status=409,
+                subject=f"ticket={ticket}",
+            )  # fmt: skip
     return forms.back(fest, PAGE, action, ticket=str(ticket))
 
 
@@ -152,5 +159,8 @@ async def wristband_action(
                 await wristband_ops.refund(conn, fest.id, aid, cents, actor=actor)
         except forms.Refused as refused:
             await conn.rollback()  # nothing of a refused write is kept
-            return await _page(request, who, conn, fest, error=str(refused), status=409)
+            return await _page(
+                request, who, conn, fest, error=str(refused), status=409,
+                subject=f"wristband={account}",
+            )  # fmt: skip
     return forms.back(fest, PAGE, action, wristband=str(account))
