@@ -6,17 +6,18 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 from psycopg import AsyncConnection
 
 from central import pg
 from central.sample import SampleFestival, create_sample_festival
 from edge.cli_sync import enrol_device
-from tests.console.conftest import Screen
+from tests.console.conftest import OpsUser, Screen, make_user
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
 from tests.integration.test_api_docs import CHROMIUM_ARGS, UI_TIMEOUT_MS, _chromium
 
@@ -45,8 +46,8 @@ def site(site_dsn: str) -> Iterator[CentralServer]:
         server.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Browser]:
+@pytest_asyncio.fixture(name="chromium", scope="module", loop_scope="module")
+async def chromium_fixture() -> AsyncIterator[Browser]:
     """Debian's Chromium for the module."""
     async with async_playwright() as pw:
         launched = await pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
@@ -76,38 +77,55 @@ async def tab(chromium: Browser, site: CentralServer) -> AsyncIterator[Screen]:
         await context.close()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def festival_of_test(site_dsn: str) -> SampleFestival:
-    """A festival of the test's own in the module's database."""
+@dataclass
+class Rig:
+    """What one test works with: its tab, the module's central and database, a festival of
+    its own, and the real devices it enrols (closed after it)."""
+
+    screen: Screen
+    site: CentralServer
+    dsn: str
+    fest: SampleFestival
+    devices: list[Node]
+    tmp: Path
+
+    @property
+    def page(self) -> Page:
+        """The tab's page."""
+        return self.screen.page
+
+    def url(self, path: str) -> str:
+        """A console path of the test's festival (``/ops/f/SLUG/<path>``), absolute."""
+        return f"{self.site.url}/ops/f/{self.fest.slug}/{path}"
+
+    async def device(self, role: str, name: str) -> Node:
+        """A real device enrolled by name at the module's central (not syncing on its own)."""
+        data = new_dir(self.tmp)
+        code = await enrol_code(self.dsn, self.fest, role)
+        await enrol_device(self.site.url, code, name=name, data_dir=data)
+        node = await open_node(data)
+        self.devices.append(node)
+        return node
+
+    async def user(self, role: str) -> OpsUser:
+        """An ops user of the role, of this festival only (an ADMIN: of all)."""
+        scope = None if role == "ADMIN" else self.fest.festival_id
+        return await make_user(self.dsn, role, festival_id=scope)
+
+
+@pytest_asyncio.fixture(name="rig", loop_scope="module")
+async def rig_fixture(
+    tab: Screen, site: CentralServer, site_dsn: str, tmp_path: Path
+) -> AsyncIterator[Rig]:
+    """The test's rig, on a festival of its own in the module's database."""
     async with await AsyncConnection.connect(site_dsn) as conn:
-        return await create_sample_festival(conn, signed_tickets=6, opaque_tickets=1, wristbands=2)
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def devices_of_test() -> AsyncIterator[list[Node]]:
-    """Devices a test opens, closed after it."""
-    opened: list[Node] = []
-    yield opened
-    for node in opened:
-        await node.close()
-
-
-async def device(
-    site: CentralServer, dsn: str, fest: SampleFestival, role: str, name: str, tmp: Path
-) -> Node:
-    """A real device enrolled by name at the module's central (not syncing on its own)."""
-    data = new_dir(tmp)
-    await enrol_device(site.url, await enrol_code(dsn, fest, role), name=name, data_dir=data)
-    return await open_node(data)
-
-
-async def scalar(dsn: str, query: str, *args: object) -> object:
-    """One value from the database."""
-    async with await AsyncConnection.connect(dsn) as conn:
-        cur = await conn.execute(query, args)
-        rec = await cur.fetchone()
-        assert rec is not None
-        return rec[0]
+        fest = await create_sample_festival(conn, signed_tickets=6, opaque_tickets=1, wristbands=2)
+    made = Rig(tab, site, site_dsn, fest, [], tmp_path)
+    try:
+        yield made
+    finally:
+        for node in made.devices:
+            await node.close()
 
 
 async def check_page(screen: Screen, name: str) -> None:

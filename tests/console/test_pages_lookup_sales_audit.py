@@ -10,61 +10,51 @@ import csv
 import io
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 from psycopg import AsyncConnection
 
-from central.sample import SampleFestival
-from tests.console.conftest import ARTIFACTS, Screen, make_user
-from tests.console.pages_rig import (
+from tests.console.conftest import ARTIFACTS
+from tests.console.pages_rig import (  # noqa: F401 - fixtures the rig needs
     MODULE,
+    Rig,
     check_page,
-    chromium,  # noqa: F401 - fixtures
-    device,
-    devices_of_test,  # noqa: F401
-    festival_of_test,  # noqa: F401
-    scalar,
-    site,  # noqa: F401
-    site_dsn,  # noqa: F401
-    tab,  # noqa: F401
+    chromium_fixture,
+    rig_fixture,
+    site,
+    site_dsn,
+    tab,
 )
-from tests.integration.conftest import CentralServer, Node
+from tests.console.test_security import _scalar as scalar
 
 pytestmark = MODULE
 FEED_WITHIN_S = 1.0  # the bound: a cancelled ticket is refused within a second
 
 
 async def test_a_ticket_cancelled_on_lookup_is_refused_at_an_online_gate_and_audited(
-    tab: Screen,  # noqa: F811
-    site: CentralServer,  # noqa: F811
-    site_dsn: str,  # noqa: F811
-    festival_of_test: SampleFestival,  # noqa: F811
-    devices_of_test: list[Node],  # noqa: F811
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    fest = festival_of_test
-    gate = await device(site, site_dsn, fest, "gate", "main-gate", tmp_path)
-    devices_of_test.append(gate)
+    fest = rig.fest
+    gate = await rig.device("gate", "main-gate")
     online = asyncio.create_task(gate.engine.run())  # pushes at once, long-polls the feed
     try:
-        admin = await make_user(site_dsn, "ADMIN")
-        await tab.login(admin, then=f"/ops/f/{fest.slug}/lookup")
-        page = tab.page
+        admin = await rig.user("ADMIN")
+        await rig.screen.login(admin, then=f"/ops/f/{fest.slug}/lookup")
+        page = rig.page
         ticket = fest.tickets[2]
         await page.get_by_label("Ticket: code, outside code, holder reference or id").fill(
             ticket.code
         )
         await page.get_by_role("button", name="Find the ticket").click()
         await expect(page.locator("#ticket .ticket-status")).to_have_text("SOLD")
-        await check_page(tab, "lookup-ticket")
+        await check_page(rig.screen, "lookup-ticket")
         await page.get_by_role("button", name="Cancel the ticket").click()
         await expect(page.locator("#done")).to_have_text("✔ Ticket cancelled.")
         await expect(page.locator("#ticket .ticket-status")).to_have_text("CANCELLED")
         # Committed: the gate's long-poll wakes and it has the change within a second.
         head = await scalar(
-            site_dsn, "SELECT head FROM feed_head WHERE festival_id = %s", fest.festival_id
+            rig.dsn, "SELECT head FROM feed_head WHERE festival_id = %s", fest.festival_id
         )
         assert isinstance(head, int)
         async with asyncio.timeout(FEED_WITHIN_S):
@@ -84,71 +74,60 @@ async def test_a_ticket_cancelled_on_lookup_is_refused_at_an_online_gate_and_aud
         await expect(status.locator(".old")).to_have_text("SOLD")
         await expect(status.locator(".new")).to_have_text("CANCELLED")
         await expect(entry.locator(".actor")).to_contain_text(admin.name)
-        await check_page(tab, "audit")
+        await check_page(rig.screen, "audit")
     finally:
         online.cancel()
         with pytest.raises(asyncio.CancelledError):
             await online
 
 
-async def test_security_sees_no_top_up_and_a_forged_one_is_refused(
-    tab: Screen,  # noqa: F811
-    site: CentralServer,  # noqa: F811
-    site_dsn: str,  # noqa: F811
-    festival_of_test: SampleFestival,  # noqa: F811
-) -> None:
-    fest = festival_of_test
+async def test_security_sees_no_top_up_and_a_forged_one_is_refused(rig: Rig) -> None:
+    fest = rig.fest
     account = fest.account_ids[0]
-    guard = await make_user(site_dsn, "SECURITY", festival_id=fest.festival_id)
-    await tab.login(guard, then=f"/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[0]}")
-    page = tab.page
+    guard = await rig.user("SECURITY")
+    await rig.screen.login(guard, then=f"/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[0]}")
+    page = rig.page
     actions = page.locator("#wristband-actions")
     await expect(actions.get_by_role("button", name="Block the wristband")).to_be_visible()
     for hidden in ("Top up", "Pay back"):
         await expect(page.get_by_role("button", name=hidden)).to_have_count(0)
     await expect(page.locator("#balance, #ledger")).to_have_count(0)  # no money shown either
-    await check_page(tab, "lookup-wristband-security")
+    await check_page(rig.screen, "lookup-wristband-security")
     ledger = "SELECT count(*) FROM cashless_transaction WHERE account_id = %s"
     audited = "SELECT count(*) FROM audit_log WHERE festival_id = %s"
     before = (
-        await scalar(site_dsn, ledger, account),
-        await scalar(site_dsn, audited, fest.festival_id),
+        await scalar(rig.dsn, ledger, account),
+        await scalar(rig.dsn, audited, fest.festival_id),
     )
     # A top-up forged with this session's own valid CSRF token: refused, nothing stored.
     token = await page.locator("#wristband-actions input[name=csrf_token]").first.input_value()
-    topup = f"{site.url}/ops/f/{fest.slug}/lookup/wristband/{account}/topup"
+    topup = rig.url(f"lookup/wristband/{account}/topup")
     refused = await page.request.post(topup, form={"csrf_token": token, "amount": "50"})
     assert refused.status == 403
     assert "Your role may not do this." in await refused.text()
     after = (
-        await scalar(site_dsn, ledger, account),
-        await scalar(site_dsn, audited, fest.festival_id),
+        await scalar(rig.dsn, ledger, account),
+        await scalar(rig.dsn, audited, fest.festival_id),
     )
     assert after == before
     # A cashier may, from the page (an amount typed the French way too).
-    cashier = await make_user(site_dsn, "CASHIER", festival_id=fest.festival_id)
+    cashier = await rig.user("CASHIER")
     await page.get_by_role("button", name="Log out").click()
-    await tab.login(cashier, then=f"/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[0]}")
+    await rig.screen.login(cashier, then=f"/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[0]}")
     await expect(page.locator("#balance")).to_have_text("€50.00")
     await page.get_by_label("Top-up amount (EUR)").fill("12,50")
     await page.get_by_role("button", name="Top up").click()
     await expect(page.locator("#done")).to_have_text("✔ Topped up.")
     await expect(page.locator("#balance")).to_have_text("€62.50")
-    await check_page(tab, "lookup-wristband")
+    await check_page(rig.screen, "lookup-wristband")
 
 
 async def test_the_sales_csv_has_the_net_figures(
-    chromium: Browser,  # noqa: F811
-    tab: Screen,  # noqa: F811
-    site: CentralServer,  # noqa: F811
-    site_dsn: str,  # noqa: F811
-    festival_of_test: SampleFestival,  # noqa: F811
-    devices_of_test: list[Node],  # noqa: F811
-    tmp_path: Path,
+    rig: Rig,
+    chromium: Browser,  # a second context on the module's browser
 ) -> None:
-    fest = festival_of_test
-    bar = await device(site, site_dsn, fest, "bar", "main-bar-till", tmp_path)
-    devices_of_test.append(bar)
+    fest = rig.fest
+    bar = await rig.device("bar", "main-bar-till")
     beer = str(fest.product_id)
     kept = await bar.device.charge(fest.tag_uids[0], products=[(beer, 3)])
     undone = await bar.device.charge(fest.tag_uids[1], products=[(beer, 2)])
@@ -157,12 +136,12 @@ async def test_the_sales_csv_has_the_net_figures(
         assert sale.verdict.code == "approved"
     assert (await bar.device.refund(undone.event.event_id)).verdict.code == "approved"
     await bar.engine.sync_round()
-    admin = await make_user(site_dsn, "ADMIN")
-    await tab.login(admin, then=f"/ops/f/{fest.slug}/sales")
-    page = tab.page
+    admin = await rig.user("ADMIN")
+    await rig.screen.login(admin, then=f"/ops/f/{fest.slug}/sales")
+    page = rig.page
     total = page.locator("#vendor-totals tbody tr", has_text="Main bar")
     await expect(total.locator(".amount")).to_have_text("€14.25")  # 3 beers at 4.50, and 0.75
-    await check_page(tab, "sales")
+    await check_page(rig.screen, "sales")
     answer = await page.request.get(await page.locator("#csv").evaluate("a => a.href"))
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(await answer.text())))
@@ -177,7 +156,7 @@ async def test_the_sales_csv_has_the_net_figures(
     french = await chromium.new_context(locale="fr-FR")
     try:
         fr = await french.new_page()
-        await fr.goto(f"{site.url}/ops/login?next=/ops/f/{fest.slug}/sales")
+        await fr.goto(f"{rig.site.url}/ops/login?next=/ops/f/{fest.slug}/sales")
         await fr.get_by_label("Nom").fill(admin.name)
         await fr.get_by_label("Mot de passe").fill(admin.password)
         await fr.get_by_role("button", name="Se connecter").click()
@@ -190,13 +169,9 @@ async def test_the_sales_csv_has_the_net_figures(
         await french.close()
 
 
-async def test_audit_pages_through_every_entry_once(
-    tab: Screen,  # noqa: F811
-    site_dsn: str,  # noqa: F811
-    festival_of_test: SampleFestival,  # noqa: F811
-) -> None:
-    fest = festival_of_test
-    async with await AsyncConnection.connect(site_dsn) as conn:
+async def test_audit_pages_through_every_entry_once(rig: Rig) -> None:
+    fest = rig.fest
+    async with await AsyncConnection.connect(rig.dsn) as conn:
         # 120 entries, 60 of them at one same instant: the keyset must break the ties.
         await conn.execute(
             "INSERT INTO audit_log (actor, action, entity_type, entity_id, festival_id,"
@@ -207,9 +182,9 @@ async def test_audit_pages_through_every_entry_once(
             (fest.festival_id,),
         )
         await conn.commit()
-    admin = await make_user(site_dsn, "ADMIN")
-    await tab.login(admin, then=f"/ops/f/{fest.slug}/audit?action=paging.")
-    page = tab.page
+    admin = await rig.user("ADMIN")
+    await rig.screen.login(admin, then=f"/ops/f/{fest.slug}/audit?action=paging.")
+    page = rig.page
     seen: list[str] = []
     while True:
         entities = page.locator("#audit tr.audit-entry .action .muted")
@@ -226,17 +201,12 @@ async def test_audit_pages_through_every_entry_once(
     assert seen[:2] == ["step 120", "step 119"]  # newest first
 
 
-async def test_every_ticket_and_wristband_action_answers_on_the_page(
-    tab: Screen,  # noqa: F811
-    site: CentralServer,  # noqa: F811
-    site_dsn: str,  # noqa: F811
-    festival_of_test: SampleFestival,  # noqa: F811
-) -> None:
-    fest = festival_of_test
-    admin = await make_user(site_dsn, "ADMIN")
+async def test_every_ticket_and_wristband_action_answers_on_the_page(rig: Rig) -> None:
+    fest = rig.fest
+    admin = await rig.user("ADMIN")
     ticket = fest.tickets[3]
-    await tab.login(admin, then=f"/ops/f/{fest.slug}/lookup?ticket={ticket.ticket_id}")
-    page = tab.page
+    await rig.screen.login(admin, then=f"/ops/f/{fest.slug}/lookup?ticket={ticket.ticket_id}")
+    page = rig.page
     status = page.locator("#ticket .ticket-status")
     # Block with a reason (shown as text), unblock, transfer (the new code shown once).
     await page.get_by_label("Reason").fill("<i>lost</i>")
@@ -249,13 +219,13 @@ async def test_every_ticket_and_wristband_action_answers_on_the_page(
     new_code = await page.locator("#new-ticket-code").inner_text()
     assert new_code and new_code != ticket.code
     # The holder reference finds it now; cancel, then refund.
-    await page.goto(f"{site.url}/ops/f/{fest.slug}/lookup?ticket=order-42")
+    await page.goto(rig.url("lookup?ticket=order-42"))
     await page.get_by_role("button", name="Cancel the ticket").click()
     await page.get_by_role("button", name="Mark refunded").click()
     await expect(status).to_have_text("REFUNDED")
     assert await page.get_by_role("button", name="Cancel the ticket").count() == 0
     # A refused write says why and stores nothing: paying back more than the balance.
-    await page.goto(f"{site.url}/ops/f/{fest.slug}/lookup?wristband={fest.tag_uids[1]}")
+    await page.goto(rig.url(f"lookup?wristband={fest.tag_uids[1]}"))
     await page.get_by_label("Refund amount (EUR)").fill("999")
     await page.get_by_role("button", name="Pay back").click()
     await expect(page.locator("#refused")).to_contain_text("Refused:")
@@ -269,6 +239,6 @@ async def test_every_ticket_and_wristband_action_answers_on_the_page(
     await page.get_by_role("button", name="Unblock the wristband").click()
     await expect(page.locator("#wristband .tag-status")).to_have_text("● usable")
     # Not found is said, not failed.
-    await page.goto(f"{site.url}/ops/f/{fest.slug}/lookup?ticket=no-such-ticket")
+    await page.goto(rig.url("lookup?ticket=no-such-ticket"))
     await expect(page.locator("#refused")).to_contain_text("no-such-ticket")
-    await check_page(tab, "lookup-not-found")
+    await check_page(rig.screen, "lookup-not-found")

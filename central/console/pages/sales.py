@@ -17,7 +17,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from central import reports
-from central.console.web import ViewerDep, central_state, festival_page, render
+from central.console.web import (
+    Festival,
+    Viewer,
+    ViewerDep,
+    central_state,
+    festival_page,
+    render,
+)
 
 router = APIRouter()
 PAGE = "sales"
@@ -68,13 +75,21 @@ def as_csv(rows: list[reports.ProductSales]) -> str:
     return out.getvalue()
 
 
-@router.get("/f/{festival}/sales")
-async def sales_page(request: Request, festival: str, who: ViewerDep) -> Response:
-    """Net sales per vendor and product per bucket, with each vendor's totals."""
+async def _figures(
+    request: Request, festival: str, who: Viewer
+) -> tuple[Festival, str, list[reports.ProductSales]]:
+    """The festival, the bucket asked for, and the figures in it."""
     bucket = _bucket(request)
     async with central_state(request).pool.connection() as conn:
         fest = await festival_page(conn, who, festival, PAGE)
         rows = await reports.product_sales_over_time(conn, fest.id, bucket_s=BUCKETS[bucket])
+    return fest, bucket, rows
+
+
+@router.get("/f/{festival}/sales")
+async def sales_page(request: Request, festival: str, who: ViewerDep) -> Response:
+    """Net sales per vendor and product per bucket, with each vendor's totals."""
+    fest, bucket, rows = await _figures(request, festival, who)
     return render(
         request, who, "pages/sales.html", festival=fest, current=PAGE, fmt=fest.formats,
         rows=rows, totals=totals(rows), bucket=bucket, buckets=list(BUCKETS),
@@ -84,10 +99,7 @@ async def sales_page(request: Request, festival: str, who: ViewerDep) -> Respons
 @router.get("/f/{festival}/sales.csv")
 async def sales_csv(request: Request, festival: str, who: ViewerDep) -> Response:
     """The same figures as a CSV file."""
-    bucket = _bucket(request)
-    async with central_state(request).pool.connection() as conn:
-        fest = await festival_page(conn, who, festival, PAGE)
-        rows = await reports.product_sales_over_time(conn, fest.id, bucket_s=BUCKETS[bucket])
+    fest, bucket, rows = await _figures(request, festival, who)
     name = f"sales-{fest.slug}-{bucket}.csv"
     return Response(
         as_csv(rows), media_type="text/csv; charset=utf-8",
