@@ -88,7 +88,74 @@ async def lookup_page(request: Request, festival: str, who: ViewerDep) -> Respon
         return await _page(request, who, conn, fest)
 
 
-Act = Callable[[], Awaitable[object]]
+Find = Callable[[AsyncConnection[Any], uuid.UUID, str], Awaitable[uuid.UUID]]
+# Does one action on a row found: (conn, festival, row id, action, form, actor) -> a code to
+# show this once (a transfer's), or None.
+Write = Callable[
+    [AsyncConnection[Any], Festival, uuid.UUID, str, dict[str, str], str], Awaitable[str | None]
+]
+
+
+async def _on_ticket(
+    conn: AsyncConnection[Any], fest: Festival, tid: uuid.UUID, action: str,
+    fields: dict[str, str], actor: str,
+) -> str | None:  # fmt: skip
+    if action == "cancel":
+        await ticket_ops.cancel(conn, fest.id, tid, actor=actor)
+    elif action == "block":
+        reason = forms.text(fields, "reason")
+        await ticket_ops.block(conn, fest.id, tid, reason=reason, actor=actor)
+    elif action == "unblock":
+        await ticket_ops.unblock(conn, fest.id, tid, actor=actor)
+    elif action == "refund":
+        await ticket_ops.refund(conn, fest.id, tid, actor=actor)
+    else:
+        holder = fields.get("holder_ref") or None
+        moved = await ticket_ops.transfer(conn, fest.id, tid, actor=actor, holder_ref=holder)
+        return moved.code
+    return None
+
+
+async def _on_wristband(
+    conn: AsyncConnection[Any], fest: Festival, aid: uuid.UUID, action: str,
+    fields: dict[str, str], actor: str,
+) -> str | None:  # fmt: skip
+    if action == "block":
+        reason = forms.text(fields, "reason")
+        await wristband_ops.block(conn, fest.id, aid, reason=reason, actor=actor)
+    elif action == "unblock":
+        await wristband_ops.unblock(conn, fest.id, aid, actor=actor)
+    else:
+        book = wristband_ops.topup if action == "topup" else wristband_ops.refund
+        cents = forms.amount(fields, fest.formats.currency)
+        await book(conn, fest.id, aid, cents, actor=actor)
+    return None
+
+
+async def _act(
+    request: Request, who: Viewer, festival: str, kind: str, rid: uuid.UUID, action: str,
+    actions: dict[str, Action], find: Find, write: Write,
+) -> Response:  # fmt: skip
+    """Check the role may do `action` (before anything is read from the form), find the row
+    in this festival, do it; then the page again, saying what was done or why not."""
+    subject = f"{kind}={rid}"
+    async with central_state(request).pool.connection() as conn:
+        fest = await festival_page(conn, who, festival, PAGE)
+        if action not in actions:
+            raise NotFound(f"no action {action!r} on a {kind}")
+        forms.allow(who, actions[action], fest)
+        fields = await forms.posted(request)
+        try:
+            found = await find(conn, fest.id, str(rid))
+            code = await write(conn, fest, found, action, fields, who.user.actor)
+        except forms.Refused as refused:
+            await conn.rollback()  # nothing of a refused write is kept
+            return await _page(
+                request, who, conn, fest, error=str(refused), status=409, subject=subject
+            )
+        if code is not None:
+            return await _page(request, who, conn, fest, new_code=code, subject=subject)
+    return forms.back(fest, PAGE, action, **{kind: str(rid)})
 
 
 @router.post("/f/{festival}/lookup/ticket/{ticket}/{action}")
@@ -96,39 +163,9 @@ async def ticket_action(
     request: Request, festival: str, ticket: uuid.UUID, action: str, who: ViewerDep
 ) -> Response:
     """Cancel, block, unblock, transfer or refund a ticket of this festival."""
-    async with central_state(request).pool.connection() as conn:
-        fest = await festival_page(conn, who, festival, PAGE)
-        if action not in TICKET_ACTIONS:
-            raise NotFound(f"no action {action!r} on a ticket")
-        forms.allow(who, TICKET_ACTIONS[action], fest)
-        fields = await forms.posted(request)
-        actor = who.user.actor
-        try:
-            tid = await refs.ticket(conn, fest.id, str(ticket))
-            if action == "cancel":
-                await ticket_ops.cancel(conn, fest.id, tid, actor=actor)
-            elif action == "block":
-                reason = forms.text(fields, "reason")
-                await ticket_ops.block(conn, fest.id, tid, reason=reason, actor=actor)
-            elif action == "unblock":
-                await ticket_ops.unblock(conn, fest.id, tid, actor=actor)
-            elif action == "refund":
-                await ticket_ops.refund(conn, fest.id, tid, actor=actor)
-            else:
-                holder = fields.get("holder_ref") or None
-                moved = await ticket_ops.transfer(
-                    conn, fest.id, tid, actor=actor, holder_ref=holder
-                )
-                return await _page(
-                    request, who, conn, fest, new_code=moved.code, subject=f"ticket={ticket}"
-                )
-        except forms.Refused as refused:
-            await conn.rollback()  # nothing of a refused write is kept
-            return await _page(
-                request, who, conn, fest, error=str(refused), status=409,
-                subject=f"ticket={ticket}",
-            )  # fmt: skip
-    return forms.back(fest, PAGE, action, ticket=str(ticket))
+    return await _act(
+        request, who, festival, "ticket", ticket, action, TICKET_ACTIONS, refs.ticket, _on_ticket
+    )
 
 
 @router.post("/f/{festival}/lookup/wristband/{account}/{action}")
@@ -136,31 +173,7 @@ async def wristband_action(
     request: Request, festival: str, account: uuid.UUID, action: str, who: ViewerDep
 ) -> Response:
     """Block, unblock, top up or refund a wristband of this festival."""
-    async with central_state(request).pool.connection() as conn:
-        fest = await festival_page(conn, who, festival, PAGE)
-        if action not in WRISTBAND_ACTIONS:
-            raise NotFound(f"no action {action!r} on a wristband")
-        forms.allow(who, WRISTBAND_ACTIONS[action], fest)
-        fields = await forms.posted(request)
-        actor = who.user.actor
-        currency = fest.formats.currency
-        try:
-            aid = await refs.wristband(conn, fest.id, str(account))
-            if action == "block":
-                reason = forms.text(fields, "reason")
-                await wristband_ops.block(conn, fest.id, aid, reason=reason, actor=actor)
-            elif action == "unblock":
-                await wristband_ops.unblock(conn, fest.id, aid, actor=actor)
-            elif action == "topup":
-                cents = forms.amount(fields, currency)
-                await wristband_ops.topup(conn, fest.id, aid, cents, actor=actor)
-            else:
-                cents = forms.amount(fields, currency)
-                await wristband_ops.refund(conn, fest.id, aid, cents, actor=actor)
-        except forms.Refused as refused:
-            await conn.rollback()  # nothing of a refused write is kept
-            return await _page(
-                request, who, conn, fest, error=str(refused), status=409,
-                subject=f"wristband={account}",
-            )  # fmt: skip
-    return forms.back(fest, PAGE, action, wristband=str(account))
+    return await _act(
+        request, who, festival, "wristband", account, action, WRISTBAND_ACTIONS,
+        refs.wristband, _on_wristband,
+    )  # fmt: skip
