@@ -101,6 +101,15 @@ async def test_an_enrol_code_made_on_the_page_enrols_a_real_device(rig: Rig) -> 
     assert await page.evaluate("window.pwned") is None
     assert await page.locator("main img, main script").count() == 0
     await check_page(rig.screen, "device")
+    # Staff may not revoke: no link, and a revoke posted with their own token is refused.
+    assert await page.get_by_role("link", name="Revoke…").count() == 0
+    token = await page.locator("header input[name=csrf_token]").input_value()
+    forged = await page.request.post(
+        rig.url(f"devices/{node.creds.device_id}/revoke"), form={"csrf_token": token}
+    )
+    assert forged.status == 403 and "Your role may not do this." in await forged.text()
+    revoked = "SELECT revoked_at IS NOT NULL FROM device WHERE id = %s"
+    assert await scalar(rig.dsn, revoked, uuid.UUID(node.creds.device_id)) is False
 
 
 async def test_revoking_a_device_asks_first_and_its_token_is_refused_after(rig: Rig) -> None:
