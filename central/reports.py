@@ -1,4 +1,5 @@
-"""Reports: zone occupancy, entries over time, sales per vendor; by name, in local time.
+"""Reports: zone occupancy, entries over time, sales per vendor (and per product over
+time, net of refunds); by name, in local time.
 
 Entries and exits are bucketed by the festival's own clock (`festival.timezone`), so a day
 bucket starts at local midnight and a bucket's time reads as the gate's wall clock.
@@ -101,3 +102,70 @@ async def entries_over_time(
 async def sales_per_vendor(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> list[VendorSales]:
     """Sales count and amount (positive, with the currency) per vendor, from the ledger."""
     return await views.festival_models(conn, festival_id, VendorSales, _SALES, {})
+
+
+class ProductSales(BaseModel):
+    """One vendor's net sales of one product during one time bucket: sales less refunds."""
+
+    bucket: datetime = Field(description="the bucket's start, in the festival's time zone")
+    vendor_id: uuid.UUID
+    vendor: str
+    product_id: uuid.UUID | None = Field(description="none: sales by amount, not by product")
+    product: str | None
+    quantity: int = Field(description="items sold less items refunded")
+    amount: int = Field(description="minor units (cents): sold less refunded")
+    currency: str = Field(pattern="^[A-Z]{3}$")
+
+
+# Approved sales at bars, by the basket's lines (``items``: product, quantity, price) when a
+# line is readable; what a basket's readable lines do not explain (a sale by amount, an
+# unreadable line) is the vendor's "no product" line, so every amount adds up to the
+# ledger's. A bar's refund of a sale (``refund_of``) takes that sale's lines back, in the
+# bucket of when it was refunded; a payment central booked with a vendor is a "no product"
+# sale. Times are when it happened (the HLC's wall clock), bucketed as `_ENTRIES` does.
+_PRODUCT_SALES = """
+WITH ev AS (
+  SELECT e.event_id, to_timestamp((e.hlc >> 16) / 1000.0) AS at, d.vendor_id,
+         CASE e.kind WHEN 'sale' THEN 1 ELSE -1 END AS sign, e.amount AS total,
+         CASE e.kind WHEN 'sale' THEN e.payload -> 'items' ELSE s.payload -> 'items' END AS items
+  FROM device_event e JOIN device d ON d.id = e.device_id
+  LEFT JOIN device_event s ON e.kind = 'refund' AND s.kind = 'sale'
+       AND s.event_id = payload_uuid(e.payload ->> 'refund_of') AND s.device_id = e.device_id
+  WHERE e.festival_id = %(fid)s AND e.kind IN ('sale', 'refund') AND d.vendor_id IS NOT NULL
+    AND e.status = 'applied' AND e.verdict = 'approved' AND e.amount > 0),
+items AS (
+  SELECT ev.event_id, payload_uuid(i ->> 'product_id') AS product_id,
+         (i ->> 'qty')::bigint AS qty, (i ->> 'price')::bigint AS price
+  FROM ev CROSS JOIN LATERAL jsonb_array_elements(
+         CASE WHEN jsonb_typeof(ev.items) = 'array' THEN ev.items ELSE '[]'::jsonb END) i
+  WHERE jsonb_typeof(i) = 'object' AND i ->> 'qty' ~ '^[0-9]{1,6}$'
+    AND i ->> 'price' ~ '^[0-9]{1,10}$' AND payload_uuid(i ->> 'product_id') IS NOT NULL),
+lines AS (
+  SELECT ev.at, ev.vendor_id, it.product_id, ev.sign * it.qty AS qty,
+         ev.sign * it.qty * it.price AS amount
+  FROM ev JOIN items it ON it.event_id = ev.event_id
+  UNION ALL
+  SELECT ev.at, ev.vendor_id, NULL, 0, ev.sign * (ev.total - coalesce(
+           (SELECT sum(it.qty * it.price) FROM items it WHERE it.event_id = ev.event_id), 0))
+  FROM ev
+  UNION ALL
+  SELECT created_at, vendor_id, NULL, 0, -amount FROM cashless_transaction
+  WHERE festival_id = %(fid)s AND type = 'PAYMENT' AND vendor_id IS NOT NULL)
+SELECT date_bin(%(bucket_s)s * interval '1 s', l.at AT TIME ZONE %(tz)s, TIMESTAMP '2000-01-01')
+         AT TIME ZONE %(tz)s AS bucket,
+       l.vendor_id, v.name AS vendor, l.product_id, p.name AS product,
+       sum(l.qty)::bigint AS quantity, sum(l.amount)::bigint AS amount, f.currency
+FROM lines l JOIN vendor v ON v.id = l.vendor_id JOIN festival f ON f.id = v.festival_id
+LEFT JOIN product p ON p.id = l.product_id
+WHERE v.festival_id = %(fid)s
+GROUP BY 1, 2, 3, 4, 5, f.currency HAVING sum(l.qty) <> 0 OR sum(l.amount) <> 0
+ORDER BY 1, 3, 2, 5 NULLS LAST, 4
+"""
+
+
+async def product_sales_over_time(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, *, bucket_s: int = 3600
+) -> list[ProductSales]:
+    """Net sales (sold less refunded) per vendor and product per local time bucket."""
+    params = {"bucket_s": bucket_s}
+    return await views.festival_models(conn, festival_id, ProductSales, _PRODUCT_SALES, params)

@@ -17,10 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.console import auth, csrf, web
-from central.console.pages import home, now, sessions
+from central.console.pages import audit, conflicts, devices, home, lookup, now, sales, sessions
 from central.errors import ApiError, AuthError, NotFound
 
-ROUTERS = (auth.router, home.router, now.router, sessions.router)
+ROUTERS = (
+    auth.router, home.router, now.router, sessions.router, conflicts.router, devices.router,
+    lookup.router, sales.router, audit.router,
+)  # fmt: skip
 # Scripts, styles, images, fonts and connections from the console's own origin only; no
 # inline script or style; no framing; forms post back to the console only.
 CSP = (
