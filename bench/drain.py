@@ -21,7 +21,11 @@ events; the live devices go on until the last backlog push is acknowledged.
 ``drain_s`` runs from the reconnection to that last acknowledgement; ``events_per_s`` =
 K * N / ``drain_s``. ``live_before``/``live_during`` are the live pushes' latencies in ms
 (p50/p99/max): those that ended before the drain began, and those in flight at any
-moment of it. CPU shares are CPU seconds over the
+moment of it; ``backlog_pushes`` the same for the backlog's pushes. Each counts the pushes
+that took longer than a device waits for an answer (``device_timeout_s``, the sync
+client's default), which a real device would have sent again; the bench waits instead.
+``refused`` counts central's answers other than 200 by status (each push is then sent
+again after half a second). CPU shares are CPU seconds over the
 drain's wall time (cores busy on average, out of ``cores``): central's process, the
 database server's processes (when it runs on this host, `bench.server_cpu`) and this
 process (the clients). ``stored``/``distinct`` count the backlog devices' rows in
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import os
 import time
 import uuid
@@ -49,9 +54,12 @@ from bench import server_cpu
 from bench.ingest import DEVICE_BATCH, _database, _script, _setup, _streams
 from bench.initial_sync import central_process
 from bench.stats import percentile
+from sync.client import CentralClient
 from sync.protocol import MAX_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION, PushResponse
 
 HOUR_MS = 3_600_000
+# How long a device waits for central's answer to a push before it tries again.
+DEVICE_TIMEOUT_S: float = inspect.signature(CentralClient).parameters["request_timeout_s"].default
 
 
 def central_pid() -> int | None:
@@ -113,21 +121,57 @@ def headers(token: str) -> dict[str, str]:
     }
 
 
-async def _push(client: httpx.AsyncClient, body: bytes, last_seq: int) -> None:
-    resp = await client.post("/v1/sync/events", content=body)
-    if resp.status_code != 200:
-        raise RuntimeError(f"push refused: {resp.status_code} {resp.text[:200]}")
-    acked = PushResponse.model_validate_json(resp.content).acked_through
-    if acked < last_seq:
-        raise RuntimeError(f"central acknowledged through {acked}, not {last_seq}")
+RETRY_S = 0.5  # pause before a refused push goes again (a device backs off longer)
 
 
 @dataclass
-class Live:
-    """Devices that keep scanning: a small push every `every_s`, each push's start and latency."""
+class Pushes:
+    """Pushes of a group of devices: each one's start and latency, and central's refusals.
 
-    every_s: float
-    pushes: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds)
+    A push central refuses (a status other than 200, e.g. 503 when no pooled connection
+    came free within `pool_timeout_s`) is counted by status and sent again, as a device
+    sends it again; its latency runs from the first try to the acknowledgement."""
+
+    took: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds)
+    refused: dict[int, int] = field(default_factory=dict)
+
+    async def push(self, client: httpx.AsyncClient, body: bytes, last_seq: int) -> float:
+        """Push `body` until central acknowledges `last_seq`; return the seconds it took."""
+        t0 = time.perf_counter()
+        while (resp := await client.post("/v1/sync/events", content=body)).status_code != 200:
+            self.refused[resp.status_code] = self.refused.get(resp.status_code, 0) + 1
+            await asyncio.sleep(RETRY_S)
+        acked = PushResponse.model_validate_json(resp.content).acked_through
+        if acked < last_seq:
+            raise RuntimeError(f"central acknowledged through {acked}, not {last_seq}")
+        took = time.perf_counter() - t0
+        self.took.append((t0, took))
+        return took
+
+    def phase(self, t0: float, t1: float, *, overlapping: bool) -> dict[str, float | int]:
+        """p50/p99/max ms of the pushes that overlapped [t0, t1] (or ran within it), and
+        how many took longer than a device waits for an answer (it would try again)."""
+        took = [
+            s
+            for start, s in self.took
+            if (start < t1 and start + s > t0 if overlapping else t0 <= start and start + s <= t1)
+        ]
+        if not took:
+            raise RuntimeError("no push in a phase; lengthen --before or the backlog")
+        return {
+            "pushes": len(took),
+            "p50_ms": round(percentile(took, 0.50) * 1000, 1),
+            "p99_ms": round(percentile(took, 0.99) * 1000, 1),
+            "max_ms": round(max(took) * 1000, 1),
+            "over_device_timeout": sum(s > DEVICE_TIMEOUT_S for s in took),
+        }
+
+
+@dataclass
+class Live(Pushes):
+    """Devices that keep scanning: a small push every `every_s` until told to stop."""
+
+    every_s: float = 0.5
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def device(self, client: httpx.AsyncClient, bodies: list[tuple[bytes, int]]) -> None:
@@ -137,37 +181,20 @@ class Live:
             if self.stop.is_set():
                 return
             seq += n
-            t0 = time.perf_counter()
-            await _push(client, body, seq)
-            took = time.perf_counter() - t0
-            self.pushes.append((t0, took))
+            took = await self.push(client, body, seq)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), max(0.0, self.every_s - took))
         raise RuntimeError("a live device ran out of events; raise --live-events")
 
-    def phase(self, t0: float, t1: float, *, overlapping: bool) -> dict[str, float | int]:
-        """p50/p99/max ms of the pushes that overlapped [t0, t1] (or ended within it)."""
-        took = [
-            s
-            for start, s in self.pushes
-            if (start < t1 and start + s > t0 if overlapping else t0 <= start and start + s <= t1)
-        ]
-        if not took:
-            raise RuntimeError("no live push in a phase; lengthen --before or the backlog")
-        return {
-            "pushes": len(took),
-            "p50_ms": round(percentile(took, 0.50) * 1000, 1),
-            "p99_ms": round(percentile(took, 0.99) * 1000, 1),
-            "max_ms": round(max(took) * 1000, 1),
-        }
 
-
-async def _backlog(client: httpx.AsyncClient, bodies: list[tuple[bytes, int]]) -> float:
+async def _backlog(
+    pushes: Pushes, client: httpx.AsyncClient, bodies: list[tuple[bytes, int]]
+) -> float:
     """Push a device's whole backlog, one batch after the other; return when the last was acked."""
     seq = 0
     for body, n in bodies:
         seq += n
-        await _push(client, body, seq)
+        await pushes.push(client, body, seq)
     return time.perf_counter()
 
 
@@ -182,7 +209,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     old = _streams(_script(backlog, tickets, accounts, args.events_per_device, now - HOUR_MS),
                    args.batch)  # fmt: skip
     new = _streams(_script(live, tickets, accounts, args.live_events, now), args.live_batch)
-    watch = Live(args.live_every)
+    watch, drained = Live(every_s=args.live_every), Pushes()
     limits = httpx.Limits(max_connections=1)  # a device has one connection to central
     with central_process(dsn) as url, CpuWatch.of(dsn) as cpu:
         clients = {
@@ -196,7 +223,9 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
             await asyncio.sleep(args.before)
             cpu.mark()
             t0 = time.perf_counter()
-            ends = await asyncio.gather(*(_backlog(clients[d.id], old[d.id]) for d in backlog))
+            ends = await asyncio.gather(
+                *(_backlog(drained, clients[d.id], old[d.id]) for d in backlog)
+            )
             t1 = max(ends)
             cpu.mark()
             watch.stop.set()
@@ -224,6 +253,9 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         "events_per_s": round(events / drain_s, 1),
         "live_before": before,
         "live_during": during,
+        "backlog_pushes": drained.phase(t0, t1, overlapping=False),
+        "device_timeout_s": DEVICE_TIMEOUT_S,
+        "refused": {str(k): v for k, v in sorted((watch.refused | drained.refused).items())},
         "live_p99_ratio": round(float(during["p99_ms"]) / max(float(before["p99_ms"]), 0.1), 2),
         **cpu.shares(),
         "cores": os.cpu_count(),

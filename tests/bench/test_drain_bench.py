@@ -23,8 +23,12 @@ def test_drain_reports_every_figure_and_stores_each_backlog_event_once(
     assert figures["stored"] == figures["distinct"] == devices * per_device
     for key in ("drain_s", "events_per_s", "central_cpu_share", "server_cpu_share"):
         assert figures[key] > 0, key
-    for phase in ("live_before", "live_during"):
+    for phase in ("live_before", "live_during", "backlog_pushes"):
         assert figures[phase]["pushes"] >= 1, phase
         for key in ("p50_ms", "p99_ms", "max_ms"):
             assert figures[phase][key] > 0, (phase, key)
+        assert figures[phase]["over_device_timeout"] >= 0
+    # Every backlog push was acknowledged: three of 40 events from each device.
+    assert figures["backlog_pushes"]["pushes"] == devices * per_device // 40
     assert figures["live_p99_ratio"] > 0
+    assert isinstance(figures["refused"], dict)
