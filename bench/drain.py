@@ -16,20 +16,22 @@ push loop (`SyncEngine.push_once`) sends exactly these requests, one batch of
 
 Measured, in one run: L live devices push small batches (``--live-batch`` events every
 ``--live-every`` seconds, as devices that keep scanning push at once) for ``--before``
-seconds (the baseline); then all K backlog devices reconnect at once, each pushing its N
-events; the live devices go on until the last backlog push is acknowledged.
-``drain_s`` runs from the reconnection to that last acknowledgement; ``events_per_s`` =
-K * N / ``drain_s``. ``live_before``/``live_during`` are the live pushes' latencies in ms
-(p50/p99/max): those that ended before the drain began, and those in flight at any
-moment of it; ``backlog_pushes`` the same for the backlog's pushes. Each counts the pushes
-that took longer than a device waits for an answer (``device_timeout_s``, the sync
-client's default), which a real device would have sent again; the bench waits instead.
-``refused`` counts central's answers other than 200 by status (each push is then sent
-again after half a second). CPU shares are CPU seconds over the
-drain's wall time (cores busy on average, out of ``cores``): central's process, the
-database server's processes (when it runs on this host, `bench.server_cpu`) and this
+seconds, and at least until L pushes were answered (the baseline); then all K backlog
+devices reconnect at once, each pushing its N events; the live devices go on until the
+last backlog push is acknowledged. ``drain_s`` runs from the reconnection to that last
+acknowledgement; ``events_per_s`` = K * N / ``drain_s``. ``live_before``/``live_during``
+are the live pushes' latencies in ms (p50/p99/max): those that ended before the drain
+began, and those in flight at any moment of it; ``backlog_pushes`` the same for the
+backlog's pushes. Each counts the pushes that took longer than a device waits for an
+answer (``device_timeout_s``, the sync client's default), which a real device would have
+sent again; the bench waits instead. ``refused`` counts central's answers other than 200
+by status (each push is then sent again after half a second). CPU shares are CPU seconds
+over the drain's wall time (cores busy on average, out of ``cores``): central's process,
+the database server's processes (when it runs on this host, `bench.server_cpu`) and this
 process (the clients). ``stored``/``distinct`` count the backlog devices' rows in
-``device_event`` after the drain: each event stored once is ``stored == distinct == K * N``.
+``device_event`` after the drain: each event stored once is ``stored == distinct == K *
+N``; ``conflicts`` are the festival's, by kind (the live gates scan some of the backlog's
+tickets).
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ class Live(Pushes):
     """Devices that keep scanning: a small push every `every_s` until told to stop."""
 
     every_s: float = 0.5
+    need: int = 1  # answered pushes that make a baseline: `warm` is set once there are
+    warm: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def device(self, client: httpx.AsyncClient, bodies: list[tuple[bytes, int]]) -> None:
@@ -182,6 +186,8 @@ class Live(Pushes):
                 return
             seq += n
             took = await self.push(client, body, seq)
+            if len(self.took) >= self.need:
+                self.warm.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), max(0.0, self.every_s - took))
         raise RuntimeError("a live device ran out of events; raise --live-events")
@@ -209,7 +215,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     old = _streams(_script(backlog, tickets, accounts, args.events_per_device, now - HOUR_MS),
                    args.batch)  # fmt: skip
     new = _streams(_script(live, tickets, accounts, args.live_events, now), args.live_batch)
-    watch, drained = Live(every_s=args.live_every), Pushes()
+    watch, drained = Live(every_s=args.live_every, need=live_n), Pushes()
     limits = httpx.Limits(max_connections=1)  # a device has one connection to central
     with central_process(dsn) as url, CpuWatch.of(dsn) as cpu:
         clients = {
@@ -221,6 +227,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
             tasks = [asyncio.create_task(watch.device(clients[d.id], new[d.id])) for d in live]
             t_live = time.perf_counter()
             await asyncio.sleep(args.before)
+            await watch.warm.wait()  # the baseline has L pushes, however slow they were
             cpu.mark()
             t0 = time.perf_counter()
             ends = await asyncio.gather(
@@ -234,7 +241,7 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
             for client in clients.values():
                 await client.aclose()
     ids = [d.id for d in backlog]
-    stored, distinct = await _count(dsn, ids)
+    stored, distinct, conflicts = await _count(dsn, ids)
     events = sum(n for d in ids for _, n in old[d])
     drain_s = t1 - t0
     before = watch.phase(t_live, t0, overlapping=False)
@@ -261,19 +268,23 @@ async def _run(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "stored": stored,
         "distinct": distinct,
+        "conflicts": conflicts,
         "database": "dsn" if os.environ.get("FESTGATE_BENCH_DSN") else "embedded",
     }
 
 
-async def _count(dsn: str, devices: list[uuid.UUID]) -> tuple[int, int]:
-    """Rows the backlog devices have in device_event, and distinct event ids among them."""
+async def _count(dsn: str, devices: list[uuid.UUID]) -> tuple[int, int, dict[str, int]]:
+    """Rows the backlog devices have in device_event, distinct event ids among them, and
+    the festival's conflicts by kind."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute(
             "SELECT count(*), count(DISTINCT event_id) FROM device_event WHERE device_id = ANY(%s)",
             (devices,),
         )
         rec = await cur.fetchone()
-    return (int(rec[0]), int(rec[1])) if rec else (0, 0)
+        cur = await conn.execute("SELECT kind, count(*) FROM conflict GROUP BY kind ORDER BY kind")
+        conflicts: dict[str, int] = dict(await cur.fetchall())
+    return (int(rec[0]) if rec else 0), (int(rec[1]) if rec else 0), conflicts
 
 
 def main(argv: list[str]) -> dict[str, Any]:
