@@ -13,6 +13,8 @@ NAMES = (
     "camera-decode",
     "propagation",
     "slow-clients",
+    "drain",
+    "longpoll",
 )
 
 
