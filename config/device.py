@@ -25,7 +25,9 @@ from config.errors import ConfigError, describe
 from config.hardware import ActuatorConfig, ReaderConfig
 from config.vocab import Role
 
-DEFAULT_DATA_DIR = Path("./var/device")  # when neither --data-dir nor a config names one
+# When neither --data-dir nor a config names one: where deploy/install-device and the unit
+# (deploy/festgate.service) put it, so `festgate init` on a device needs no -d.
+DEFAULT_DATA_DIR = Path("/var/lib/festgate")
 
 
 class _Section(BaseModel):

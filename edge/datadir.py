@@ -118,3 +118,40 @@ def write_private(path: Path, text: str) -> None:
     os.fchmod(fd, FILE_MODE)  # O_CREAT's mode does not apply to a file that already existed
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def service_user(data_dir: Path, user: str | None) -> str | None:
+    """Whom root should act as on `data_dir`: `user` when given, else the data dir's owner when
+    that is not root (deploy/install-device makes it the service user's); None otherwise."""
+    if user is not None or os.geteuid() != 0:
+        return user
+    try:
+        owner = data_dir.stat().st_uid
+    except FileNotFoundError:
+        return None
+    return _user(owner) if owner != 0 else None
+
+
+def become(user: str) -> None:
+    """Run the rest of this process as `user` (its groups, gid, uid), so that every file it
+    creates is that user's: root enrolling for the service user leaves nothing owned by root.
+    Raises ConfigError for an unknown user or when not root and not already that user."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError("--user", [f"no user {user!r} on this machine"]) from None
+    if os.geteuid() == entry.pw_uid:
+        return
+    if os.geteuid() != 0:
+        raise ConfigError("--user", [f"only root can act as {user}: run with sudo"])
+    os.initgroups(entry.pw_name, entry.pw_gid)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ["HOME"] = entry.pw_dir
+
+
+def act_as(data_dir: Path, user: str | None) -> None:
+    """`festgate init` run by root: become the service user (`service_user`) if there is one."""
+    chosen = service_user(data_dir, user)
+    if chosen is not None:
+        become(chosen)
