@@ -46,10 +46,11 @@ def _quoted(path: Path) -> str:
     return shlex.quote(os.path.abspath(path))
 
 
-def check_private(data_dir: Path, db_name: str) -> None:
+def check_private(data_dir: Path, db_name: str, *, owner: int | None = None) -> None:
     """Raise DataDirNotPrivate, naming what is wrong and the command that fixes it, unless
-    `data_dir` and its secret files that exist belong to this user and to no one else."""
-    me = os.geteuid()
+    `data_dir` and its secret files that exist belong to this user (or `owner`, a uid: root
+    checking the service user's directory) and to no one else."""
+    me = os.geteuid() if owner is None else owner
     foreign: dict[int, list[str]] = {}
     shown: list[str] = []
     to_chmod: dict[str, None] = {}  # an ordered set of chmod commands
