@@ -133,9 +133,10 @@ def service_user(data_dir: Path, user: str | None) -> str | None:
     return _user(owner) if owner != 0 else None
 
 
-def become(user: str) -> None:
+def become(user: str, data_dir: Path) -> None:
     """Run the rest of this process as `user` (its groups, gid, uid), so that every file it
     creates is that user's: root enrolling for the service user leaves nothing owned by root.
+    A missing `data_dir` is made first (0700, the user's), where its parent is root's.
     Raises ConfigError for an unknown user or when not root and not already that user."""
     try:
         entry = pwd.getpwnam(user)
@@ -145,6 +146,9 @@ def become(user: str) -> None:
         return
     if os.geteuid() != 0:
         raise ConfigError("--user", [f"only root can act as {user}: run with sudo"])
+    if not data_dir.exists():
+        data_dir.mkdir(mode=DIR_MODE, parents=True)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     os.initgroups(entry.pw_name, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
@@ -155,4 +159,4 @@ def act_as(data_dir: Path, user: str | None) -> None:
     """`festgate init` run by root: become the service user (`service_user`) if there is one."""
     chosen = service_user(data_dir, user)
     if chosen is not None:
-        become(chosen)
+        become(chosen, data_dir)

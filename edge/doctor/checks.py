@@ -172,7 +172,8 @@ def central(url: str | None, error: str | None, ca_bundle: Path | None, elapsed_
         )
     ca = f"CA {ca_bundle}" if ca_bundle else "the system's CAs"
     if error is None:
-        return passed("central", f"{url} answered in {span(elapsed_s)}, TLS checked with {ca}")
+        how = f"TLS checked with {ca}" if url.startswith("https:") else "plain HTTP, no TLS"
+        return passed("central", f"{url} answered in {span(elapsed_s)}, {how}")
     if "CERTIFICATE" in error.upper() or "SSL" in error.upper():
         fix = (
             "set [central] ca_bundle to the festival's CA (PEM) in the config"
