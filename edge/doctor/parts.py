@@ -55,7 +55,7 @@ def _opener(built: Any) -> Callable[[], Any]:
     from hardware.serial_link import open_serial
     from hardware.serial_relay import SerialRelay
 
-    config = getattr(built, "config", None)  # simulated parts keep none: nothing to open
+    config: Any = getattr(built, "config", None)  # simulated parts keep none: nothing to open
     if isinstance(built, CameraQrReader):
         return lambda: open_capture(config.source).release()
     if isinstance(built, NfcWristbandReader):
