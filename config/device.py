@@ -82,6 +82,16 @@ class TimeoutsConfig(_Section):
     )
 
 
+class MetricsConfig(_Section):
+    """The local Prometheus endpoint, off unless `listen` is set."""
+
+    listen: str | None = Field(
+        None,
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="host:port to serve /metrics on, e.g. 127.0.0.1:9464; none = off",
+    )
+
+
 class DeviceConfig(BaseSettings):
     """Everything a device needs, loaded from TOML then FESTGATE_* environment variables."""
 
@@ -93,6 +103,7 @@ class DeviceConfig(BaseSettings):
     central: CentralConfig = Field(default_factory=CentralConfig, description="central service")
     cashless: CashlessConfig = Field(default_factory=CashlessConfig, description="bar limits")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="daemon bounds")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus")
     readers: list[ReaderConfig] = Field(default_factory=list, description="code and tag readers")
     actuators: list[ActuatorConfig] = Field(default_factory=list, description="relays, displays")
 
