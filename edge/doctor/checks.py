@@ -48,9 +48,11 @@ def system_library(name: str, soname: str, package: str, why: str, ldconfig: str
 
 def groups(user: str, member_of: Iterable[str], needed: dict[str, str]) -> Check:
     """The service user is in the groups its devices belong to (`needed`: group → why)."""
+    if not needed:
+        return passed("groups", "no part needs a device group")
     missing = sorted(set(needed) - set(member_of))
     if not missing:
-        return passed("groups", f"{user} is in {', '.join(sorted(needed)) or 'no group needed'}")
+        return passed("groups", f"{user} is in {', '.join(sorted(needed))}")
     why = "; ".join(f"{g}: {needed[g]}" for g in missing)
     return failed(
         "groups",

@@ -165,14 +165,14 @@ async def examine(
         from edge.doctor.parts import needed_groups, needed_libraries, uses_usb_nfc
 
         groups = member_of(user)
-        if groups is None:
+        if groups is None and needed_groups(cfg):
             found.append(
                 checks.failed(
                     "groups", f"no user {user} on this machine", "sudo deploy/install-device"
                 )
             )
         else:
-            found.append(checks.groups(user, groups, needed_groups(cfg)))
+            found.append(checks.groups(user, groups or set(), needed_groups(cfg)))
         libraries = needed_libraries(cfg)
         ldconfig = ldconfig_text() if libraries else ""
         for name, soname, package, why in libraries:
