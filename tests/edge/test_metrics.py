@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +19,7 @@ from config.hardware import SerialScannerConfig, SimulatedReaderConfig
 from config.vocab import Role
 from edge.metrics import for_daemon
 from edge.runtime import Runtime
-from edge.sample import SampleFestival
+from edge.sample import SampleFestival, build_sample
 from edge.sync_link import engine_for
 from hardware.base import CodeReader
 from hardware.serial_scanner import SerialScanner
@@ -111,3 +115,34 @@ async def test_endpoint_before_any_sync_and_on_a_taken_port(make_device: DeviceF
     assert math.isnan(got[("festgate_clock_offset_seconds", ())])
     assert got[("festgate_pending_events", ())] == 0.0
     assert not [n for (n, _) in got if n == "festgate_scans_total"]
+
+
+def test_festgate_run_serves_metrics_when_the_config_asks(tmp_path: Path) -> None:
+    sample = build_sample(seed=7, now=int(time.time()), tickets=20)  # the daemon's real clock
+    catalog, feed, listen = tmp_path / "catalog.json", tmp_path / "feed.txt", _free_listen()
+    catalog.write_text(sample.snapshot.model_dump_json())
+    feed.write_text(sample.codes["standard-8"] + "\n" + sample.codes["cancelled"] + "\n")
+    toml = tmp_path / "gate.toml"
+    toml.write_text(
+        f'[device]\nname = "g"\nrole = "gate"\nzone = "General"\n'
+        f'data_dir = "{tmp_path / "data"}"\n\n[metrics]\nlisten = "{listen}"\n\n'
+        f'[[readers]]\ntype = "simulated"\nname = "sim"\nfeed = "{feed}"\n'
+    )
+    cli = [sys.executable, "-c", "from edge.cli import main; main()"]
+    subprocess.run([*cli, "catalog", "load", str(catalog), "-c", str(toml)], check=True,
+                   capture_output=True)  # fmt: skip
+    proc = subprocess.Popen([*cli, "run", "-c", str(toml)], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:  # the daemon says when each verdict is in
+            if '"scan.verdict"' in line and '"cancelled"' in line:
+                break
+        got = _samples(httpx.get(f"http://{listen}/metrics", timeout=10).text)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    verdicts = {labels[0][1]: v for (n, labels), v in got.items() if n == "festgate_scans_total"}
+    assert verdicts == {"ok": 1.0, "cancelled": 1.0}
+    assert got[("festgate_reader_up", (("reader", "sim"),))] == 1.0
+    assert got[("festgate_seconds_since_last_sync", ())] == math.inf  # never enrolled
