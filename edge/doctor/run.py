@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import grp
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
@@ -112,16 +114,30 @@ def _existing(path: Path) -> Path:
     return path
 
 
+def replica_cursor(data_dir: Path) -> int | None:
+    """The change-feed cursor the replica holds (read-only), or None when it cannot be read."""
+    db = data_dir / DB_NAME
+    if not db.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM sync_state WHERE key = 'cursor'").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row else 0
+
+
 async def probe_central(
-    url: str, creds: Credentials | None, ca_bundle: Path | None
+    url: str, creds: Credentials | None, ca_bundle: Path | None, cursor: int
 ) -> tuple[str | None, str | None, float]:
-    """Ask central for one change as this device would: (why central did not answer, why it
+    """Ask central for changes after `cursor` as this device would (central records the cursor
+    a device asks from, so it must be the device's own): (why central did not answer, why it
     refused this device, seconds taken). Without credentials a refusal still means it answered."""
     started = time.monotonic()
     client = CentralClient(url, token=creds.token if creds else None, ca_bundle=ca_bundle)
     unreachable = refused = None
     try:
-        await client.changes(0, wait_s=0, limit=1)
+        await client.changes(cursor, wait_s=0, limit=1)
     except ProtocolMismatch as exc:
         unreachable = f"{exc}; update festgate on this device"
     except CentralRefused as exc:
@@ -189,12 +205,26 @@ async def examine(
     )
     ca_bundle = cfg.central.ca_bundle if cfg else None
     refused = None
+    cursor = replica_cursor(where)
     if url is not None:
-        unreachable, refused, took = await probe_central(url, creds, ca_bundle)
+        # A device whose cursor cannot be read asks without its token: reachability only.
+        unreachable, refused, took = await probe_central(
+            url, creds if cursor is not None else None, ca_bundle, cursor or 0
+        )
         found.append(checks.central(url, unreachable, ca_bundle, took))
     else:
         found.append(checks.central(None, None, None, 0.0))
-    found.append(checks.enrolment(creds is not None, refused if creds else None, where))
+    if creds is not None and cursor is None:
+        found.append(
+            checks.failed(
+                "enrolled",
+                f"credentials present, but the replica in {where} cannot be read: the token "
+                "was not tried",
+                "fix the data dir (above), then run the doctor again",
+            )
+        )
+    else:
+        found.append(checks.enrolment(creds is not None, refused if creds else None, where))
     if cfg is not None:
         from edge.doctor.parts import probe_parts
 

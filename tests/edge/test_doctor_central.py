@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from central.sample import create_sample_festival
 from edge.cli import app
+from edge.doctor.run import replica_cursor
 from tests.integration.conftest import enrol_code, serving
 
 runner = CliRunner()
@@ -25,6 +26,14 @@ def _machine(tmp_path: Path) -> Path:
     (root / "run/systemd/timesync").mkdir(parents=True)
     (root / "run/systemd/timesync/synchronized").touch()
     return root
+
+
+async def _central_cursor(dsn: str, device_id: str) -> int:
+    async with await AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute("SELECT cursor FROM device WHERE id = %s", (device_id,))
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_doctor_passes_an_enrolled_device_and_fails_one_that_is_not(
@@ -58,6 +67,11 @@ def test_doctor_passes_an_enrolled_device_and_fails_one_that_is_not(
         assert report["ok"] is True
         names = [c["name"] for c in report["checks"]]
         assert {"central", "enrolled", "reader feed", "clock", "data dir"} <= set(names)
+        # Central records the cursor a device asks from: the doctor asked from the device's own.
+        device_id = json.loads(enrolled.stdout)["device_id"]
+        cursor = replica_cursor(data)
+        assert cursor is not None and cursor > 0
+        assert asyncio.run(_central_cursor(pg_dsn, device_id)) == cursor
 
     # Central gone: the device is still enrolled, but central does not answer.
     gone = runner.invoke(app, ["doctor", "-d", str(data), "--root", str(root), "--json"])
