@@ -120,7 +120,9 @@ def replica_cursor(data_dir: Path) -> int | None:
     if not db.is_file():
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(
+            sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
             row = conn.execute("SELECT value FROM sync_state WHERE key = 'cursor'").fetchone()
     except sqlite3.Error:
         return None

@@ -6,13 +6,14 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from config.device import DeviceConfig
 from edge.cli import app
 from edge.doctor import System, checks, examine
 from edge.doctor.parts import needed_groups, needed_libraries, uses_usb_nfc
-from edge.doctor.run import member_of, unit_user
+from edge.doctor.run import member_of, replica_cursor, unit_user
 from hardware.sim_serial import PtyDevice
 
 LDCONFIG = """\t3 libs found in cache `/etc/ld.so.cache'
@@ -188,3 +189,19 @@ def test_doctor_json_lists_every_check_and_exits_1_when_one_fails(tmp_path: Path
     people = CliRunner().invoke(app, ["doctor", "-c", str(config), "--root", str(root)])
     assert people.exit_code == 1 and "check(s) failed" in people.stdout
     assert "fix:" in people.stdout
+
+
+def test_replica_cursor_is_read_from_a_relative_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    data = tmp_path / "dev"
+    data.mkdir()
+    with sqlite3.connect(data / "replica.sqlite3") as conn:
+        conn.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO sync_state VALUES ('cursor', '41')")
+    conn.close()
+    monkeypatch.chdir(tmp_path)
+    assert replica_cursor(Path("dev")) == 41
+    assert replica_cursor(Path("none")) is None
