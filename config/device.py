@@ -25,7 +25,9 @@ from config.errors import ConfigError, describe
 from config.hardware import ActuatorConfig, ReaderConfig
 from config.vocab import Role
 
-DEFAULT_DATA_DIR = Path("./var/device")  # when neither --data-dir nor a config names one
+# When neither --data-dir nor a config names one: where deploy/install-device and the unit
+# (deploy/festgate.service) put it, so `festgate init` on a device needs no -d.
+DEFAULT_DATA_DIR = Path("/var/lib/festgate")
 
 
 class _Section(BaseModel):
@@ -80,6 +82,16 @@ class TimeoutsConfig(_Section):
     )
 
 
+class MetricsConfig(_Section):
+    """The local Prometheus endpoint, off unless `listen` is set."""
+
+    listen: str | None = Field(
+        None,
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="host:port to serve /metrics on, e.g. 127.0.0.1:9464; none = off",
+    )
+
+
 class DeviceConfig(BaseSettings):
     """Everything a device needs, loaded from TOML then FESTGATE_* environment variables."""
 
@@ -93,6 +105,7 @@ class DeviceConfig(BaseSettings):
     )
     cashless: CashlessConfig = Field(default_factory=CashlessConfig, description="bar limits")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="daemon bounds")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus")
     readers: list[ReaderConfig] = Field(default_factory=list, description="code and tag readers")
     actuators: list[ActuatorConfig] = Field(default_factory=list, description="relays, displays")
 

@@ -432,6 +432,41 @@ def status(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonO
 cli_sync.register(app, _run)
 
 
+@app.command()
+def doctor(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+    root: Annotated[
+        Path | None,
+        typer.Option(help="read /proc, /run, /dev and /etc files under DIR (tests, images)"),
+    ] = None,
+) -> None:
+    """Check this device is ready: system libraries, groups, kernel modules, clock, disk, data
+    dir, central over TLS, enrolment, readers. Exit status 0 only when every check passes."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from edge.doctor import System, examine
+
+    system = System.under(root) if root is not None else System()
+    found = asyncio.run(examine(config, data_dir, system))
+    ok = all(check.ok for check in found)
+    if as_json:
+        print(json.dumps({"ok": ok, "checks": [asdict(check) for check in found]}))
+        raise typer.Exit(0 if ok else 1)
+    table = Table(box=None, show_header=False, pad_edge=False)
+    for check in found:
+        mark = "[green]✔[/]" if check.ok else "[bold red]✘[/]"
+        line = escape(check.found) + ("" if check.ok else f"\n[yellow]fix:[/] {escape(check.fix)}")
+        table.add_row(mark, f"[bold]{escape(check.name)}[/]", line)
+    out.print(table)
+    failures = sum(not check.ok for check in found)
+    out.print("[bold green]ready[/]" if ok else f"[bold red]{failures} check(s) failed[/]")
+    raise typer.Exit(0 if ok else 1)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())

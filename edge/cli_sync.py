@@ -13,8 +13,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_random_exponential as jittered
 
 from config.device import DEFAULT_DATA_DIR
+from config.errors import ConfigError
 from config.vocab import Role
-from edge.datadir import write_private
+from edge.cli_errors import fail
+from edge.datadir import act_as, write_private
 from edge.decide import BadInput
 from edge.device import Device
 from edge.humanize import moment
@@ -174,8 +176,16 @@ def register(app: typer.Typer, run: Any) -> None:
             Path | None, typer.Option(help="where to write the device TOML (default: in data dir)")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        user: Annotated[
+            str | None,
+            typer.Option(help="as root: the service user to own the files (default: the dir's)"),
+        ] = None,
     ) -> None:
         """Enrol this device with central, download the catalog, and get ready to scan."""
+        try:  # before anything is created, so that nothing is left owned by root
+            act_as(data_dir, user)
+        except ConfigError as exc:
+            fail("config", str(exc), as_json)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), disable=as_json) as bar:
             summary = run(
                 enrol_device(central, code, name=name, data_dir=data_dir, ca_bundle=ca_bundle,

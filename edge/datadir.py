@@ -46,10 +46,11 @@ def _quoted(path: Path) -> str:
     return shlex.quote(os.path.abspath(path))
 
 
-def check_private(data_dir: Path, db_name: str) -> None:
+def check_private(data_dir: Path, db_name: str, *, owner: int | None = None) -> None:
     """Raise DataDirNotPrivate, naming what is wrong and the command that fixes it, unless
-    `data_dir` and its secret files that exist belong to this user and to no one else."""
-    me = os.geteuid()
+    `data_dir` and its secret files that exist belong to this user (or `owner`, a uid: root
+    checking the service user's directory) and to no one else."""
+    me = os.geteuid() if owner is None else owner
     foreign: dict[int, list[str]] = {}
     shown: list[str] = []
     to_chmod: dict[str, None] = {}  # an ordered set of chmod commands
@@ -118,3 +119,44 @@ def write_private(path: Path, text: str) -> None:
     os.fchmod(fd, FILE_MODE)  # O_CREAT's mode does not apply to a file that already existed
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def service_user(data_dir: Path, user: str | None) -> str | None:
+    """Whom root should act as on `data_dir`: `user` when given, else the data dir's owner when
+    that is not root (deploy/install-device makes it the service user's); None otherwise."""
+    if user is not None or os.geteuid() != 0:
+        return user
+    try:
+        owner = data_dir.stat().st_uid
+    except FileNotFoundError:
+        return None
+    return _user(owner) if owner != 0 else None
+
+
+def become(user: str, data_dir: Path) -> None:
+    """Run the rest of this process as `user` (its groups, gid, uid), so that every file it
+    creates is that user's: root enrolling for the service user leaves nothing owned by root.
+    A missing `data_dir` is made first (0700, the user's), where its parent is root's.
+    Raises ConfigError for an unknown user or when not root and not already that user."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError("--user", [f"no user {user!r} on this machine"]) from None
+    if os.geteuid() == entry.pw_uid:
+        return
+    if os.geteuid() != 0:
+        raise ConfigError("--user", [f"only root can act as {user}: run with sudo"])
+    if not data_dir.exists():
+        data_dir.mkdir(mode=DIR_MODE, parents=True)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    os.initgroups(entry.pw_name, entry.pw_gid)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ["HOME"] = entry.pw_dir
+
+
+def act_as(data_dir: Path, user: str | None) -> None:
+    """`festgate init` run by root: become the service user (`service_user`) if there is one."""
+    chosen = service_user(data_dir, user)
+    if chosen is not None:
+        become(chosen, data_dir)

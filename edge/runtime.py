@@ -20,6 +20,7 @@ from config.vocab import Role
 from edge import identity
 from edge.decide import BadInput
 from edge.device import Device
+from edge.metrics import DeviceMetrics, for_daemon
 from edge.runtime_logs import JournalBridge
 from edge.status import Notice, notices, record_daemon, resume_sync
 from edge.store import require_device
@@ -97,6 +98,7 @@ class Runtime:
         queue_size: int = 64,
         on_stop: Callable[[], None] | None = None,
         notices: Sequence[Notice] = (),
+        metrics: DeviceMetrics | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -113,6 +115,8 @@ class Runtime:
         self.started = asyncio.Event()
         self.on_stop = on_stop  # called once, as shutdown begins (the daemon arms a watchdog)
         self.notices = list(notices)  # what keeps this device from its job, said at start
+        # Verdicts, latency, readers up: always counted, served only with `[metrics] listen`.
+        self.metrics = metrics or DeviceMetrics()
 
     def stop(self) -> None:
         """Begin a bounded shutdown (the SIGTERM handler calls this)."""
@@ -211,13 +215,16 @@ class Runtime:
         backoff = self.config.timeouts.reader_restart_s
         while not self.halt.is_set():
             started = time.monotonic()
+            self.metrics.reader(reader.name, True)
             try:
                 await self._run_reader(reader)
                 log.info(
                     "reader finished", extra={"event": "reader.finished", "reader": reader.name}
                 )
+                self.metrics.reader(reader.name, False)
                 return
             except HardwareUnsupported as exc:
+                self.metrics.reader(reader.name, False)
                 log.error(
                     "reader disabled: %s",
                     exc,
@@ -227,6 +234,7 @@ class Runtime:
             except Exception as exc:
                 if self.halt.is_set():
                     return
+                self.metrics.reader(reader.name, False)
                 if time.monotonic() - started > HEALTHY_S:
                     backoff = self.config.timeouts.reader_restart_s
                 self.counters.add(f"restarts.{reader.name}")
@@ -286,6 +294,7 @@ class Runtime:
     async def handle(self, scan: Scan) -> None:
         """Decide one scan (journal commit inside Device) and then hand it to the actuators."""
         self.counters.add("scans")
+        started = time.perf_counter()
         try:
             shown = await self._decide(scan)
         except BadInput as exc:
@@ -304,6 +313,7 @@ class Runtime:
             shown = DEVICE_ERROR
         if shown is None:
             return
+        self.metrics.decided(shown.code, time.perf_counter() - started)
         self.counters.add("admitted" if shown.admits else "refused")
         log.info(
             "verdict %s",
@@ -431,6 +441,8 @@ async def run_daemon(
     """`festgate run`: open the device, wire its hardware, run until SIGTERM, close."""
     device = await open_device(config, config_path)
     client = None
+    engine = None
+    stop_metrics: Callable[[], None] = lambda: None  # noqa: E731 - replaced when metrics are on
     try:
         loops = list(side_loops)
         creds = load_credentials(config.device.data_dir)
@@ -450,6 +462,11 @@ async def run_daemon(
             await resume_sync(engine, device.store)
             loops.append(engine.run)
         parts = build_parts(config)
+        metrics = None
+        if config.metrics.listen is not None:
+            metrics, stop_metrics = for_daemon(
+                config.metrics.listen, device, engine, parts.disabled
+            )
         await record_daemon(
             device.store,
             {
@@ -468,11 +485,12 @@ async def run_daemon(
         )
         runtime = Runtime(
             config, device, parts.readers, parts.actuators,
-            side_loops=loops, on_stop=on_stop, notices=found,
+            side_loops=loops, on_stop=on_stop, notices=found, metrics=metrics,
         )  # fmt: skip
         await runtime.run()
         return runtime
     finally:
+        stop_metrics()
         if client is not None:
             await client.aclose()
         await device.close()

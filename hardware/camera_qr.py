@@ -129,7 +129,12 @@ class CameraQrReader:
         self.config = config
         self.counters = Counters()
         self.clock = clock
-        # Built now so a missing library disables this reader at startup, not at the first frame.
+        # Checked now so a missing library disables this reader at startup, not at the first
+        # frame: OpenCV captures and prepares frames, the decoder reads them.
+        try:
+            import cv2  # noqa: F401
+        except ImportError as exc:
+            raise missing_library("camera reader", "cv2", exc) from exc
         self.decode = DECODERS[config.decoder](invert=config.invert)
 
     def decode_frame(self, frame: Any) -> list[bytes]:

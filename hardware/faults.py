@@ -60,11 +60,30 @@ def camera_fault(source: str) -> ReaderUnavailable:
     return ReaderUnavailable(f"cannot open video source {source!r} (file missing or stream down)")
 
 
+# Which extra of the festgate package brings a driver's library, and the system package it
+# loads (pyproject.toml's optional dependencies; docs/deploy-device.md).
+EXTRAS: dict[str, tuple[str, str | None]] = {
+    "cv2": ("camera", None),
+    "zxingcpp": ("camera", None),
+    "pyzbar": ("zbar", "libzbar0"),
+    "nfc": ("nfc", "libusb-1.0-0"),
+    "ndef": ("nfc", "libusb-1.0-0"),
+}
+
+
+def install_hint(module: str) -> str:
+    """How to get `module`: the festgate extra to install, and the system package it needs."""
+    extra, system = EXTRAS.get(module, ("", None))
+    if not extra:
+        return "reinstall festgate (`pip install festgate`)"
+    hint = f"install the {extra!r} extra (`pip install 'festgate[{extra}]'`)"
+    return hint + (f" and the system's {system} (`apt install {system}`)" if system else "")
+
+
 def missing_library(driver: str, module: str, exc: ImportError | OSError) -> HardwareUnsupported:
-    """A driver whose library is not installed is disabled with this message."""
-    extra = " (pyzbar also needs the system's libzbar0: apt install libzbar0)"
+    """A driver whose library is not installed is disabled with this one-line message."""
     return HardwareUnsupported(
-        f"{driver} disabled: cannot import {module}: {exc}" + (extra if module == "pyzbar" else "")
+        f"{driver} disabled: cannot import {module} ({exc}); {install_hint(module)}"
     )
 
 

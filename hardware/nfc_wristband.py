@@ -50,7 +50,7 @@ class NfcWristbandReader:
         try:
             import ndef  # noqa: F401
             import nfc
-        except ImportError as exc:
+        except (ImportError, OSError) as exc:  # OSError: libusb-1.0 missing where it loads
             raise missing_library("NFC reader", "nfc", exc) from exc
         self._nfc = nfc
 
