@@ -13,6 +13,7 @@ NAMES = (
     "camera-decode",
     "propagation",
     "slow-clients",
+    "ops-console",
 )
 
 
