@@ -5,8 +5,11 @@ wristbands (the bulk import paths), ``--devices`` enrolled devices (half gates, 
 whose ``--events`` events, spread over the last ``--hours`` hours, go through
 ``central.ingest.ingest_batch`` (gates admit and release tickets, some at two gates:
 duplicate entries; bars sell a product by basket), then ``VACUUM ANALYZE``; an admin ops
-user with a console password. Central then runs as its own process (uvicorn on loopback,
-configured by ``central.http_server``, over embedded PostgreSQL or ``FESTGATE_BENCH_DSN``).
+user with a console password. (The wristbands' opening top-ups are booked at setup, after
+the times of the sales, so each account's first sale is an open overdraft conflict: about
+one per wristband, more conflicts than a real festival holds.) Central then runs as its own
+process (uvicorn on loopback, configured by ``central.http_server``, over embedded
+PostgreSQL or ``FESTGATE_BENCH_DSN``).
 
 Measured over real HTTP with a logged-in session cookie:
 
