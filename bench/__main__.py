@@ -15,6 +15,7 @@ NAMES = (
     "slow-clients",
     "drain",
     "longpoll",
+    "ops-console",
 )
 
 

@@ -140,14 +140,14 @@ items AS (
          CASE WHEN jsonb_typeof(ev.items) = 'array' THEN ev.items ELSE '[]'::jsonb END) i
   WHERE jsonb_typeof(i) = 'object' AND i ->> 'qty' ~ '^[0-9]{1,6}$'
     AND i ->> 'price' ~ '^[0-9]{1,10}$' AND payload_uuid(i ->> 'product_id') IS NOT NULL),
+explained AS (SELECT event_id, sum(qty * price) AS amount FROM items GROUP BY event_id),
 lines AS (
   SELECT ev.at, ev.vendor_id, it.product_id, ev.sign * it.qty AS qty,
          ev.sign * it.qty * it.price AS amount
   FROM ev JOIN items it ON it.event_id = ev.event_id
   UNION ALL
-  SELECT ev.at, ev.vendor_id, NULL, 0, ev.sign * (ev.total - coalesce(
-           (SELECT sum(it.qty * it.price) FROM items it WHERE it.event_id = ev.event_id), 0))
-  FROM ev
+  SELECT ev.at, ev.vendor_id, NULL, 0, ev.sign * (ev.total - coalesce(x.amount, 0))
+  FROM ev LEFT JOIN explained x ON x.event_id = ev.event_id
   UNION ALL
   SELECT created_at, vendor_id, NULL, 0, -amount FROM cashless_transaction
   WHERE festival_id = %(fid)s AND type = 'PAYMENT' AND vendor_id IS NOT NULL)
