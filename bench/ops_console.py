@@ -44,7 +44,7 @@ from bench.ingest import DEVICE_BATCH, _database, _event
 from bench.initial_sync import central_process
 from bench.stats import percentile
 from central import server_gc, users
-from central.auth import DevicePrincipal
+from central.auth import DevicePrincipal, OpsRole
 from central.enrol import create_enrol_code, enrol
 from central.imports import import_tickets, import_wristbands
 from central.ingest import ingest_batch
@@ -159,7 +159,9 @@ async def _setup(dsn: str, args: argparse.Namespace) -> Rig:
         roles = ["gate" if i % 2 == 0 else "bar" for i in range(args.devices)]
         devices = [await _enrol(conn, fest, r, roles[:i].count(r)) for i, r in enumerate(roles)]
         probe = await _enrol(conn, fest, "gate", 0)
-        await users.add_ops_user(conn, name=USER, role="ADMIN", actor="bench", festival_id=fid)
+        await users.add_ops_user(
+            conn, name=USER, role=OpsRole.ADMIN, actor="bench", festival_id=fid
+        )
         await users.set_password(conn, USER, PASSWORD, actor="bench")
         await conn.commit()
     gates = [d for d in devices if d.principal.role == "gate"]
