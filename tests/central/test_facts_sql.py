@@ -95,6 +95,7 @@ _SPELLED = [
     r"-\s*\w*\.?amount\s+if\s+\w*\.?kind\s*==",
     r">>\s*16\)\)?\s*(ELSE|END)",  # the skew formula's HLC read
     r"'CANCELLED',\s*'REFUNDED'",  # what makes a ticket unusable
+    r"kind\s*(=|==)\s*['\"]entry['\"]",  # what leaves a ticket inside
     r"'balance', \w*\.?balance|\"balance\":' \|\|",  # the account row's JSON
 ]
 _USERS = [
@@ -106,6 +107,7 @@ _USERS = [
     "central/feed.py",
     "central/events.py",
     "central/conflict_view.py",
+    "central/reports.py",
     "edge/schema.py",
     "edge/store.py",
     "edge/journal.py",
