@@ -17,6 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from central.errors import AuthError
+from config.vocab import Role
 
 # Public markers of a token's kind, not secrets: a device's, an ops user's.
 DEVICE_PREFIX = "fgd_"
@@ -109,7 +110,7 @@ class DevicePrincipal:
 
     id: uuid.UUID
     festival_id: uuid.UUID
-    role: str
+    role: Role
     zone_id: uuid.UUID | None
     vendor_id: uuid.UUID | None
     name: str = ""
@@ -168,7 +169,7 @@ async def authenticate(conn: AsyncConnection[Any], token: str) -> Principal:
             raise AuthError(401, "unauthorized", "unknown token")
         if rec[6] is not None or rec[7]:
             raise AuthError(401, "token_revoked", "this device was revoked")
-        return DevicePrincipal(rec[0], rec[1], rec[2], rec[3], rec[4], rec[5])
+        return DevicePrincipal(rec[0], rec[1], Role(rec[2]), rec[3], rec[4], rec[5])
     if token.startswith(OPS_PREFIX):
         cur = await conn.execute(
             "SELECT u.id, u.name, u.role, u.festival_id, u.revoked_at, u.deleted_at,"
