@@ -57,7 +57,7 @@ from bench.ingest import DEVICE_BATCH, _database, _script, _setup, _streams
 from bench.initial_sync import central_process
 from bench.stats import percentile
 from sync.client import CentralClient
-from sync.protocol import MAX_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION, PushResponse
+from sync.protocol import MAX_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION, Paths, PushResponse
 
 HOUR_MS = 3_600_000
 # How long a device waits for central's answer to a push before it tries again.
@@ -140,7 +140,7 @@ class Pushes:
     async def push(self, client: httpx.AsyncClient, body: bytes, last_seq: int) -> float:
         """Push `body` until central acknowledges `last_seq`; return the seconds it took."""
         t0 = time.perf_counter()
-        while (resp := await client.post("/v1/sync/events", content=body)).status_code != 200:
+        while (resp := await client.post(Paths.EVENTS, content=body)).status_code != 200:
             self.refused[resp.status_code] = self.refused.get(resp.status_code, 0) + 1
             await asyncio.sleep(RETRY_S)
         acked = PushResponse.model_validate_json(resp.content).acked_through

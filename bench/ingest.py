@@ -58,6 +58,7 @@ from central.enrol import create_enrol_code, enrol
 from central.imports import import_tickets, import_wristbands
 from central.ingest import ingest_batch
 from central.sample import create_sample_festival
+from config.vocab import Role
 from sync.engine import SyncEngine
 from sync.hlc import pack
 from sync.ids import uuid7
@@ -157,7 +158,9 @@ async def _setup(
                 vendor_id=fest.vendor_id if role == "bar" else None, ttl_s=600,
             )  # fmt: skip
             got = await enrol(conn, code=code, name=f"bench-{i}")
-            principals.append(DevicePrincipal(got.device_id, fid, role, got.zone_id, got.vendor_id))
+            principals.append(
+                DevicePrincipal(got.device_id, fid, Role(role), got.zone_id, got.vendor_id)
+            )
             tokens[got.device_id] = got.token
     return principals, tokens, [str(t.ticket_id) for t in issued], [a.id for a in accounts]
 

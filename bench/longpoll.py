@@ -39,7 +39,7 @@ from bench.ingest import _database, _setup
 from bench.initial_sync import central_process
 from central import feed
 from central.tickets import cancel_ticket
-from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Paths
 
 WAIT_S = 30  # central's longest long-poll (CentralConfig.max_wait_s)
 
@@ -65,7 +65,7 @@ class Fleet:
     async def device(self, token: str) -> float | None:
         """Long-poll until an answer carries a change: when it arrived (None: it failed)."""
         request = (
-            f"GET /v1/sync/changes?after={self.after}&wait={WAIT_S} HTTP/1.1\r\nHost: central"
+            f"GET {Paths.CHANGES}?after={self.after}&wait={WAIT_S} HTTP/1.1\r\nHost: central"
             f"\r\n{PROTOCOL_HEADER}: {PROTOCOL_VERSION}\r\nAuthorization: Bearer {token}\r\n\r\n"
         ).encode()
         try:

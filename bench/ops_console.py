@@ -49,7 +49,8 @@ from central.enrol import create_enrol_code, enrol
 from central.imports import import_tickets, import_wristbands
 from central.ingest import ingest_batch
 from central.sample import SampleFestival, create_sample_festival
-from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, PushRequest
+from config.vocab import Role
+from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Paths, PushRequest
 
 USER = "bench-admin"
 PASSWORD = "bench console password"  # noqa: S105 (a bench user on a throwaway database)
@@ -131,7 +132,9 @@ async def _enrol(
         vendor_id=fest.vendor_id if role == "bar" else None, ttl_s=600, actor="bench",
     )  # fmt: skip
     got = await enrol(conn, code=code, name=f"bench-{role}-{index}")
-    principal = DevicePrincipal(got.device_id, fest.festival_id, role, got.zone_id, got.vendor_id)
+    principal = DevicePrincipal(
+        got.device_id, fest.festival_id, Role(role), got.zone_id, got.vendor_id
+    )
     return Device(principal, got.token, index)
 
 
@@ -321,7 +324,7 @@ def _device_client(url: str, dev: Device) -> httpx.AsyncClient:
 
 
 async def _push(client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
-    resp = await client.post("/v1/sync/events", content=json.dumps({"events": events}))
+    resp = await client.post(Paths.EVENTS, content=json.dumps({"events": events}))
     if resp.status_code != 200:
         raise RuntimeError(f"push refused: {resp.status_code} {resp.text}")
 

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from central.errors import AuthError
+from config.vocab import Role
 
 # Public markers of a token's kind, not secrets: a device's, an ops user's.
 DEVICE_PREFIX = "fgd_"
@@ -109,7 +110,7 @@ class DevicePrincipal:
 
     id: uuid.UUID
     festival_id: uuid.UUID
-    role: str
+    role: Role
     zone_id: uuid.UUID | None
     vendor_id: uuid.UUID | None
     name: str = ""
@@ -153,30 +154,33 @@ def bearer(header: str | None) -> str:
     return token.strip()
 
 
+def _by_token(table: str, columns: str) -> str:
+    """A token's row in `table` (`columns` of it), and whether the token was revoked on its
+    own (listed in revoked_token)."""
+    return (
+        f"SELECT {columns}, EXISTS (SELECT 1 FROM revoked_token r"
+        f" WHERE r.token_hash = t.token_hash) FROM {table} t WHERE t.token_hash = %s"
+    )
+
+
+_DEVICE = _by_token(
+    "device", "t.id, t.festival_id, t.role, t.zone_id, t.vendor_id, t.name, t.revoked_at"
+)
+_OPS_USER = _by_token("ops_user", "t.id, t.name, t.role, t.festival_id, t.revoked_at, t.deleted_at")
+
+
 async def authenticate(conn: AsyncConnection[Any], token: str) -> Principal:
     """Look a token up; unknown → 401 unauthorized, revoked → 401 token_revoked."""
     digest = token_hash(token)
     if token.startswith(DEVICE_PREFIX):
-        cur = await conn.execute(
-            "SELECT d.id, d.festival_id, d.role, d.zone_id, d.vendor_id, d.name, d.revoked_at,"
-            " EXISTS (SELECT 1 FROM revoked_token r WHERE r.token_hash = d.token_hash)"
-            " FROM device d WHERE d.token_hash = %s",
-            (digest,),
-        )
-        rec = await cur.fetchone()
+        rec = await (await conn.execute(_DEVICE, (digest,))).fetchone()
         if rec is None:
             raise AuthError(401, "unauthorized", "unknown token")
         if rec[6] is not None or rec[7]:
             raise AuthError(401, "token_revoked", "this device was revoked")
-        return DevicePrincipal(rec[0], rec[1], rec[2], rec[3], rec[4], rec[5])
+        return DevicePrincipal(rec[0], rec[1], Role(rec[2]), rec[3], rec[4], rec[5])
     if token.startswith(OPS_PREFIX):
-        cur = await conn.execute(
-            "SELECT u.id, u.name, u.role, u.festival_id, u.revoked_at, u.deleted_at,"
-            " EXISTS (SELECT 1 FROM revoked_token r WHERE r.token_hash = u.token_hash)"
-            " FROM ops_user u WHERE u.token_hash = %s",
-            (digest,),
-        )
-        rec = await cur.fetchone()
+        rec = await (await conn.execute(_OPS_USER, (digest,))).fetchone()
         if rec is None or rec[5] is not None:
             raise AuthError(401, "unauthorized", "unknown token")
         if rec[4] is not None or rec[6]:

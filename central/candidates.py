@@ -31,7 +31,7 @@ UNUSABLE = facts.unusable_sql("f.")
 # row of its ticket in the feed does not have: a transfer replaced the code, or gave it.
 # Only a transfer makes a ticket's rows differ in hash, and the feed only grows, so this
 # only ever grows. (Outside codes keep their code version: `UNUSABLE` does not see them.)
-RECODED = f"""(kind = 'entry' AND ({EVENT_SQL["code_version"]}) IS NULL
+RECODED = f"""({facts.inside_sql()} AND ({EVENT_SQL["code_version"]}) IS NULL
     AND ({EVENT_SQL["code_hash"]}) IS NOT NULL
     AND EXISTS (SELECT 1 FROM change_feed f WHERE f.festival_id = %(fid)s
                 AND f.table_name IN ('ticket', 'block') AND f.table_name = 'ticket'

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 
 from central.cli_common import console, festival_id, run, table
+from central.ops import ConflictItem
 from central.readable import AuditEntry, money, short
 
 T = TypeVar("T")
@@ -69,8 +70,14 @@ def section(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -
         console.print(f"{title}: none")
 
 
-def audit_section(audit: Sequence[AuditEntry]) -> None:
-    """Who changed the row, when, and what."""
+def history_sections(conflicts: Sequence[ConflictItem], audit: Sequence[AuditEntry]) -> None:
+    """The end of a ticket's or a wristband's show: its conflicts, then who changed it,
+    when, and what."""
+    section(
+        "conflicts",
+        ("id", "kind", "what", "resolved"),
+        [(c.id, c.kind, c.summary, when(c.resolved_at)) for c in conflicts],
+    )
     section("audit", ("at", "who", "action"), [(when(a.at), a.actor, a.action) for a in audit])
 
 

@@ -18,9 +18,9 @@ from central.cli_ops import (
     Act,
     ReasonOpt,
     act_on,
-    audit_section,
     cents,
     fields,
+    history_sections,
     section,
     shown,
     when,
@@ -78,12 +78,7 @@ def _print_show(found: TicketShow) -> None:
         ("at", "action", "zone", "device"),
         [(when(m.at), m.action, m.zone, m.device) for m in found.access_log],
     )
-    section(
-        "conflicts",
-        ("id", "kind", "what", "resolved"),
-        [(c.id, c.kind, c.summary, when(c.resolved_at)) for c in found.conflicts],
-    )
-    audit_section(found.audit)
+    history_sections(found.conflicts, found.audit)
 
 
 @app.command("show")

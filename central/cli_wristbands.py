@@ -16,9 +16,9 @@ from central.cli_ops import (
     Act,
     ReasonOpt,
     act_on,
-    audit_section,
     cents,
     fields,
+    history_sections,
     section,
     shown,
     when,
@@ -76,12 +76,7 @@ def _print_show(found: WristbandShow) -> None:
             for e in found.ledger
         ],
     )  # fmt: skip
-    section(
-        "conflicts",
-        ("id", "kind", "what", "resolved"),
-        [(c.id, c.kind, c.summary, when(c.resolved_at)) for c in found.conflicts],
-    )
-    audit_section(found.audit)
+    history_sections(found.conflicts, found.audit)
 
 
 @app.command("show")

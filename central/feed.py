@@ -21,23 +21,13 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
-from sync.catalog import TABLES, Change, Row
+from sync.catalog import TABLES, Change, Row, key_fields
 from sync.facts import account_text_sql
 
 CHANNEL = "festgate_feed"
 Op = Literal["upsert", "delete"]
 # Snapshot order: parents before children, so a device can apply rows as they stream.
 TABLE_ORDER: tuple[str, ...] = tuple(TABLES)
-_KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    "signing_key": ("key_id",),
-    "presence": ("ticket_id", "zone_id"),
-    "block": ("kind", "ref"),
-}
-
-
-def key_fields(table: str) -> tuple[str, ...]:
-    """Fields that identify a row of a replicated table (``id`` unless said otherwise)."""
-    return _KEY_FIELDS.get(table, ("id",))
 
 
 def row_key(table: str, row: Row | Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from central import audit, catalog, code_entropy, feed, keys
 from central.errors import CatalogError, ImportRowError
 from central.rows import Record, fetch_one
 from central.tickets import IssuedTicket, signed_code
+from config.vocab import MAX_CODE_CHARS
 from sync import hashing
 from sync.catalog import AccountRow, TicketRow, ZoneRow
 from sync.vocab import TicketStatus, TicketType
@@ -159,6 +160,11 @@ async def import_tickets(
                 raise ImportRowError(n, "a code was given, but this import issues signed codes")
             if not sign and not code:
                 raise ImportRowError(n, "code is empty")
+            if len(code) > MAX_CODE_CHARS:
+                # No reader passes a longer code: such a ticket could never be scanned in.
+                raise ImportRowError(
+                    n, f"code is longer than {MAX_CODE_CHARS} characters, which no reader passes"
+                )
             code_hash = hashing.code_hash(bytes(fest["hash_key"]), code) if code else None
             if code_hash is not None:
                 if code_hash in seen:

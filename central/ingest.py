@@ -49,10 +49,9 @@ from pydantic_core import to_json
 
 from central import conflict_store, events, feed, settle
 from central.auth import DevicePrincipal
-from central.pg import BIGINT_MAX
 from config.vocab import MAX_OFFSET_MS
 from sync.hlc import HybridClock
-from sync.protocol import Event, PushResponse
+from sync.protocol import MAX_BIGINT, Event, PushResponse
 
 DEFAULT_SKEW_BOUND_MS = MAX_OFFSET_MS  # a device beyond it is flagged (`clock_skew`)
 _DUP_NAMESPACE = uuid.UUID("6b0a3c1e-5a4f-4c1e-9a57-2f7e0c0f6e11")
@@ -219,7 +218,7 @@ def pushed_journal_seq(
         return journal_seq
     if pending is None or not batch:
         return None
-    return min(BIGINT_MAX, min(e.device_seq for e in batch) - 1 + pending)
+    return min(MAX_BIGINT, min(e.device_seq for e in batch) - 1 + pending)
 
 
 async def _ingest(

@@ -160,6 +160,20 @@ async def list_conflicts(
     return [_item(r, local) for r in await fetch_all(conn, _CONFLICTS + _FILTERS, params)]
 
 
+async def history(
+    conn: AsyncConnection[Any],
+    local: readable.Local,
+    subject_type: SubjectType,
+    subject_id: uuid.UUID,
+    entities: list[tuple[str, str]],
+) -> tuple[list[ConflictItem], list[readable.AuditEntry]]:
+    """How a ticket or an account came to be: every conflict about it (resolved ones too)
+    and the audit trail of `entities` (its rows), as a show ends."""
+    every = ConflictFilter(state="all", subject_type=subject_type, subject_id=subject_id)
+    conflicts = await list_conflicts(conn, local.festival_id, every, local=local)
+    return conflicts, await readable.audit_trail(conn, local, entities)
+
+
 async def _conflict(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, conflict_id: uuid.UUID, lock: str = ""
 ) -> Json:

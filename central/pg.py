@@ -18,7 +18,6 @@ from psycopg_pool import AsyncConnectionPool
 from config.central import CentralConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-BIGINT_MAX = 2**63 - 1  # the largest value a bigint column (a seq, a cursor, a count) holds
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATE_LOCK = 0x66657374_67617465 & 0x7FFFFFFFFFFFFFFF
 

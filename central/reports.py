@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from central import views
 from central.devices import LABEL_SQL
+from sync import facts
+from sync.vocab import EventKind
 
 
 class ZoneOccupancy(BaseModel):
@@ -68,12 +70,13 @@ GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 3, 5, 4
 # Sales are the ledger's payments: approved sales at bar devices (the vendor is the
 # device's) and any payment central booked itself with a vendor (`cashless_entry`, unrolled
 # here so the devices' sales are summed per device first).
-_SALES = """
+_SALES = f"""
 WITH s AS (
   SELECT d.vendor_id, count(*) AS sales, sum(e.amount) AS amount
   FROM device_event e JOIN device d ON d.id = e.device_id
-  WHERE e.festival_id = %(fid)s AND e.kind = 'sale' AND e.account_id IS NOT NULL
-    AND e.status = 'applied' AND e.verdict = 'approved' AND e.amount > 0
+  WHERE e.festival_id = %(fid)s AND {facts.sql_in("e.kind", [EventKind.SALE])}
+    AND e.account_id IS NOT NULL AND e.status = 'applied'
+    AND {facts.admits_sql("money", "e.")} AND e.amount > 0
   GROUP BY d.vendor_id
   UNION ALL
   SELECT vendor_id, count(*), -sum(amount) FROM cashless_transaction

@@ -136,7 +136,9 @@ async def show(
         " WHERE ticket_id = %s ORDER BY hlc, device_id, device_seq",
         (ticket_id,),
     )
-    conflicts = ops.ConflictFilter(state="all", subject_type="ticket", subject_id=ticket_id)
+    conflicts, audit = await ops.history(
+        conn, where, "ticket", ticket_id, [("ticket", str(ticket_id))]
+    )
     return TicketShow(
         ticket=info,
         timezone=where.timezone,
@@ -158,8 +160,8 @@ async def show(
             )
             for m in moves
         ],
-        conflicts=await ops.list_conflicts(conn, festival_id, conflicts, local=where),
-        audit=await readable.audit_trail(conn, where, [("ticket", str(ticket_id))]),
+        conflicts=conflicts,
+        audit=audit,
     )
 
 

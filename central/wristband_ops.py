@@ -110,8 +110,8 @@ async def show(
         ' ORDER BY ord_hlc, ord_device COLLATE "C", ord_seq',
         (account_id,),
     )
-    conflicts = ops.ConflictFilter(state="all", subject_type="account", subject_id=account_id)
     entities = [("cashless_account", str(account_id)), ("tag", info.tag_hash)]
+    conflicts, audit = await ops.history(conn, where, "account", account_id, entities)
     return WristbandShow(
         account=info,
         timezone=where.timezone,
@@ -124,8 +124,8 @@ async def show(
             )
             for e in ledger
         ],
-        conflicts=await ops.list_conflicts(conn, festival_id, conflicts, local=where),
-        audit=await readable.audit_trail(conn, where, entities),
+        conflicts=conflicts,
+        audit=audit,
     )
 
 

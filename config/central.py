@@ -13,15 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from config.errors import ConfigError, describe
+from config.file_settings import FileSettings
 from config.vocab import MAX_OFFSET_MS
 
 SYSTEM_CONFIG = Path("/etc/festgate/central.toml")
@@ -34,7 +29,7 @@ def default_data_dir() -> Path:
     return Path(base) / "festgate" / "central"
 
 
-class CentralConfig(BaseSettings):
+class CentralConfig(FileSettings):
     """Central's settings: where PostgreSQL is, where the HTTP API listens, how long it
     waits on a client, and the sync API's bounds. The one class of them: the CLI, the server
     and the app all read this."""
@@ -106,22 +101,6 @@ class CentralConfig(BaseSettings):
         " events",
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags override the environment, which overrides the file, which overrides defaults."""
-        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        return tuple(sources)
-
 
 def config_file(path: Path | None = None) -> Path | None:
     """The settings file to read: `path`, else $FESTGATE_CENTRAL_CONFIG, else `SYSTEM_CONFIG`
@@ -137,14 +116,5 @@ def config_file(path: Path | None = None) -> Path | None:
 def load_central_config(path: Path | None = None, **flags: Any) -> CentralConfig:
     """Central's settings from the file (see `config_file`), the environment and `flags`
     (None values are flags not given); ConfigError names every problem by key."""
-    file = config_file(path)
-    source = str(file) if file is not None else "environment"
-    if file is not None and not file.is_file():
-        raise ConfigError(source, ["file not found"])
     given = {k: v for k, v in flags.items() if v is not None}
-    try:
-        return CentralConfig(_toml_file=file, **given)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise ConfigError(source, [describe(e) for e in exc.errors()]) from None
-    except (ValueError, OSError) as exc:  # TOML syntax errors arrive as ValueError
-        raise ConfigError(source, [str(exc)]) from None
+    return CentralConfig.load(config_file(path), **given)

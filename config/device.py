@@ -11,17 +11,11 @@ from pydantic import (
     Field,
     HttpUrl,
     SecretStr,
-    ValidationError,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
-from config.errors import ConfigError, describe
+from config.file_settings import FileSettings
 from config.hardware import ActuatorConfig, ReaderConfig
 from config.vocab import Role
 
@@ -92,7 +86,7 @@ class MetricsConfig(_Section):
     )
 
 
-class DeviceConfig(BaseSettings):
+class DeviceConfig(FileSettings):
     """Everything a device needs, loaded from TOML then FESTGATE_* environment variables."""
 
     model_config = SettingsConfigDict(
@@ -120,34 +114,10 @@ class DeviceConfig(BaseSettings):
             raise ValueError("reader and actuator names must be unique")
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment overrides the file; the file overrides defaults."""
-        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        return tuple(sources)
-
 
 _UNION_TAGS = frozenset({"camera", "nfc", "serial_scanner", "simulated", "relay", "display"})
 
 
 def load_device_config(path: Path | None) -> DeviceConfig:
     """Load and validate a device config; ConfigError lists every problem by key path."""
-    source = str(path) if path is not None else "environment"
-    if path is not None and not path.is_file():
-        raise ConfigError(source, ["file not found"])
-    try:
-        return DeviceConfig(_toml_file=path)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise ConfigError(source, [describe(e, _UNION_TAGS) for e in exc.errors()]) from None
-    except (ValueError, OSError) as exc:  # TOML syntax errors arrive as ValueError
-        raise ConfigError(source, [str(exc)]) from None
+    return DeviceConfig.load(path, skip=_UNION_TAGS)

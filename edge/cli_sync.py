@@ -92,7 +92,7 @@ async def enrol_device(
             raise BadInput("journal_not_empty", f"{data_dir} already holds events; use a new one")
         async with CentralClient(central, ca_bundle=ca_bundle) as anonymous:
             got = await anonymous.enrol(code, name)
-        creds = Credentials(central_url=central, **got.model_dump(mode="json"))
+        creds = Credentials.from_enrolment(central, got)
         await device.store.set_state("device_id", creds.device_id)
     finally:
         await device.close()

@@ -9,6 +9,7 @@ from typing import Literal
 from config.vocab import MAX_CODE_CHARS
 from sync import ticketcode
 from sync.catalog import AccountRow, CategoryRow, SigningKeyRow, TicketRow, VendorRow, ZoneRow
+from sync.facts import ticket_bad
 from sync.hlc import FactOrder
 from sync.verdicts import BarCode, GateCode, Verdict
 from sync.vocab import MAX_AMOUNT, TicketStatus, TicketType
@@ -190,10 +191,9 @@ def decide_entry(ctx: GateContext, now: int) -> Verdict:
         signed = ctx.code.signed
         if signed is not None and signed.code_version < ticket.code_version:
             return Verdict(GateCode.REVOKED)
-        if ticket.status is TicketStatus.CANCELLED:
-            return Verdict(GateCode.CANCELLED)
-        if ticket.status is TicketStatus.REFUNDED:
-            return Verdict(GateCode.REFUNDED)
+        unusable = ticket_bad(ticket.status)
+        if unusable is not None:
+            return Verdict(unusable)
         if ticket.status in (TicketStatus.AVAILABLE, TicketStatus.RESERVED):
             return Verdict(GateCode.NOT_SOLD)
     if ctx.exit:

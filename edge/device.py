@@ -28,6 +28,7 @@ from edge.journal import Journal
 from edge.store import Catalog, Store
 from sync import hashing
 from sync.catalog import FestivalRow, VendorRow, ZoneRow
+from sync.facts import ledger_delta
 from sync.logline import log_payload
 from sync.protocol import Event
 from sync.verdicts import BarCode, Verdict
@@ -307,7 +308,6 @@ class Device:
                 EventKind.SALE,
                 verdict,
                 ctx,
-                -total,
                 now_ms,
                 {"vendor_id": vendor.id if vendor else None, "items": lines},
             )
@@ -325,7 +325,7 @@ class Device:
                 account=lookup.account, vendor=None, amount=total, pending=lookup.pending
             )
             verdict = authorize_topup(lookup.account, tag_blocked=lookup.tag_blocked)
-            return await self._record_money(EventKind.TOPUP, verdict, ctx, total, self.clock(), {})
+            return await self._record_money(EventKind.TOPUP, verdict, ctx, self.clock(), {})
 
     async def refund(self, sale_event_id: str) -> SaleResult:
         """Refund, in full, an approved sale this device made."""
@@ -334,11 +334,11 @@ class Device:
         async with self._lock:
             rows = list(
                 await self.store.conn.execute_fetchall(
-                    "SELECT account_id, -delta, verdict, "
-                    " EXISTS (SELECT 1 FROM journal r WHERE r.kind = 'refund'"
+                    "SELECT account_id, json_extract(payload, '$.amount'), verdict, "
+                    " EXISTS (SELECT 1 FROM journal r WHERE r.kind = ?"
                     "         AND json_extract(r.payload, '$.refund_of') = j.event_id) "
-                    "FROM journal j WHERE event_id = ? AND kind = 'sale'",
-                    (sale_event_id,),
+                    "FROM journal j WHERE event_id = ? AND kind = ?",
+                    (EventKind.REFUND, sale_event_id, EventKind.SALE),
                 )
             )
             if not rows:
@@ -362,7 +362,6 @@ class Device:
                 EventKind.REFUND,
                 verdict,
                 ctx,
-                amount,
                 self.clock(),
                 {"refund_of": sale_event_id},
                 account_id=account_id,
@@ -373,7 +372,6 @@ class Device:
         kind: EventKind,
         verdict: Verdict,
         ctx: SaleContext,
-        delta: int,
         now_ms: int,
         extra: dict[str, Any],
         *,
@@ -382,7 +380,7 @@ class Device:
         account = ctx.account
         account_id = account_id or (account.id if account else None)
         before = available_balance(ctx) if account is not None else None
-        applied = delta if verdict.admits else 0
+        applied = ledger_delta(kind, ctx.amount) if verdict.admits else 0
         balance = before + applied if before is not None else None
         payload: dict[str, Any] = {"account_id": account_id, "amount": ctx.amount, **extra}
         if account is not None:

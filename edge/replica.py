@@ -12,13 +12,7 @@ from typing import Annotated, Any, Literal, NotRequired, cast
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from sync.catalog import TABLES, Row
-
-_KEYS: dict[str, tuple[str, ...]] = {
-    "signing_key": ("key_id",),
-    "presence": ("ticket_id", "zone_id"),
-    "block": ("kind", "ref"),
-}
+from sync.catalog import TABLES, Row, key_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +75,7 @@ def _spec(name: str, model: type[Row]) -> TableSpec:
     json_cols = frozenset(
         n for n, f in fields.items() if "tuple" in str(f.annotation) or "list" in str(f.annotation)
     )
-    return TableSpec(name, model, tuple(fields), _KEYS.get(name, ("id",)), json_cols)
+    return TableSpec(name, model, tuple(fields), key_fields(name), json_cols)
 
 
 SPECS: dict[str, TableSpec] = {name: _spec(name, model) for name, model in TABLES.items()}

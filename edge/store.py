@@ -15,9 +15,9 @@ from typing import Any
 import aiosqlite
 
 from edge import datadir, journal
-from edge.bulkload import BulkWriter
+from edge.bulkload import after_load, replace_catalog
 from edge.decide import BadInput, Movement, Presence, merge_presence
-from edge.replica import SPECS, TableSpec, validate_rows
+from edge.replica import SPECS, validate_rows
 from edge.schema import migrate
 from sync.catalog import (
     AccountRow,
@@ -33,36 +33,14 @@ from sync.catalog import (
 )
 from sync.facts import FACTS, GATE_ADMITTING, sql_in
 from sync.hlc import fact_order
-from sync.snapshot import RawRows, SnapshotPart
+from sync.snapshot import SnapshotPart
 from sync.trusted import trusted
 from sync.vocab import TicketStatus
 
 DB_NAME = "replica.sqlite3"
-_CATALOG_TABLES = tuple(SPECS)
-# Page cache while a snapshot loads (KiB), then back to SQLite's default.
-_BOOTSTRAP_CACHE_KIB = 64 * 1024
-# While the load's secondary indexes are rebuilt: a page cache this small (KiB) caps the
-# sorter's in-memory runs (SQLite sizes them by cache_size), so with helper threads the
-# runs are sorted and merged on the second core while the table scan goes on (central is
-# idle by then): 1.25 s → 0.7 to 0.9 s for a million code hashes. The load's dirty pages
-# spill to the WAL as the commit would have written them.
-_INDEX_CACHE_KIB = 4 * 1024
-_INDEX_THREADS = 2
 log = logging.getLogger(__name__)
-_DEFAULT_CACHE = -2000
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _SMALL_TABLES = ("festival", "signing_key", "zone", "vendor", "product", "category")
-
-
-def _snapshot_params(spec: TableSpec, part: SnapshotPart) -> list[tuple[Any, ...]]:
-    """Validated parameters of one snapshot chunk (parsed and checked in one pass if raw)."""
-    rows = part.rows
-    if isinstance(rows, RawRows):
-        params = validate_rows(spec, rows.raw)
-        if len(params) != rows.total:
-            raise ValueError(f"{spec.name}: chunk says {rows.total} rows, holds {len(params)}")
-        return params
-    return validate_rows(spec, rows)
 
 
 def _pragmas(conn: sqlite3.Connection) -> None:
@@ -325,29 +303,12 @@ class Store:
         """Replace the catalog from a snapshot stream in one transaction; returns rows applied.
 
         Nothing is visible until the end line arrives: a cut stream rolls back whole, and a
-        crash mid-stream leaves the previous catalog and cursor in place.
-
-        Bulk-load shape, all inside that one transaction: the catalog tables' secondary
-        indexes are dropped first and rebuilt (sorted, in one pass each) after the last row,
-        instead of taking a million random inserts each; a larger page cache holds the load
-        until the index rebuild (a threaded sort, see `_INDEX_CACHE_KIB`) and the commit,
-        which syncs as always (synchronous=FULL). Each chunk goes in as one multi-row INSERT
-        on the writer thread while the next is read and validated (see `edge.bulkload`).
+        crash mid-stream leaves the previous catalog and cursor in place. The rows go in by
+        `edge.bulkload.replace_catalog`, inside that one transaction; the commit syncs as
+        always (synchronous=FULL).
         """
-        count, seq, festival_rows = 0, None, 0
-        marks = ", ".join("?" for _ in _CATALOG_TABLES)
-        indexes = list(
-            await self.conn.execute_fetchall(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                f"AND tbl_name IN ({marks}) ORDER BY name",
-                _CATALOG_TABLES,
-            )
-        )
         if self._housekeeping is not None:
             await self._housekeeping
-        writer = BulkWriter(self.conn)
-        await writer.start()
-        await self.conn.execute(f"PRAGMA cache_size = -{_BOOTSTRAP_CACHE_KIB}")
         # The commit leaves the whole catalog in the WAL; copying it into the database file
         # (over a second at a million rows) is left to a background checkpoint, so the
         # device is ready as soon as the load is durable. Until then no commit checkpoints.
@@ -357,45 +318,18 @@ class Store:
         try:
             # In the try: a cancel while BEGIN runs on the thread still rolls it back.
             await self.conn.execute("BEGIN IMMEDIATE")
-            for name, _sql in indexes:
-                await self.conn.execute(f'DROP INDEX "{name}"')
-            for name in _CATALOG_TABLES:
-                await self.conn.execute(f"DELETE FROM {name}")
-            async for part in parts:
-                if part.kind == "rows":
-                    spec = SPECS.get(part.table)
-                    if spec is None:
-                        raise ValueError(f"snapshot names an unknown table {part.table!r}")
-                    params = _snapshot_params(spec, part)
-                    # Tables were emptied above: plain inserts, and a repeated key refuses
-                    # the snapshot instead of silently keeping one of two rows.
-                    await writer.put(spec, params)
-                    count += len(params)
-                    festival_rows += len(params) if part.table == "festival" else 0
-                elif part.kind == "end":
-                    seq = part.seq
-            await writer.settle()
-            if seq is None or festival_rows != 1:
-                raise ValueError("snapshot ended without its end line or festival row")
-            if indexes:
-                await self.conn.execute(f"PRAGMA cache_size = -{_INDEX_CACHE_KIB}")
-                await self.conn.execute_fetchall(f"PRAGMA threads = {_INDEX_THREADS}")
-            for _name, sql in indexes:  # a duplicate key refuses the snapshot here
-                await self.conn.execute(sql)
+            count, seq = await replace_catalog(self.conn, parts)
             await self._set_cursor(seq)
             await self.conn.execute("COMMIT")
             loaded = True
         except sqlite3.IntegrityError as exc:
-            writer.abandon()
             await self._rollback()
             raise ValueError(f"snapshot repeats a key: {exc}") from None
         except BaseException:
-            writer.abandon()
             await self._rollback()
             raise
         finally:
-            await self.conn.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE}")
-            await self.conn.execute_fetchall("PRAGMA threads = 0")
+            await after_load(self.conn)
             if not loaded:
                 await self._resume_autocheckpoint()
         self._housekeeping = asyncio.create_task(self._checkpoint_in_background())
@@ -528,7 +462,7 @@ class Store:
     async def table_counts(self) -> dict[str, int]:
         """Rows per replicated table, for `status`."""
         counts = {}
-        for name in _CATALOG_TABLES:
+        for name in SPECS:
             rows = list(await self.conn.execute_fetchall(f"SELECT count(*) FROM {name}"))
             counts[name] = int(rows[0][0])
         return counts

@@ -12,7 +12,7 @@ from edge.datadir import CREDENTIALS, DIR_MODE, write_private
 from edge.device import Device
 from sync.client import CentralClient
 from sync.engine import SyncEngine
-from sync.protocol import Event
+from sync.protocol import EnrolResponse, Event
 
 SYNC_KEY = "sync_status"  # where the engine's status is kept in sync_state (`festgate status`)
 
@@ -28,6 +28,11 @@ class Credentials(BaseModel):
     role: str
     zone_id: str | None = None
     vendor_id: str | None = None
+
+    @classmethod
+    def from_enrolment(cls, central_url: str, answer: EnrolResponse) -> Credentials:
+        """The credentials central's answer to an enrolment gives, for `central_url`."""
+        return cls(central_url=central_url, **answer.model_dump(mode="json"))
 
 
 def save_credentials(data_dir: Path, creds: Credentials) -> Path:

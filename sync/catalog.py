@@ -164,6 +164,19 @@ TableName = Literal[
     "block",
 ]
 
+# The fields that identify a row, where they are not ``id``: its key in the device's table
+# and in central's change feed (the values joined with ``:``).
+_KEYS: dict[str, tuple[str, ...]] = {
+    "signing_key": ("key_id",),
+    "presence": ("ticket_id", "zone_id"),
+    "block": ("kind", "ref"),
+}
+
+
+def key_fields(table: str) -> tuple[str, ...]:
+    """Fields that identify a row of a replicated table (``id`` unless said otherwise)."""
+    return _KEYS.get(table, ("id",))
+
 
 class Change(BaseModel):
     """One change-feed entry: an upsert carries the whole row, a delete only its key."""

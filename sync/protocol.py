@@ -24,7 +24,8 @@ JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
 RETRY_AFTER_HEADER = "Retry-After"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
-# What central stores an event's numbers in: PostgreSQL bigint.
+# The largest PostgreSQL bigint: what central stores an event's numbers in (a seq, a
+# cursor, a count).
 MAX_BIGINT = 2**63 - 1
 # An event id as devices write it (`sync.ids.uuid7_text`): canonical, lowercase.
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central import devices, enrol
 from central.api.deps import OpsDep, StateDep
-from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, festival_for, name_param
+from central.api.ops_scope import ERRORS, FESTIVAL_PREFIX, FestivalRef, in_festival, name_param
 from central.auth import Action
 from config.vocab import Role
 from sync.protocol import MAX_BIGINT, PgText
@@ -34,9 +35,7 @@ async def list_devices(
     festival: FestivalRef, who: OpsDep, st: StateDep
 ) -> list[devices.DeviceHealth]:
     """Devices by name: zone or vendor, last seen, online, sync lag, pending events, clock."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.VIEW_DEVICES)
-        return await devices.list_devices(conn, fid)
+    return await in_festival(st, festival, who, Action.VIEW_DEVICES, devices.list_devices)
 
 
 @router.get("/devices/{device}", response_model=devices.DeviceDetail, responses=ERRORS)
@@ -44,9 +43,8 @@ async def show_device(
     festival: FestivalRef, device: DeviceRef, who: OpsDep, st: StateDep
 ) -> devices.DeviceDetail:
     """One device: its health, its events' counts and its latest log lines."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.VIEW_DEVICES)
-        return await devices.show_device(conn, fid, device)
+    act = partial(devices.show_device, ref=device)
+    return await in_festival(st, festival, who, Action.VIEW_DEVICES, act)
 
 
 @router.get("/devices/{device}/log", response_model=list[devices.LogLine], responses=ERRORS)
@@ -59,9 +57,8 @@ async def device_log(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[devices.LogLine]:
     """A device's log lines after a device_seq, oldest first."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.VIEW_DEVICE_LOG)
-        return await devices.device_log(conn, fid, device, after_seq=after_seq, limit=limit)
+    act = partial(devices.device_log, ref=device, after_seq=after_seq, limit=limit)
+    return await in_festival(st, festival, who, Action.VIEW_DEVICE_LOG, act)
 
 
 @router.post("/devices/{device}/revoke", response_model=devices.DeviceHealth, responses=ERRORS)
@@ -69,9 +66,8 @@ async def revoke_device(
     festival: FestivalRef, device: DeviceRef, who: OpsDep, st: StateDep
 ) -> devices.DeviceHealth:
     """Revoke a device: its token is refused from its next request on (409 if it already is)."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.REVOKE_DEVICE)
-        return await devices.revoke_device(conn, fid, device, actor=who.actor)
+    act = partial(devices.revoke_device, ref=device, actor=who.actor)
+    return await in_festival(st, festival, who, Action.REVOKE_DEVICE, act)
 
 
 @router.post("/enrol-codes", response_model=enrol.NewEnrolCode, responses=ERRORS)
@@ -79,12 +75,11 @@ async def create_enrol_code(
     festival: FestivalRef, body: EnrolCodeRequest, who: OpsDep, st: StateDep
 ) -> enrol.NewEnrolCode:
     """A one-time enrol code for a new device: the code is shown this once."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.CREATE_ENROL_CODE)
-        return await enrol.issue_enrol_code(
-            conn, fid, role=body.role, zone=body.zone, vendor=body.vendor, ttl_s=body.ttl_s,
-            actor=who.actor,
-        )  # fmt: skip
+    act = partial(
+        enrol.issue_enrol_code, role=body.role, zone=body.zone, vendor=body.vendor,
+        ttl_s=body.ttl_s, actor=who.actor,
+    )  # fmt: skip
+    return await in_festival(st, festival, who, Action.CREATE_ENROL_CODE, act)
 
 
 @router.get("/enrol-codes", response_model=list[enrol.EnrolCodeView], responses=ERRORS)
@@ -92,9 +87,7 @@ async def list_enrol_codes(
     festival: FestivalRef, who: OpsDep, st: StateDep
 ) -> list[enrol.EnrolCodeView]:
     """Enrol codes that still work (unused, unexpired, unrevoked), by short id."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.VIEW_ENROL_CODES)
-        return await enrol.list_enrol_codes(conn, fid)
+    return await in_festival(st, festival, who, Action.VIEW_ENROL_CODES, enrol.list_enrol_codes)
 
 
 @router.post("/enrol-codes/{code}/revoke", response_model=enrol.EnrolCodeView, responses=ERRORS)
@@ -102,6 +95,5 @@ async def revoke_enrol_code(
     festival: FestivalRef, code: CodeRef, who: OpsDep, st: StateDep
 ) -> enrol.EnrolCodeView:
     """Revoke an unused code (409 ``already_used``, ``already_revoked`` or ``expired``)."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, Action.REVOKE_ENROL_CODE)
-        return await enrol.revoke_enrol_code(conn, fid, code, actor=who.actor)
+    act = partial(enrol.revoke_enrol_code, ref=code, actor=who.actor)
+    return await in_festival(st, festival, who, Action.REVOKE_ENROL_CODE, act)

@@ -26,6 +26,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 FESTIVAL_PREFIX = Paths.OPS_FESTIVAL
 Finder = Callable[[AsyncConnection[Any], uuid.UUID, str], Awaitable[uuid.UUID]]
 Act = Callable[[AsyncConnection[Any], uuid.UUID, uuid.UUID], Awaitable[T]]
+Scoped = Callable[[AsyncConnection[Any], uuid.UUID], Awaitable[T]]
 
 
 class ReasonRequest(BaseModel):
@@ -54,6 +55,15 @@ async def festival_for(
     return fid
 
 
+async def in_festival(
+    st: StateDep, festival: str, who: OpsPrincipal, action: Action, act: Scoped[T]
+) -> T:
+    """Check the caller may do `action` on the festival (`festival_for`), then `act` with
+    its id; all on one connection, committed at the end."""
+    async with st.pool.connection() as conn:
+        return await act(conn, await festival_for(conn, festival, who, action))
+
+
 async def acting_on(
     st: StateDep,
     festival: str,
@@ -65,6 +75,8 @@ async def acting_on(
 ) -> T:
     """Check the caller may do `action` on the festival, `find` the row `ref` names there
     (`central.refs`), then `act` on it; all on one connection, committed at the end."""
-    async with st.pool.connection() as conn:
-        fid = await festival_for(conn, festival, who, action)
+
+    async def found(conn: AsyncConnection[Any], fid: uuid.UUID) -> T:
         return await act(conn, fid, await find(conn, fid, ref))
+
+    return await in_festival(st, festival, who, action, found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,16 +15,14 @@ from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import (
     ERRORS,
     FESTIVAL_PREFIX,
-    Act,
     FestivalRef,
     ReasonRequest,
     acting_on,
 )
-from central.auth import Action, OpsPrincipal
+from central.auth import Action
 from central.ticket_ops import TicketDone, TicketShow
 from sync.protocol import PgText
 
-T = TypeVar("T")
 MAX_REF = 500  # a signed code is under 200 characters; holder references are free text
 router = APIRouter(prefix=f"{FESTIVAL_PREFIX}/tickets", tags=["tickets"])
 _WHICH = (
@@ -53,12 +51,6 @@ class TransferRequest(BaseModel):
     )
 
 
-async def _on_ticket(
-    st: StateDep, festival: str, ticket: str, who: OpsPrincipal, action: Action, act: Act[T]
-) -> T:
-    return await acting_on(st, festival, who, action, refs.ticket, ticket, act)
-
-
 @router.get("", responses=ERRORS)
 async def find_ticket(
     festival: FestivalRef,
@@ -67,7 +59,9 @@ async def find_ticket(
     st: StateDep,
 ) -> TicketShow:
     """A ticket with its history, found by a reference a path cannot carry (one with a /)."""
-    return await _on_ticket(st, festival, find, who, Action.VIEW_TICKET, ticket_ops.show)
+    return await acting_on(
+        st, festival, who, Action.VIEW_TICKET, refs.ticket, find, ticket_ops.show
+    )
 
 
 @router.get("/{ticket}", responses=ERRORS)
@@ -75,7 +69,9 @@ async def show_ticket(
     festival: FestivalRef, ticket: TicketRef, who: OpsDep, st: StateDep
 ) -> TicketShow:
     """A ticket's state, scans, access log, conflicts and audit trail."""
-    return await _on_ticket(st, festival, ticket, who, Action.VIEW_TICKET, ticket_ops.show)
+    return await acting_on(
+        st, festival, who, Action.VIEW_TICKET, refs.ticket, ticket, ticket_ops.show
+    )
 
 
 @router.post("/{ticket}/block", responses=ERRORS)
@@ -88,7 +84,7 @@ async def block_ticket(
 ) -> TicketDone:
     """Put a ticket on the block list (a ticket already there: 409 already_blocked)."""
     act = partial(ticket_ops.block, reason=body.reason if body else "", actor=who.actor)
-    return await _on_ticket(st, festival, ticket, who, Action.BLOCK_TICKET, act)
+    return await acting_on(st, festival, who, Action.BLOCK_TICKET, refs.ticket, ticket, act)
 
 
 @router.post("/{ticket}/transfer", responses=ERRORS)
@@ -106,7 +102,7 @@ async def transfer_ticket(
         ticket_ops.transfer, actor=who.actor, holder_ref=req.holder_ref, new_code=req.code,
         accept_weak_code=req.accept_weak_code,
     )  # fmt: skip
-    return await _on_ticket(st, festival, ticket, who, Action.TRANSFER_TICKET, act)
+    return await acting_on(st, festival, who, Action.TRANSFER_TICKET, refs.ticket, ticket, act)
 
 
 def _plain(action: Action, act: Callable[..., Awaitable[TicketDone]], doc: str) -> Any:
@@ -115,7 +111,9 @@ def _plain(action: Action, act: Callable[..., Awaitable[TicketDone]], doc: str) 
     async def route(
         festival: FestivalRef, ticket: TicketRef, who: OpsDep, st: StateDep
     ) -> TicketDone:
-        return await _on_ticket(st, festival, ticket, who, action, partial(act, actor=who.actor))
+        return await acting_on(
+            st, festival, who, action, refs.ticket, ticket, partial(act, actor=who.actor)
+        )
 
     route.__doc__ = doc
     return route

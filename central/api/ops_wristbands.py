@@ -5,7 +5,7 @@ asks). The ``/accounts/{ref}/…`` paths of before stay as aliases, out of the s
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,17 +15,15 @@ from central.api.deps import OpsDep, StateDep
 from central.api.ops_scope import (
     ERRORS,
     FESTIVAL_PREFIX,
-    Act,
     FestivalRef,
     ReasonRequest,
     acting_on,
 )
-from central.auth import Action, OpsPrincipal
+from central.auth import Action
 from central.wristband_ops import WristbandDone, WristbandShow
 from sync.protocol import PgText
 from sync.vocab import MAX_AMOUNT
 
-T = TypeVar("T")
 router = APIRouter(prefix=FESTIVAL_PREFIX, tags=["wristbands"])
 TagRef = Annotated[
     PgText,
@@ -47,12 +45,6 @@ class AmountRequest(BaseModel):
     amount: int = Field(gt=0, le=MAX_AMOUNT, description="cents")
 
 
-async def _on_wristband(
-    st: StateDep, festival: str, tag: str, who: OpsPrincipal, action: Action, act: Act[T]
-) -> T:
-    return await acting_on(st, festival, who, action, refs.wristband, tag, act)
-
-
 @router.get("/wristbands/{tag}", responses=ERRORS)
 @router.get(f"{OLD}/ledger", include_in_schema=False, deprecated=True)
 async def show_wristband(
@@ -60,7 +52,9 @@ async def show_wristband(
 ) -> WristbandShow:
     """A wristband's account, its ledger (balance before and after each entry), conflicts
     and audit trail."""
-    return await _on_wristband(st, festival, tag, who, Action.VIEW_LEDGER, wristband_ops.show)
+    return await acting_on(
+        st, festival, who, Action.VIEW_LEDGER, refs.wristband, tag, wristband_ops.show
+    )
 
 
 @router.post("/wristbands/{tag}/block", responses=ERRORS)
@@ -74,7 +68,7 @@ async def block_wristband(
 ) -> WristbandDone:
     """Put a wristband's tag on the block list (one already there: 409 already_blocked)."""
     act = partial(wristband_ops.block, reason=body.reason if body else "", actor=who.actor)
-    return await _on_wristband(st, festival, tag, who, Action.BLOCK_TAG, act)
+    return await acting_on(st, festival, who, Action.BLOCK_TAG, refs.wristband, tag, act)
 
 
 @router.post("/wristbands/{tag}/unblock", responses=ERRORS)
@@ -84,7 +78,7 @@ async def unblock_wristband(
 ) -> WristbandDone:
     """Unblock a wristband (a debt hold stays until the debt is paid: 409 held_for_debt)."""
     act = partial(wristband_ops.unblock, actor=who.actor)
-    return await _on_wristband(st, festival, tag, who, Action.BLOCK_TAG, act)
+    return await acting_on(st, festival, who, Action.BLOCK_TAG, refs.wristband, tag, act)
 
 
 @router.post("/wristbands/{tag}/topup", responses=ERRORS)
@@ -94,7 +88,7 @@ async def topup_wristband(
 ) -> WristbandDone:
     """Top up a wristband at the ops desk."""
     act = partial(wristband_ops.topup, amount=body.amount, actor=who.actor)
-    return await _on_wristband(st, festival, tag, who, Action.TOPUP, act)
+    return await acting_on(st, festival, who, Action.TOPUP, refs.wristband, tag, act)
 
 
 @router.post("/wristbands/{tag}/refund", responses=ERRORS)
@@ -105,4 +99,4 @@ async def refund_wristband(
     """Pay money back from a wristband at the ops desk (beyond its balance: 409
     insufficient_balance, nothing stored)."""
     act = partial(wristband_ops.refund, amount=body.amount, actor=who.actor)
-    return await _on_wristband(st, festival, tag, who, Action.REFUND, act)
+    return await acting_on(st, festival, who, Action.REFUND, refs.wristband, tag, act)

@@ -25,10 +25,10 @@ from central.ingest import (
     push_response,
     pushed_journal_seq,
 )
-from central.pg import BIGINT_MAX
 from config.vocab import Role
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
+    MAX_BIGINT,
     PENDING_HEADER,
     RETRY_AFTER_HEADER,
     ChangesResponse,
@@ -50,7 +50,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 JournalSeq = Annotated[
     int | None,
     Header(
-        alias=JOURNAL_SEQ_HEADER, ge=0, le=BIGINT_MAX,
+        alias=JOURNAL_SEQ_HEADER, ge=0, le=MAX_BIGINT,
         description="the highest device_seq the device has journaled",
     ),
 ]  # fmt: skip
@@ -106,7 +106,7 @@ async def push_events(
         Header(
             alias=PENDING_HEADER,
             ge=0,
-            le=BIGINT_MAX,
+            le=MAX_BIGINT,
             description="events the device holds unacknowledged, counted before this push"
             f" (read when {JOURNAL_SEQ_HEADER} is not sent)",
         ),
@@ -141,7 +141,7 @@ async def push_events(
 async def changes(
     st: StateDep,
     who: DeviceDep,
-    after: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="the device's cursor")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="the device's cursor")] = 0,
     wait: Annotated[float, Query(ge=0, description="long-poll seconds (capped at 30)")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     journal_seq: JournalSeq = None,

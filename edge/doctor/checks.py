@@ -12,6 +12,7 @@ from pathlib import Path
 from config.errors import ConfigError
 from edge.datadir import check_private
 from edge.humanize import span
+from sync.protocol import Paths
 
 KERNEL_NFC_MODULES = ("pn533_usb", "pn533", "port100", "nfc")
 BLACKLIST = Path("/etc/modprobe.d/festgate-blacklist.conf")
@@ -183,9 +184,7 @@ def central(url: str | None, error: str | None, ca_bundle: Path | None, elapsed_
             else f"{ca_bundle} is not the CA that signed central's certificate: ask ops for it"
         )
     else:
-        fix = (
-            f"check the network and the URL: `curl -sv {url}/v1/openapi.json` shows where it fails"
-        )
+        fix = f"check the network and the URL: `curl -sv {url}{Paths.OPENAPI}` shows where it fails"
     return failed("central", f"{url} did not answer: {error}", fix)
 
 

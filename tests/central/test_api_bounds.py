@@ -3,11 +3,10 @@ and the bound is in the OpenAPI document."""
 
 from __future__ import annotations
 
-from central.pg import BIGINT_MAX
-from sync.protocol import ErrorBody
+from sync.protocol import MAX_BIGINT, ErrorBody
 from tests.central.sync_helpers import Rig
 
-TOO_BIG = str(BIGINT_MAX + 1)  # 2**63: past every bigint column
+TOO_BIG = str(MAX_BIGINT + 1)  # 2**63: past every bigint column
 
 
 def _error(status: int, body: bytes) -> str:
@@ -38,11 +37,11 @@ async def test_counts_and_cursors_past_bigint_are_4xx(rig: Rig) -> None:
     resp = await rig.client.get(f"/v1/sync/changes?after={TOO_BIG}", headers=gate.headers)
     assert _error(resp.status_code, resp.content) == "invalid_request"
     assert await rig.scalar("SELECT count(*) FROM device_event") == 0
-    at_bound = gate.headers | {"Festgate-Pending": str(BIGINT_MAX)}
+    at_bound = gate.headers | {"Festgate-Pending": str(MAX_BIGINT)}
     assert (
         await rig.client.post("/v1/sync/events", json=body, headers=at_bound)
     ).status_code == 200
-    resp = await rig.client.get(f"/v1/sync/changes?after={BIGINT_MAX}", headers=gate.headers)
+    resp = await rig.client.get(f"/v1/sync/changes?after={MAX_BIGINT}", headers=gate.headers)
     assert resp.status_code == 200, resp.text
 
 
@@ -54,7 +53,7 @@ async def test_the_bounds_are_in_openapi(rig: Rig) -> None:
         for p in op["parameters"]
     }
     pending = next(s for s in params["Festgate-Pending"]["anyOf"] if s.get("type") == "integer")
-    assert (pending["minimum"], pending["maximum"]) == (0, BIGINT_MAX)
-    assert (params["after"]["minimum"], params["after"]["maximum"]) == (0, BIGINT_MAX)
+    assert (pending["minimum"], pending["maximum"]) == (0, MAX_BIGINT)
+    assert (params["after"]["minimum"], params["after"]["maximum"]) == (0, MAX_BIGINT)
     assert {"408", "413", "415"} <= set(paths["/v1/sync/events"]["post"]["responses"])
     assert "429" in paths["/v1/sync/snapshot"]["get"]["responses"]

@@ -95,6 +95,9 @@ _SPELLED = [
     r"-\s*\w*\.?amount\s+if\s+\w*\.?kind\s*==",
     r">>\s*16\)\)?\s*(ELSE|END)",  # the skew formula's HLC read
     r"'CANCELLED',\s*'REFUNDED'",  # what makes a ticket unusable
+    r"TicketStatus\.(CANCELLED|REFUNDED)\b",
+    r"(?m)(^|[(,=]|return)\s*-(total|delta|amount)\b",  # a ledger sign, by hand
+    r"kind\s*(=|==)\s*['\"]entry['\"]",  # what leaves a ticket inside
     r"'balance', \w*\.?balance|\"balance\":' \|\|",  # the account row's JSON
 ]
 _USERS = [
@@ -106,6 +109,9 @@ _USERS = [
     "central/feed.py",
     "central/events.py",
     "central/conflict_view.py",
+    "central/reports.py",
+    "edge/decide.py",
+    "edge/device.py",
     "edge/schema.py",
     "edge/store.py",
     "edge/journal.py",

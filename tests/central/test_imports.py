@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from central import cashless, feed, imports
 from central.errors import ImportRowError
 from central.sample import SampleFestival
+from config.vocab import MAX_CODE_CHARS
 from sync import hashing, ticketcode
 
 Factory = Callable[..., Awaitable[SampleFestival]]
@@ -107,6 +108,15 @@ async def test_signed_ticket_import_outputs_verifiable_codes(
             "repeats row 1",
         ),
         ([{"category": "Weekend", "code": ""}], False, 1, "code is empty"),
+        (
+            [
+                {"category": "Weekend", "code": "A"},
+                {"category": "Weekend", "code": "C" * (MAX_CODE_CHARS + 1)},
+            ],
+            False,
+            2,
+            f"longer than {MAX_CODE_CHARS} characters",
+        ),
         (
             [{"category": "Weekend"}, {"category": "Weekend", "code": "Z"}],
             True,
@@ -219,6 +229,19 @@ async def test_strong_outside_codes_import_silently_with_their_bits(
         assert done.strength is not None and not done.strength.weak
         bits = await _code_bits(conn, f)
     assert len(bits) == 1000 and min(b for b in bits if b is not None) >= 120
+
+
+async def test_an_outside_code_as_long_as_a_reader_passes_imports(
+    festival: Factory, pg_pool: AsyncConnectionPool
+) -> None:
+    f = await festival(opaque_tickets=0)
+    (code,) = _codes(1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", MAX_CODE_CHARS)
+    async with pg_pool.connection() as conn:
+        done = await imports.import_tickets(
+            conn, f.festival_id, [{"category": "Weekend", "code": f" {code}\n"}], actor="ops",
+            sign=False,
+        )  # fmt: skip
+    assert [t.row.code_hash for t in done.tickets] == [hashing.code_hash(f.hash_key, code).hex()]
 
 
 async def test_splitting_an_import_does_not_dodge_the_count(

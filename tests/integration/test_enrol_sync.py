@@ -152,7 +152,7 @@ def test_sync_finishes_an_init_whose_snapshot_never_landed(
     async def enrol_only() -> Credentials:  # the code is spent; the snapshot never came
         async with CentralClient(central.url) as anonymous:
             got = await anonymous.enrol(await enrol_code(pg_dsn, fest, "gate"), "north-2")
-        return Credentials(central_url=central.url, **got.model_dump(mode="json"))
+        return Credentials.from_enrolment(central.url, got)
 
     data = tmp_path / "gate"
     save_credentials(data, asyncio.run(enrol_only()))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-from central.feed import key_fields
 from central.sample import create_sample_festival
+from sync.catalog import key_fields
 from sync.client import CentralClient
 from tests.integration.conftest import CentralServer, enrol_code
 
