@@ -18,14 +18,16 @@ async def _row(rig: Rig, dev: Dev) -> dict[str, Any]:
         f"/v1/ops/festivals/{rig.fest.festival_id}/devices", headers=await rig.ops("STAFF")
     )
     assert resp.status_code == 200, resp.text
-    (row,) = [d for d in resp.json() if d["id"] == dev.device_id]
+    rows: list[dict[str, Any]] = resp.json()
+    (row,) = [d for d in rows if d["id"] == dev.device_id]
     return row
 
 
 async def _poll(rig: Rig, dev: Dev, report: dict[str, str | bytes]) -> None:
-    resp = await rig.client.get(
-        "/v1/sync/changes", params={"after": 0}, headers=dev.headers | report
-    )
+    # As bytes: a hostile value may be one no str header can carry (obs-text).
+    headers = [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in report.items()]
+    headers += [(k.encode(), v.encode()) for k, v in dev.headers.items()]
+    resp = await rig.client.get("/v1/sync/changes", params={"after": 0}, headers=headers)
     assert resp.status_code == 200, resp.text
 
 
