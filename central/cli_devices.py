@@ -33,15 +33,22 @@ def _offset(ms: int | None) -> str:
     return "-" if ms is None else f"{ms / 1000:+.1f} s"
 
 
+def _readers(readers: dict[str, bool] | None) -> str:
+    if readers is None:
+        return "-"
+    return ", ".join(f"{n} {'up' if up else 'DOWN'}" for n, up in sorted(readers.items())) or "none"
+
+
 @app.command("list")
 def device_list(ctx: typer.Context, festival: FestivalOpt, as_json: JsonOpt = False) -> None:
     """List devices: where they work, online or how long offline, sync lag (feed changes
-    behind), pending events, clock offset."""
+    behind), pending events, clock offset, software version, readers working."""
     found = run(ctx, on_festival(festival, devices.list_devices))
     listing(
-        as_json, "devices", found, ("device", "works at", "state", "lag", "pending", "clock"),
+        as_json, "devices", found,
+        ("device", "works at", "state", "lag", "pending", "clock", "software", "readers"),
         lambda d: (d.name, f"{d.role}: {_where(d)}", _seen(d), d.sync_lag, d.pending_events,
-                   _offset(d.clock_offset_ms)),
+                   _offset(d.clock_offset_ms), d.software_version or "-", _readers(d.readers)),
         empty="no devices enrolled",
     )  # fmt: skip
 
@@ -66,6 +73,7 @@ def _show(d: devices.DeviceDetail) -> None:
             ("last push", when(d.last_push_at)), ("enrolled", when(d.enrolled_at)),
             ("sync lag", d.sync_lag), ("pending events", d.pending_events),
             ("acked through", d.acked_through), ("clock offset", _offset(d.clock_offset_ms)),
+            ("software", d.software_version or "-"), ("readers", _readers(d.readers)),
             ("events", f"{d.events} ({d.rejected_events} rejected)"),
             ("open conflicts", d.open_conflicts),
         ]

@@ -1,4 +1,5 @@
-"""Devices as ops see them: health (last seen, sync lag, pending events, clock), log, revoke.
+"""Devices as ops see them: health (last seen, sync lag, pending events, clock, software,
+readers), log, revoke.
 
 Every device is named as it was enrolled, its zone and vendor by their names too; times are
 in the festival's time zone (`central.views`).
@@ -46,6 +47,10 @@ class DeviceHealth(BaseModel):
     clock_offset_ms: int | None = Field(description="its wall clock minus central's")
     open_conflicts: int = Field(ge=0)
     revoked_at: datetime | None
+    software_version: str | None = Field(description="the festgate version it last said it runs")
+    readers: dict[str, bool] | None = Field(
+        description="its readers, name → working, as it last said (None: never told)"
+    )
 
 
 class LogLine(BaseModel):
@@ -74,7 +79,7 @@ SELECT d.id, {LABEL_SQL} AS name, d.role, d.zone_id, z.name AS zone, d.vendor_id
                                          false) AS online,
        d.last_push_at, d.acked_through, d.max_seq, d.cursor,
        greatest(coalesce(h.head, 0) - d.cursor, 0) AS sync_lag, d.pending_events,
-       d.clock_offset_ms, d.revoked_at,
+       d.clock_offset_ms, d.revoked_at, d.software_version, d.readers,
        (SELECT count(*) FROM conflict c WHERE c.subject_type = 'device'
           AND c.subject_id = d.id AND c.resolved_at IS NULL) AS open_conflicts
 FROM device d LEFT JOIN zone z ON z.id = d.zone_id LEFT JOIN vendor v ON v.id = d.vendor_id

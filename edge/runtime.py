@@ -117,6 +117,9 @@ class Runtime:
         self.notices = list(notices)  # what keeps this device from its job, said at start
         # Verdicts, latency, readers up: always counted, served only with `[metrics] listen`.
         self.metrics = metrics or DeviceMetrics()
+        # Each reader working or not, as its supervisor knows it: central hears of it on
+        # each changes request (`sync.device_report`), ops see it on the Devices page.
+        self.readers_up: dict[str, bool] = dict.fromkeys((r.name for r in self.readers), False)
 
     def stop(self) -> None:
         """Begin a bounded shutdown (the SIGTERM handler calls this)."""
@@ -211,20 +214,24 @@ class Runtime:
             if thread.is_alive():
                 log.error("worker did not stop in time", extra={"thread": thread.name})
 
+    def _reader_up(self, name: str, up: bool) -> None:
+        self.readers_up[name] = up
+        self.metrics.reader(name, up)
+
     async def _supervise(self, reader: CodeReader) -> None:
         backoff = self.config.timeouts.reader_restart_s
         while not self.halt.is_set():
             started = time.monotonic()
-            self.metrics.reader(reader.name, True)
+            self._reader_up(reader.name, True)
             try:
                 await self._run_reader(reader)
                 log.info(
                     "reader finished", extra={"event": "reader.finished", "reader": reader.name}
                 )
-                self.metrics.reader(reader.name, False)
+                self._reader_up(reader.name, False)
                 return
             except HardwareUnsupported as exc:
-                self.metrics.reader(reader.name, False)
+                self._reader_up(reader.name, False)
                 log.error(
                     "reader disabled: %s",
                     exc,
@@ -234,7 +241,7 @@ class Runtime:
             except Exception as exc:
                 if self.halt.is_set():
                     return
-                self.metrics.reader(reader.name, False)
+                self._reader_up(reader.name, False)
                 if time.monotonic() - started > HEALTHY_S:
                     backoff = self.config.timeouts.reader_restart_s
                 self.counters.add(f"restarts.{reader.name}")
@@ -487,6 +494,9 @@ async def run_daemon(
             config, device, parts.readers, parts.actuators,
             side_loops=loops, on_stop=on_stop, notices=found, metrics=metrics,
         )  # fmt: skip
+        runtime.readers_up.update(dict.fromkeys(parts.disabled, False))  # no driver: down
+        if client is not None:
+            client.readers = runtime.readers_up  # read live at each changes request
         await runtime.run()
         return runtime
     finally:

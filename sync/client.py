@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from sync.device_report import encode_readers, software_version
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
+    READERS_HEADER,
+    SOFTWARE_HEADER,
     ChangesResponse,
     EnrolRequest,
     EnrolResponse,
@@ -68,6 +71,9 @@ class CentralClient:
         # TLS verification is always on; a festival's own CA bundle replaces the system's.
         verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
         self.request_timeout_s = request_timeout_s
+        # The daemon's readers, name → working, as its supervisor keeps them (live: read at
+        # each changes request); None from a device CLI run, which runs no readers.
+        self.readers: Mapping[str, bool] | None = None
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -107,11 +113,18 @@ class CentralClient:
         `journal_seq` (the highest device_seq journaled here) keeps ops' figures current."""
         params = {"after": after, "wait": wait_s, "limit": limit}
         timeout = httpx.Timeout(self.request_timeout_s + wait_s, connect=self._http.timeout.connect)
-        headers = _figures(journal_seq=journal_seq)
+        headers = _figures(journal_seq=journal_seq) | self._report()
         response = await self._request(
             "GET", Paths.CHANGES, params=params, timeout=timeout, headers=headers
         )
         return _parse(ChangesResponse, response)
+
+    def _report(self) -> dict[str, str]:
+        """What this device says about itself (`sync.device_report`) as request headers."""
+        report = {SOFTWARE_HEADER: software_version()}
+        if self.readers is not None:
+            report[READERS_HEADER] = encode_readers(self.readers)
+        return report
 
     async def push(
         self, events: Sequence[Event], *, pending: int | None = None, journal_seq: int | None = None

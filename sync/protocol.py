@@ -20,6 +20,12 @@ PROTOCOL_HEADER = "Festgate-Protocol"
 # events pending from the latter and its own acknowledgement, whatever order they arrive in.
 PENDING_HEADER = "Festgate-Pending"
 JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
+# What a device is running, sent with each changes request (where central records it for
+# ops): its festgate version, and its daemon's readers as ``camera=up,nfc=down`` (names
+# percent-encoded; absent from a device CLI run, which runs no readers). Their bounds and
+# format: `sync.device_report`.
+SOFTWARE_HEADER = "Festgate-Software"
+READERS_HEADER = "Festgate-Readers"
 # Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
 RETRY_AFTER_HEADER = "Retry-After"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413

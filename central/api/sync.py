@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from central import feed
@@ -26,11 +28,14 @@ from central.ingest import (
     pushed_journal_seq,
 )
 from config.vocab import Role
+from sync.device_report import parse_readers, parse_software
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
     MAX_BIGINT,
     PENDING_HEADER,
+    READERS_HEADER,
     RETRY_AFTER_HEADER,
+    SOFTWARE_HEADER,
     ChangesResponse,
     EnrolRequest,
     EnrolResponse,
@@ -42,6 +47,7 @@ from sync.protocol import (
 from sync.snapshot import MEDIA_TYPE as SNAPSHOT_MEDIA_TYPE
 from sync.snapshot import end_line, header_line, rows_line
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["sync"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 413, 422)
@@ -145,17 +151,31 @@ async def changes(
     wait: Annotated[float, Query(ge=0, description="long-poll seconds (capped at 30)")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     journal_seq: JournalSeq = None,
+    software: Annotated[
+        str | None, Header(alias=SOFTWARE_HEADER, description="the device's festgate version")
+    ] = None,
+    readers: Annotated[
+        str | None,
+        Header(alias=READERS_HEADER, description="its readers working, e.g. camera=up,nfc=down"),
+    ] = None,
 ) -> ChangesResponse:
-    """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll)."""
+    """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll).
+
+    The device's software version and readers are recorded for ops; a value out of bounds
+    (`sync.device_report`) is ignored with a warning, and the request is answered as usual.
+    """
     fid = str(who.festival_id)
+    report = _device_report(who, software, readers)
     deadline = time.monotonic() + min(wait, st.settings.max_wait_s)
     async with st.pool.connection() as conn:
         # A device long-polls every few seconds whether or not it has anything to push: its
         # figures stay current here even when it has nothing left to send.
         await conn.execute(
             "UPDATE device SET cursor = %(after)s, last_seen_at = now(),"
+            " software_version = coalesce(%(software)s, software_version),"
+            " readers = coalesce(%(readers)s, readers),"
             f" {pending_set('acked_through')} WHERE id = %(id)s",
-            {"after": after, "journal": journal_seq, "id": who.id},
+            {"after": after, "journal": journal_seq, "id": who.id, **report},
         )
         await conn.commit()
     while True:
@@ -173,6 +193,23 @@ async def changes(
         head_seq=max(head, rows[-1].seq if rows else 0),
         central_hlc=central_hlc(now_ms()),
     )
+
+
+def _device_report(
+    who: DevicePrincipal, software: str | None, readers: str | None
+) -> dict[str, object]:
+    """What a changes request says of its device, as the UPDATE's parameters (None: keep
+    what central knew); a value that is sent but out of bounds is left out, with a warning."""
+    version, working = parse_software(software), parse_readers(readers)
+    for header, sent, parsed in (
+        (SOFTWARE_HEADER, software, version),
+        (READERS_HEADER, readers, working),
+    ):
+        if sent is not None and parsed is None:
+            log.warning(
+                "ignored a bad %s header from device %s (%d chars)", header, who.id, len(sent)
+            )
+    return {"software": version, "readers": None if working is None else Jsonb(working)}
 
 
 async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncGenerator[bytes, None]:

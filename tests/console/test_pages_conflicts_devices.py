@@ -5,6 +5,7 @@ made on the page enrols a real device; revoking one asks first."""
 from __future__ import annotations
 
 import uuid
+from importlib.metadata import version
 
 import pytest
 from playwright.async_api import expect
@@ -88,15 +89,20 @@ async def test_an_enrol_code_made_on_the_page_enrols_a_real_device(rig: Rig) -> 
     assert node.creds.zone_id == str(fest.zone_id)
     assert (await node.device.scan(fest.tickets[1].code)).verdict.code == "ok"
     await node.device.record_log({"message": HOSTILE, "level": "warning"})
+    node.client.readers = {"nfc": False, "camera": True}  # as its daemon's supervisor says
     await node.engine.sync_round()
     await page.goto(rig.url("devices"))
     row = page.locator("#devices tbody tr", has_text="east-gate")
     await expect(row.locator(".status-cell")).to_have_text("● online")
     await expect(row).to_contain_text("Main gate")
+    # What it runs: its version, and each reader by name with a mark and a word (not colour).
+    await expect(row.locator(".software")).to_have_text(version("festgate"))
+    await expect(row.locator(".readers-cell")).to_have_text("camera ✓ working nfc ✗ down")
     await check_page(rig.screen, "devices")
     # Its own page: health and log lines, every one shown as text.
     await row.get_by_role("link", name="east-gate").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("east-gate")
+    await expect(page.locator("dd.readers-cell")).to_have_text("camera ✓ working nfc ✗ down")
     await expect(page.locator("#log .message")).to_have_text([HOSTILE])  # text, not markup
     assert await page.evaluate("window.pwned") is None
     assert await page.locator("main img, main script").count() == 0

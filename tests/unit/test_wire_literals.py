@@ -7,13 +7,27 @@ import ast
 import re
 from pathlib import Path
 
-from sync.protocol import JOURNAL_SEQ_HEADER, PENDING_HEADER, PROTOCOL_HEADER, RETRY_AFTER_HEADER
+from sync.protocol import (
+    JOURNAL_SEQ_HEADER,
+    PENDING_HEADER,
+    PROTOCOL_HEADER,
+    READERS_HEADER,
+    RETRY_AFTER_HEADER,
+    SOFTWARE_HEADER,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("config", "sync", "hardware", "edge", "central", "festdemo", "bench")
 # Where the wire is declared; and migrations, which are history (never edited once shipped).
 EXEMPT = (ROOT / "sync", ROOT / "central" / "migrations")
-HEADERS = (PROTOCOL_HEADER, PENDING_HEADER, JOURNAL_SEQ_HEADER, RETRY_AFTER_HEADER)
+HEADERS = (
+    PROTOCOL_HEADER,
+    PENDING_HEADER,
+    JOURNAL_SEQ_HEADER,
+    RETRY_AFTER_HEADER,
+    SOFTWARE_HEADER,
+    READERS_HEADER,
+)
 # A path; a header of ours as we spell them; any header of the protocol in any case.
 WIRE = re.compile("|".join([r"/v1\b", "Festgate-", *(f"(?i:{re.escape(h)})" for h in HEADERS)]))
 

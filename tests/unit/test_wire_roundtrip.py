@@ -24,11 +24,14 @@ from config.central import CentralConfig
 from config.vocab import Role
 from sync.catalog import Change
 from sync.client import CentralClient, CentralUnavailable
+from sync.device_report import software_version
 from sync.ids import uuid7_text
 from sync.protocol import (
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
     PROTOCOL_HEADER,
+    READERS_HEADER,
+    SOFTWARE_HEADER,
     ChangesResponse,
     EnrolRequest,
     EnrolResponse,
@@ -242,6 +245,7 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
     events = [_event(1), _event(2)]
     transport = httpx.MockTransport(_central(app, seen, events))
     async with CentralClient("http://central", token="t0ken", transport=transport) as client:
+        client.readers = {"camera": True, "nfc": False}  # a daemon's: all its figures
         assert await client.enrol("AB12-CD34", "north gate 2") == ENROLLED
         assert await client.push(events, pending=2, journal_seq=2) == PUSHED
         assert await client.changes(2, journal_seq=2) == CHANGES
@@ -260,6 +264,9 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
     assert sent[("POST", Paths.EVENTS)] == {
         h.lower() for h in (PROTOCOL_HEADER, PENDING_HEADER, JOURNAL_SEQ_HEADER)
     }
+    changes = next(r for r in seen if r.url.path == Paths.CHANGES)
+    assert changes.headers[READERS_HEADER] == "camera=up,nfc=down"
+    assert changes.headers[SOFTWARE_HEADER] == software_version()
 
 
 async def test_a_snapshot_stream_cut_before_its_end_line_is_a_transport_fault() -> None:
