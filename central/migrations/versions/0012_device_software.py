@@ -5,7 +5,7 @@ A device sends its festgate version and its readers' states with each changes re
 told (a device older than this, or one that only ever sent bad values).
 
 Revision ID: 0012_device_software
-Revises: 0010_console
+Revises: 0011_console_speed
 """
 
 from __future__ import annotations
