@@ -18,6 +18,9 @@ PROTOCOL_HEADER = "Festgate-Protocol"
 # events pending from the latter and its own acknowledgement, whatever order they arrive in.
 PENDING_HEADER = "Festgate-Pending"
 JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
+# One id per request, sent by the device and logged on both sides (central makes one when
+# none is sent, and echoes it in every response).
+REQUEST_ID_HEADER = "Festgate-Request-Id"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
 # What central stores an event's numbers in: PostgreSQL bigint.

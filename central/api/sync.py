@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from central import feed
+from central import feed, metrics
 from central.api.deps import MAX_PUSH_BYTES, DeviceDep, StateDep, now_ms
 from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
@@ -137,6 +137,7 @@ async def push_events(
     """
     require_json(request)
     req = _parse_push(await read_body(request, st.settings.max_push_bytes or MAX_PUSH_BYTES))
+    metrics.count_events(req.events)
     async with st.pool.connection() as conn:
         try:
             result = await ingest_batch(
