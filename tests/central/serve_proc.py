@@ -46,16 +46,22 @@ class Served:
 
 @contextmanager
 def serve(
-    tmp: Path, *args: str, dsn: str | None = None, scheme: str = "http", verify: object = True
+    tmp: Path,
+    *args: str,
+    dsn: str | None = None,
+    data_dir: Path | None = None,
+    scheme: str = "http",
+    verify: object = True,
+    settings: str = "",
 ) -> Iterator[Served]:
-    """Start `festgate-central [--dsn DSN] serve --port P ARGS`, wait until /healthz answers,
-    stop it on exit."""
+    """Start `festgate-central --dsn DSN|--data-dir DIR serve --port P ARGS`, wait until
+    /healthz answers, stop it on exit. `settings`: its settings file's text."""
     port = free_port()
     log = tmp / f"central-{port}.log"
-    where = ["--dsn", dsn] if dsn else []
+    where = ["--dsn", dsn] if dsn else ["--data-dir", str(data_dir or tmp / "central-pg")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FESTGATE_CENTRAL_")}
-    env["FESTGATE_CENTRAL_CONFIG"] = str(tmp / "no-settings.toml")
-    (tmp / "no-settings.toml").touch()
+    env["FESTGATE_CENTRAL_CONFIG"] = str(tmp / f"settings-{port}.toml")
+    (tmp / f"settings-{port}.toml").write_text(settings, encoding="utf-8")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [CLI, *where, "serve", "--port", str(port), *args],
