@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import ssl
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from sync.protocol import (
     PENDING_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
+    REQUEST_ID_HEADER,
     ChangesResponse,
     Event,
     PushRequest,
@@ -24,6 +28,7 @@ from sync.protocol import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 class EnrolRequest(BaseModel):
@@ -131,7 +136,10 @@ class CentralClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         # TLS verification is always on; a festival's own CA bundle replaces the system's.
-        verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
+        # (An SSLContext: httpx deprecates a CA file's path given as `verify`.)
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
         self.request_timeout_s = request_timeout_s
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -152,10 +160,23 @@ class CentralClient:
         await self.aclose()
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        # One id per request, which central logs on its every line about it: a device's
+        # log line and central's about the same request share it.
+        rid = uuid.uuid4().hex
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), REQUEST_ID_HEADER: rid}
         try:
             response = await self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:  # connect, read, write, protocol errors, timeouts
+            log.warning("central %s %s failed: %s (request %s)", method, url, exc, rid)
             raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            log.warning(
+                "central %s %s answered %d (request %s)", method, url, response.status_code, rid
+            )
+        else:
+            log.debug(
+                "central %s %s answered %d (request %s)", method, url, response.status_code, rid
+            )
         _raise_for(response)
         return response
 
@@ -196,8 +217,14 @@ class CentralClient:
         stream, whatever the partial line looks like.
         """
         try:
-            async with self._http.stream("GET", "/v1/sync/snapshot", timeout=None) as response:
+            rid = uuid.uuid4().hex
+            headers = {REQUEST_ID_HEADER: rid}
+            stream = self._http.stream("GET", "/v1/sync/snapshot", timeout=None, headers=headers)
+            async with stream as response:
                 if response.status_code >= 400:
+                    log.warning(
+                        "central snapshot answered %d (request %s)", response.status_code, rid
+                    )
                     await response.aread()
                     _raise_for(response)
                 ended = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -50,12 +51,12 @@ def serve(
     *args: str,
     dsn: str | None = None,
     data_dir: Path | None = None,
-    scheme: str = "http",
-    verify: object = True,
+    ca: Path | None = None,
     settings: str = "",
 ) -> Iterator[Served]:
     """Start `festgate-central --dsn DSN|--data-dir DIR serve --port P ARGS`, wait until
-    /healthz answers, stop it on exit. `settings`: its settings file's text."""
+    /healthz answers (over https trusting `ca`, when given), stop it on exit. `settings`:
+    its settings file's text."""
     port = free_port()
     log = tmp / f"central-{port}.log"
     where = ["--dsn", dsn] if dsn else ["--data-dir", str(data_dir or tmp / "central-pg")]
@@ -69,24 +70,33 @@ def serve(
             stderr=subprocess.STDOUT,
             env=env,
         )
+    scheme = "https" if ca is not None else "http"
     served = Served(proc, f"{scheme}://127.0.0.1:{port}", log)
     try:
-        _wait_healthy(served, verify)
+        _wait_healthy(served, ssl.create_default_context(cafile=ca) if ca else True)
         yield served
     finally:
         if proc.poll() is None:
             served.stop()
 
 
-def _wait_healthy(served: Served, verify: object) -> None:
+def _wait_healthy(served: Served, verify: ssl.SSLContext | bool) -> None:
     deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:
         if served.proc.poll() is not None:
             raise RuntimeError(f"central exited: {served.log_text()}")
         try:
-            if httpx.get(f"{served.url}/healthz", verify=verify, timeout=2).status_code == 200:  # type: ignore[arg-type]
+            if httpx.get(f"{served.url}/healthz", verify=verify, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"central did not answer: {served.log_text()}")
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled metric in a scrape (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return 0.0

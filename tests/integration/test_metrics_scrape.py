@@ -1,5 +1,5 @@
-"""/metrics after a push: the figures the issue names, who may scrape, and the Grafana
-dashboard naming only metrics that exist."""
+"""/metrics after a push: the figures the issue names, and the Grafana dashboard naming
+only metrics that exist (who may scrape: tests/central/test_metrics_token.py)."""
 
 from __future__ import annotations
 
@@ -65,16 +65,3 @@ async def test_a_scrape_after_a_push_has_every_figure_and_the_dashboard_names_on
     named = {name for expr in exprs for name in _NAME.findall(expr)}
     assert named  # the dashboard has queries, and each names something real
     assert sorted(named - exposed) == []
-
-
-def test_with_a_token_metrics_answers_only_to_it(pg_dsn: str, tmp_path: Path) -> None:
-    with serve(tmp_path, dsn=pg_dsn, settings='metrics_token = "s3cret-scrape"\n') as central:
-        anonymous = httpx.get(f"{central.url}/metrics")
-        wrong = httpx.get(f"{central.url}/metrics", headers={"Authorization": "Bearer nope"})
-        right = httpx.get(
-            f"{central.url}/metrics", headers={"Authorization": "Bearer s3cret-scrape"}
-        )
-    assert anonymous.status_code == 404  # even from loopback, once a token is set
-    assert wrong.status_code == 404
-    assert right.status_code == 200
-    assert "festgate_pushes" in right.text
