@@ -8,7 +8,6 @@ context variable, so every log line written while the request runs names it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -16,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,8 +28,6 @@ _PROXY_HEADER = b"x-request-id"
 _OWN_HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
 # What a client may choose as its id: short and printable, so it cannot forge log lines.
 _USABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-# LogRecord's own attributes: everything else on a record is an `extra` field to print.
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def default_format() -> LogFormat:
@@ -49,30 +45,11 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, request id, extra fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The record as one line of JSON."""
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and not key.startswith("_") and key != "color_message":
-                out[key] = value
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
 def log_config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` for central and uvicorn in `fmt` (every worker applies
     it: uvicorn's ``log_config``)."""
     formatter: dict[str, Any] = (
-        {"()": "central.logs.JsonFormatter"}
+        {"()": "sync.logline.JsonFormatter"}
         if fmt == "json"
         else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
     )
