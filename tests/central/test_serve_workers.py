@@ -3,18 +3,35 @@ central stops (a long-poll woken across processes: tests/integration/test_serve_
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
 
-from tests.central.serve_proc import serve
+from tests.central.serve_proc import PATIENCE_S, serve
+
+
+def _closed_by_central(url: str) -> bytes:
+    """Open a connection, send half a request's headers and read until central closes it."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(PATIENCE_S)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        got = b""
+        while chunk := sock.recv(1024):
+            got += chunk
+        return got
 
 
 def test_two_workers_start_answer_and_stop_cleanly(pg_dsn: str, tmp_path: Path) -> None:
-    with serve(tmp_path, "--workers", "2", "--log-format", "json", dsn=pg_dsn) as central:
+    args = ("--workers", "2", "--log-format", "json")
+    # A short header deadline: every worker must hold its clients to the guarded protocol.
+    with serve(tmp_path, *args, dsn=pg_dsn, settings="header_timeout_s = 0.5\n") as central:
         for _ in range(6):  # whichever worker takes each connection, every one answers
             with httpx.Client() as client:
                 assert client.get(f"{central.url}/readyz").status_code == 200
+        for _ in range(4):  # whichever worker takes it, a trickler is cut off, unanswered
+            assert _closed_by_central(central.url) == b""
         scrape = httpx.get(f"{central.url}/metrics")
         assert scrape.status_code == 200
         assert "festgate_longpoll_waiters" in scrape.text
