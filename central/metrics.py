@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections import Counter as Tally
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -28,13 +29,14 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 from starlette.types import Scope
 
 from central.conflicts import ConflictKind
 from central.devices import ONLINE_WITHIN_S
+from central.pg import process_alive
 from sync.protocol import Event
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -131,11 +133,22 @@ async def _database_families(pool: AsyncConnectionPool) -> list[GaugeMetricFamil
     return [conflicts, heads, online]
 
 
+def _forget_dead_workers(folder: Path) -> None:
+    """Drop the live gauges of workers that died (uvicorn replaced them): a crashed worker's
+    long-poll waiters and pool are gone, and must not be summed for ever."""
+    for file in folder.glob("gauge_live*_*.db"):
+        pid = int(file.stem.rpartition("_")[2])
+        if not process_alive(pid):
+            mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
+
+
 async def scrape(pool: AsyncConnectionPool) -> bytes:
     """The text a scrape answers: every worker's counted figures and the database's."""
     pool_figures(pool)
     registry = CollectorRegistry()
-    if os.environ.get(MULTIPROC_ENV):
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        _forget_dead_workers(Path(folder))
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY

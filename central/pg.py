@@ -70,10 +70,11 @@ def _forget_dead_handles(server: Any) -> None:
     the server would otherwise never be stopped, since a holder seems to remain."""
     with server._lock:
         holders = server.global_process_id_list
-        holders.put([pid for pid in holders.get() if _alive(pid)])
+        holders.put([pid for pid in holders.get() if process_alive(pid)])
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (as any user)."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
