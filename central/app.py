@@ -11,12 +11,14 @@ from typing import Any
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from central import pg, server_gc
+from central import metrics, pg, server_gc
 from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, ops_reports, sync
 from central.api.deps import AppState
 from central.api.limits import StreamSlots
 from central.api.longpoll import FeedWaiters
 from central.console.app import console_app
+from central.health import HealthEndpoints
+from central.logs import RequestLog
 from config.central import CentralConfig
 from sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, PushRequest
 
@@ -115,5 +117,18 @@ def create_app(
     app.include_router(docs.router)
     app.mount("/ops", console_app(app))  # the ops console (issue 17): HTML, own errors
     app.add_middleware(errors.ProtocolGate)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    # Outside the protocol gate: probes and Prometheus do not speak the sync protocol.
+    app.add_middleware(HealthEndpoints, metrics_token=token)
+    # Outermost: every request, even a refused one, gets an id, an access line and a count.
+    app.add_middleware(RequestLog, on_done=metrics.request_done)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `serve --workers N` process (uvicorn's factory): settings from the
+    parent (`central.http_server.WORKER_CONFIG_ENV`), deadlines on the guarded protocol."""
+    from central.http_server import worker_settings
+
+    return create_app(worker_settings(), settle_gc=True)

@@ -9,6 +9,9 @@ Where the database is, and what every command shares: `central.cli_common`.
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import tempfile
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from psycopg import AsyncConnection
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -54,6 +57,8 @@ from central.cli_common import (
     wants_json,
 )
 from central.errors import ImportRowError
+from config.central import CentralConfig
+from config.errors import describe
 
 T = TypeVar("T")
 app = typer.Typer(help="festgate central service", no_args_is_help=True)
@@ -229,6 +234,16 @@ def import_zones(
     emit(as_json, {"imported": len(zones)}, f"imported {len(zones)} zones")
 
 
+def _exit_on_sigterm() -> None:
+    # SIGTERM (systemd stopping central) unwinds like Ctrl-C: the embedded PostgreSQL, if in
+    # use, is stopped on the way out. uvicorn handles the signal while it serves and then
+    # raises it again, which lands here.
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -238,22 +253,78 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="port to listen on (else the settings' port, 8080)")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="server processes on the one port (else the settings')"),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (with --tls-key)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="json or text (else the settings'; default: text on a terminal, else json)"
+        ),
+    ] = None,
 ) -> None:
-    """Migrate, then run the HTTP API (uvicorn) until interrupted."""
+    """Migrate, then run the HTTP API (uvicorn) until interrupted or sent SIGTERM."""
+    import logging
+    import logging.config
+
+    given = {
+        "host": host, "port": port, "workers": workers, "tls_cert": tls_cert,
+        "tls_key": tls_key, "log_format": log_format,
+    }  # fmt: skip
+    try:
+        config = CentralConfig.model_validate(
+            settings(ctx).model_dump() | {k: v for k, v in given.items() if v is not None}
+        )
+    except ValidationError as exc:
+        fail("; ".join(describe(e) for e in exc.errors()), "bad_config", status=2)
+    for path in (config.tls_cert, config.tls_key):
+        if path is not None and not path.is_file():
+            fail(f"cannot read {path}: no such file", "bad_config", status=2)
+    from central.logs import default_format, log_config
+
+    logging.config.dictConfig(log_config(config.log_format or default_format()))
+    log = logging.getLogger("festgate.central")
+    _exit_on_sigterm()
+    with pg.open_database(config) as dsn:
+        if config.dsn is None:
+            log.warning(
+                "using an embedded PostgreSQL for trials at %s; set --dsn for production",
+                config.data_dir.expanduser(),
+            )
+        pg.migrate(dsn)
+        config = config.model_copy(update={"dsn": SecretStr(dsn)})
+        started = _serve(config)
+    if not started:
+        fail(f"central did not start on {config.host}:{config.port}")
+
+
+def _serve(config: CentralConfig) -> bool:
+    """Run the server until it stops; whether it started (with workers: always)."""
     import uvicorn
 
-    from central.app import create_app
-    from central.http_server import server_config
+    if config.workers == 1:
+        from central.app import create_app
+        from central.http_server import server_config
 
-    given = {"host": host, "port": port}
-    with pg.open_database(settings(ctx)) as dsn:
-        pg.migrate(dsn)
-        update = {"dsn": SecretStr(dsn)} | {k: v for k, v in given.items() if v is not None}
-        config = settings(ctx).model_copy(update=update)
-        server = uvicorn.Server(server_config(create_app(config, settle_gc=True), config))
+        app_ = create_app(config, settle_gc=True)
+        server = uvicorn.Server(server_config(app_, config, own_logs=True))
         server.run()
-    if not server.started:
-        fail(f"central did not start on {config.host}:{config.port}")
+        return server.started
+    from uvicorn.supervisors import Multiprocess
+
+    with tempfile.TemporaryDirectory(prefix="festgate-metrics-") as metrics_dir:
+        # Before any worker imports prometheus_client: they count into files here.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        from central.http_server import workers_config
+
+        uconfig = workers_config(config)
+        Multiprocess(uconfig, sockets=[uconfig.bind_socket()]).run()
+    return True
 
 
 @app.command()

@@ -20,13 +20,16 @@ demo, the benchmarks and the integration tests all run.
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+import json
+import os
+from typing import Any, ClassVar
 
 import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from central.logs import default_format, log_config
 from config.central import CentralConfig
 from sync.protocol import ErrorBody
 
@@ -132,27 +135,77 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.abort()
 
 
+WORKER_CONFIG_ENV = "FESTGATE_CENTRAL_WORKER_SETTINGS"
+
+
+class WorkerProtocol(GuardedH11Protocol):
+    """The guarded protocol in a `serve --workers N` process: uvicorn imports it by name
+    there, and `worker_settings` gives it the parent's deadlines before any connection."""
+
+
+def worker_settings() -> CentralConfig:
+    """In a worker process: the settings `serve` resolved (DSN included), and the deadlines
+    set on `WorkerProtocol`."""
+    config = CentralConfig.model_validate(json.loads(os.environ[WORKER_CONFIG_ENV]))
+    WorkerProtocol.header_timeout_s = config.header_timeout_s
+    WorkerProtocol.body_timeout_s = config.body_timeout_s
+    WorkerProtocol.send_timeout_s = config.send_timeout_s
+    return config
+
+
+def _settings_for_workers(config: CentralConfig) -> str:
+    data = config.model_dump(mode="json")
+    for secret in ("dsn", "metrics_token"):
+        value = getattr(config, secret)
+        data[secret] = value.get_secret_value() if value is not None else None
+    return json.dumps(data)
+
+
 def server_config(
-    app: ASGIApp, config: CentralConfig, *, log_level: str | None = None
+    app: ASGIApp, config: CentralConfig, *, log_level: str | None = None, own_logs: bool = False
 ) -> uvicorn.Config:
     """The uvicorn configuration central runs: the guarded protocol with `config`'s deadlines,
-    on `config.host`:`config.port`."""
+    on `config.host`:`config.port`, over TLS with `config.tls_cert`. `own_logs` (a server
+    process, not a test's or the demo's) sets up logging as `central.logs` says."""
 
     class Guarded(GuardedH11Protocol):
         header_timeout_s = config.header_timeout_s
         body_timeout_s = config.body_timeout_s
         send_timeout_s = config.send_timeout_s
 
+    return uvicorn.Config(app, http=Guarded, **_common(config, log_level, own_logs=own_logs))
+
+
+def workers_config(config: CentralConfig, *, log_level: str | None = None) -> uvicorn.Config:
+    """The uvicorn configuration of `serve --workers N`: what `server_config` gives, in
+    `config.workers` processes that each build their own app (pool, LISTEN) from `config`,
+    passed to them in the environment."""
+    os.environ[WORKER_CONFIG_ENV] = _settings_for_workers(config)
+    return uvicorn.Config(
+        "central.app:worker_app",
+        factory=True,
+        workers=config.workers,
+        http="central.http_server:WorkerProtocol",
+        **_common(config, log_level, own_logs=True),
+    )
+
+
+def _common(config: CentralConfig, log_level: str | None, *, own_logs: bool) -> dict[str, Any]:
     # No limit_concurrency: uvicorn counts open connections against it, so sockets that are
     # still trickling headers would turn it into a 503 for every device. What runs out
     # first is the database pool, and no request holds a pooled connection while it waits
-    # on its client. Central serves no websockets.
-    return uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        http=Guarded,
-        ws="none",
-        lifespan="on",
-        log_level=log_level,
-    )
+    # on its client. Central serves no websockets. The access log is central's own
+    # (`central.logs.RequestLog`: with the request id).
+    level = (log_level or "info").upper()
+    logs = log_config(config.log_format or default_format(), level) if own_logs else {}
+    return {
+        "host": config.host,
+        "port": config.port,
+        "ws": "none",
+        "lifespan": "on",
+        "log_level": log_level,
+        "access_log": False,
+        **({"log_config": logs} if logs else {}),
+        "ssl_certfile": str(config.tls_cert) if config.tls_cert else None,
+        "ssl_keyfile": str(config.tls_key) if config.tls_key else None,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ class EmbeddedPg:
         self.data_dir = Path(server.pgdata)
 
     def close(self) -> None:
-        """Stop the server (the wheel keeps it running while another process holds it)."""
+        """Stop the server (the wheel keeps it running while another live process holds it)."""
+        _forget_dead_handles(self._server)
         self._server.cleanup()
 
     def __enter__(self) -> EmbeddedPg:
@@ -56,7 +58,29 @@ def start_embedded(data_dir: Path) -> EmbeddedPg:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return EmbeddedPg(get_server(data_dir))
+    server = EmbeddedPg(get_server(data_dir))
+    _forget_dead_handles(server._server)
+    return server
+
+
+def _forget_dead_handles(server: Any) -> None:
+    """Drop the pids of processes that are gone from the wheel's list of the server's holders
+    (``.handle_pids.json``): one killed without its exit handlers left its pid there, and
+    the server would otherwise never be stopped, since a holder seems to remain."""
+    with server._lock:
+        holders = server.global_process_id_list
+        holders.put([pid for pid in holders.get() if process_alive(pid)])
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (as any user)."""
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
 
 
 class DatabaseUnusable(Exception):

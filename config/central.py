@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from config.file_settings import FileSettings
@@ -47,6 +47,20 @@ class CentralConfig(FileSettings):
     )
     host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
+    workers: int = Field(
+        1, ge=1, le=64, description="server processes sharing the port (each with its own pool)"
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate chain to serve HTTPS with (with tls_key); unset: HTTP"
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="bearer token /metrics asks for; unset: /metrics answers loopback clients only",
+    )
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="log lines as JSON objects or text; unset: text on a terminal, else JSON"
+    )
     pool_min_size: int = Field(1, ge=0, description="connections the pool keeps open")
     pool_max_size: int = Field(10, ge=1, description="most connections the pool opens")
     pool_timeout_s: float = Field(
@@ -100,6 +114,12 @@ class CentralConfig(FileSettings):
         description="largest push body, in bytes; unset: room for a full batch of the largest"
         " events",
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> CentralConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
 
 
 def config_file(path: Path | None = None) -> Path | None:

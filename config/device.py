@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,33 @@ class CentralLinkConfig(_Section):
     max_backoff_s: float = Field(
         30.0, gt=0, le=600, description="longest wait between tries while central is away"
     )
+    allow_plain_http: bool = Field(
+        False,
+        description="talk to central over plain http:// although it is not on loopback"
+        " (a trial on a closed network; tokens and events then cross it in clear)",
+    )
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> CentralLinkConfig:
+        url = self.url
+        plain = url is not None and url.scheme == "http" and not self.allow_plain_http
+        if plain and url is not None and not is_loopback(url.host or ""):
+            raise ValueError(
+                f"central.url {url} is plain http:// to a host that is not loopback:"
+                " use https://, or set central.allow_plain_http = true"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 with or without brackets) is this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: only localhost is known to be loopback without asking DNS
+        return False
 
 
 class CashlessConfig(_Section):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +19,7 @@ from sync.protocol import (
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     READERS_HEADER,
+    REQUEST_ID_HEADER,
     SOFTWARE_HEADER,
     ChangesResponse,
     EnrolRequest,
@@ -28,6 +32,7 @@ from sync.protocol import (
 from sync.snapshot import MalformedLine, SnapshotPart, StreamReader
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 class CentralError(Exception):
@@ -69,7 +74,10 @@ class CentralClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         # TLS verification is always on; a festival's own CA bundle replaces the system's.
-        verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
+        # (An SSLContext: httpx deprecates a CA file's path given as `verify`.)
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
         self.request_timeout_s = request_timeout_s
         # The daemon's readers, name → working, as its supervisor keeps them (live: read at
         # each changes request); None from a device CLI run, which runs no readers.
@@ -93,10 +101,23 @@ class CentralClient:
         await self.aclose()
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        # One id per request, which central logs on its every line about it: a device's
+        # log line and central's about the same request share it.
+        rid = uuid.uuid4().hex
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), REQUEST_ID_HEADER: rid}
         try:
             response = await self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:  # connect, read, write, protocol errors, timeouts
+            log.warning("central %s %s failed: %s (request %s)", method, url, exc, rid)
             raise CentralUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            log.warning(
+                "central %s %s answered %d (request %s)", method, url, response.status_code, rid
+            )
+        else:
+            log.debug(
+                "central %s %s answered %d (request %s)", method, url, response.status_code, rid
+            )
         _raise_for(response)
         return response
 
@@ -141,8 +162,14 @@ class CentralClient:
         """Stream the catalog; raises CentralUnavailable if the stream ends without its end line
         or holds a line that is not a snapshot's (`sync.snapshot`)."""
         try:
-            async with self._http.stream("GET", Paths.SNAPSHOT, timeout=None) as response:
+            rid = uuid.uuid4().hex
+            headers = {REQUEST_ID_HEADER: rid}
+            stream = self._http.stream("GET", Paths.SNAPSHOT, timeout=None, headers=headers)
+            async with stream as response:
                 if response.status_code >= 400:
+                    log.warning(
+                        "central snapshot answered %d (request %s)", response.status_code, rid
+                    )
                     await response.aread()
                     _raise_for(response)
                 reader = StreamReader()

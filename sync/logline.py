@@ -7,7 +7,10 @@ text under `LEGACY_TEXT`; central reads either (migration 0007's ``device_log`` 
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 TEXT = "message"  # the payload key of a log line's text
@@ -29,3 +32,26 @@ def log_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
     out[TEXT] = str(text)[:MAX_TEXT]
     out["level"] = str(fields.get("level", "info"))[:MAX_LEVEL]
     return out
+
+
+# Attributes every LogRecord has (and uvicorn's colour copy of its message): anything else
+# on a record came from `extra=` and is a field of the line.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """A log line as one JSON object, on a device and at central alike: time, level,
+    logger, message, and the record's own fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record."""
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out |= {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)

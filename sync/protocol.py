@@ -28,6 +28,9 @@ SOFTWARE_HEADER = "Festgate-Software"
 READERS_HEADER = "Festgate-Readers"
 # Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
 RETRY_AFTER_HEADER = "Retry-After"
+# One id per request, sent by the device and logged on both sides (central makes one when
+# none is sent, and echoes it in every response).
+REQUEST_ID_HEADER = "Festgate-Request-Id"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
 MAX_PAYLOAD_BYTES = 8192  # one event's payload, serialised
 # The largest PostgreSQL bigint: what central stores an event's numbers in (a seq, a

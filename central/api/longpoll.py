@@ -15,6 +15,7 @@ import logging
 
 import psycopg
 
+from central import metrics
 from central.feed import CHANNEL
 
 POLL_S = 1.0
@@ -43,7 +44,7 @@ class FeedWaiters:
 
     async def wait(self, token: asyncio.Event, seconds: float) -> None:
         """Wait for a wake-up, at most `seconds` and at most one poll interval."""
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError), metrics.LONGPOLL_WAITERS.track_inprogress():
             async with asyncio.timeout(max(0.0, min(seconds, POLL_S))):
                 await token.wait()
 
@@ -55,6 +56,7 @@ class FeedWaiters:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     async for note in conn.notifies():
+                        metrics.FEED_NOTIFIES.inc()
                         self.notify(note.payload.partition(":")[0])
             except asyncio.CancelledError:
                 raise

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from central import feed
+from central import feed, metrics
 from central.api.deps import MAX_PUSH_BYTES, DeviceDep, StateDep, now_ms
 from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
@@ -126,6 +126,7 @@ async def push_events(
     """
     require_json(request)
     req = _parse_push(await read_body(request, st.settings.max_push_bytes or MAX_PUSH_BYTES))
+    metrics.count_events(req.events)
     async with st.pool.connection() as conn:
         try:
             result = await ingest_batch(
