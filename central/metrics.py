@@ -37,11 +37,11 @@ from starlette.types import Scope
 from central.conflicts import ConflictKind
 from central.devices import ONLINE_WITHIN_S
 from central.pg import process_alive
-from sync.protocol import Event
+from sync.protocol import Event, Paths
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-PUSH_PATH = "/v1/sync/events"
+PUSH_PATH = Paths.EVENTS
 
 PUSHES = Counter("festgate_pushes", "event pushes answered, by HTTP status", ["status"])
 EVENTS = Counter("festgate_events", "events received in pushes, by kind", ["kind"])
