@@ -64,6 +64,7 @@ app.add_typer(cli_festivals.app, name="festival")
 app.add_typer(import_app, name="import")
 app.add_typer(cli_vendors.app, name="vendor")
 app.add_typer(cli_keys.app, name="key")
+app.add_typer(cli_keys.kek_app, name="kek")
 app.add_typer(cli_users.app, name="user")
 app.add_typer(cli_devices.app, name="device")
 app.add_typer(cli_devices.enrol_app, name="enrol-code")
@@ -245,9 +246,10 @@ def serve(
     from central.app import create_app
     from central.http_server import server_config
 
-    given = {"host": host, "port": port}
+    given: dict[str, Any] = {"host": host, "port": port}
     with pg.open_database(settings(ctx)) as dsn:
         pg.migrate(dsn)
+        given["kek"] = cli_keys.serving_kek(settings(ctx), dsn)
         update = {"dsn": SecretStr(dsn)} | {k: v for k, v in given.items() if v is not None}
         config = settings(ctx).model_copy(update=update)
         server = uvicorn.Server(server_config(create_app(config, settle_gc=True), config))

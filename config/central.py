@@ -50,6 +50,14 @@ class CentralConfig(BaseSettings):
         description="directory of the embedded PostgreSQL cluster (used only without a DSN);"
         " default $XDG_DATA_HOME/festgate/central (~/.local/share/festgate/central)",
     )
+    kek_file: Path | None = Field(
+        None,
+        description="file holding the key-encryption key that wraps signing keys at rest"
+        " (`festgate-central kek new`); unset with a DSN: central signs nothing",
+    )
+    kek: SecretStr | None = Field(
+        None, description="the key-encryption key itself (base64), instead of kek_file"
+    )
     host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
     pool_min_size: int = Field(1, ge=0, description="connections the pool keeps open")
