@@ -68,6 +68,14 @@ class DeviceOutbox:
         """Mark events acked through `through`, reflected once the cursor reaches `head_seq`."""
         return await self.device.journal.mark_acked(through, head_seq)
 
+    async def acked_through(self) -> int:
+        """The highest device_seq central acknowledged."""
+        return await self.device.journal.acked_through()
+
+    async def rewind(self, acked_through: int, head_seq: int) -> int:
+        """Central was restored: events after `acked_through` are pending again."""
+        return await self.device.journal.rewind(acked_through, head_seq)
+
     async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
         """Advance the HLC past central's clock."""
         await self.device.journal.observe_central(central_hlc, wall_ms)

@@ -13,7 +13,13 @@ from typing import Any, Protocol
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from sync.catalog import Change
-from sync.client import CentralClient, CentralError, CentralRefused, ProtocolMismatch
+from sync.client import (
+    CentralBehind,
+    CentralClient,
+    CentralError,
+    CentralRefused,
+    ProtocolMismatch,
+)
 from sync.hlc import wall_ms_of
 from sync.protocol import MAX_BATCH, Event
 from sync.snapshot import SnapshotPart
@@ -59,6 +65,15 @@ class Outbox(Protocol):
 
     async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
         """Central answered with its clock: advance the HLC past it and note the contact."""
+        ...
+
+    async def acked_through(self) -> int:
+        """The highest device_seq central acknowledged, as remembered here."""
+        ...
+
+    async def rewind(self, acked_through: int, head_seq: int) -> int:
+        """Central (restored) holds events only up to `acked_through` and its feed only up to
+        `head_seq`: make the later ones pending again; return how many."""
         ...
 
     async def save_status(self, status: dict[str, Any]) -> None:
@@ -156,9 +171,16 @@ class SyncEngine:
 
     async def pull_once(self, wait_s: float = 0.0) -> int:
         """Fetch and apply one page of changes (waiting up to `wait_s`); return how many."""
-        page = await self.client.changes(
-            self.replica.cursor, wait_s=wait_s, journal_seq=await self.outbox.last_seq()
-        )
+        try:
+            page = await self.client.changes(
+                self.replica.cursor,
+                wait_s=wait_s,
+                journal_seq=await self.outbox.last_seq(),
+                acked_through=await self.outbox.acked_through(),
+            )
+        except CentralBehind as behind:
+            await self.rebase(behind)
+            return 0
         if page.changes:
             await self.replica.apply_changes(page.changes)
         self.status.head_seq = page.head_seq
@@ -175,7 +197,16 @@ class SyncEngine:
                 break
             # Counted after the batch was read: they cover it, and the seq bounds it.
             pending, last = await self.outbox.pending_count(), await self.outbox.last_seq()
-            answer = await self.client.push(events, pending=pending, journal_seq=last)
+            try:
+                answer = await self.client.push(
+                    events,
+                    pending=pending,
+                    journal_seq=last,
+                    acked_through=await self.outbox.acked_through(),
+                )
+            except CentralBehind as behind:
+                await self.rebase(behind)
+                continue  # the rewound events are pending again: send them now
             acked += await self.outbox.mark_acked(answer.acked_through, answer.head_seq)
             self.status.head_seq = max(self.status.head_seq, answer.head_seq)
             await self._contact(answer.central_hlc)
@@ -185,6 +216,28 @@ class SyncEngine:
                 break
         await self.record_status()
         return acked
+
+    async def rebase(self, behind: CentralBehind) -> None:
+        """Central was restored from a backup: make pending again every event it lost that
+        this journal still holds (re-sent by the push loop; idempotent by device_seq), and
+        reload the catalog from a snapshot when central lost events or this replica is past its
+        head (its rows may hold changes central no longer has)."""
+        # Events lost mean central went back in time: feed seqs after its backup were given
+        # again to other changes, so a cursor at or below its head is no proof of being in
+        # step. A cursor past the head would otherwise wait for ever.
+        lost = await self.outbox.acked_through() > behind.acked_through
+        reload = lost or self.replica.cursor > behind.head_seq
+        resent = await self.outbox.rewind(behind.acked_through, behind.head_seq)
+        log.warning(
+            "sync: central holds this device's events through %d and its feed through %d"
+            " (restored from a backup?): %d events to send again%s",
+            behind.acked_through, behind.head_seq, resent,
+            "; reloading the catalog" if reload else "",
+        )  # fmt: skip
+        self.status.head_seq = behind.head_seq
+        if reload:
+            await self.bootstrap()
+        self.wake_push.set()
 
     async def sync_round(self) -> tuple[int, int]:
         """One full round now: push everything pending, then pull until a page comes back

@@ -20,6 +20,10 @@ PROTOCOL_HEADER = "Festgate-Protocol"
 # events pending from the latter and its own acknowledgement, whatever order they arrive in.
 PENDING_HEADER = "Festgate-Pending"
 JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
+# The highest device_seq central has acknowledged to this device, as the device remembers
+# it (on a push and on every changes request). Central restored from a backup holds less:
+# it then answers `409 central_behind` (`CentralBehindBody`) instead of taking the request.
+ACKED_HEADER = "Festgate-Acked-Through"
 # Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
 RETRY_AFTER_HEADER = "Retry-After"
 MAX_BATCH = 1000  # events per push; central refuses a larger batch with 413
@@ -141,3 +145,17 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="stable error code, e.g. 'protocol_version'")
     detail: str = ""
+
+
+CENTRAL_BEHIND = "central_behind"
+
+
+class CentralBehindBody(ErrorBody):
+    """409 ``central_behind``: central holds less than the device knows it had (it was
+    restored from a backup). The device re-sends every event after `acked_through` that it
+    still holds (pushes are idempotent by device_seq), and a device whose feed cursor is past
+    `head_seq` reloads the catalog from a snapshot; then it syncs as before."""
+
+    error: str = CENTRAL_BEHIND
+    acked_through: int = Field(ge=0, description="the highest contiguous device_seq central holds")
+    head_seq: int = Field(ge=0, description="central's change-feed head")
