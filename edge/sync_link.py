@@ -80,6 +80,10 @@ class DeviceOutbox:
         """Advance the HLC past central's clock."""
         await self.device.journal.observe_central(central_hlc, wall_ms)
 
+    async def prune(self, older_than_ms: int) -> int:
+        """Forget events central holds and reflects, recorded before `older_than_ms`."""
+        return await self.device.journal.prune(older_than_ms)
+
     async def save_status(self, status: dict[str, Any]) -> None:
         """Persist the sync status where `festgate status` reads it."""
         await self.device.store.set_state(SYNC_KEY, json.dumps(status))

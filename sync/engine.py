@@ -25,6 +25,7 @@ from sync.protocol import MAX_BATCH, Event
 from sync.snapshot import SnapshotPart
 
 log = logging.getLogger("festgate.sync")
+_PRUNE_EVERY_S = 3600.0
 
 
 class Replica(Protocol):
@@ -80,6 +81,10 @@ class Outbox(Protocol):
         """Persist the sync status for `festgate status`."""
         ...
 
+    async def prune(self, older_than_ms: int) -> int:
+        """Forget events central holds and reflects, recorded before `older_than_ms`."""
+        ...
+
 
 @dataclass
 class SyncStatus:
@@ -118,6 +123,7 @@ class SyncEngine:
         batch: int = 500,
         max_backoff_s: float = 30.0,
         refused_backoff_s: float = 60.0,
+        keep_acked_s: float | None = None,
         clock: Callable[[], int] = _wall_ms,
     ) -> None:
         self.client = client
@@ -128,6 +134,10 @@ class SyncEngine:
         self.batch = min(batch, MAX_BATCH)
         self.max_backoff_s = max_backoff_s
         self.refused_backoff_s = refused_backoff_s
+        # None: acknowledged events are kept for ever. Kept long enough, they are there to
+        # send again to a central restored from a backup (`rebase`).
+        self.keep_acked_s = keep_acked_s
+        self._pruned_at: float | None = None  # monotonic
         self.clock = clock
         self.status = SyncStatus(cursor=replica.cursor)
         # Full jitter: devices that lost central together do not come back in lockstep.
@@ -294,12 +304,24 @@ class SyncEngine:
             async for attempt in self._retrying():
                 with attempt:
                     await self.push_once()
+            await self.prune_acked()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
             # lands as the event fires (a scan just before shutdown), and the loop never ends.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.push_interval_s):
                     await self.wake_push.wait()
             self.wake_push.clear()
+
+    async def prune_acked(self) -> None:
+        """Forget acknowledged, reflected events older than `keep_acked_s` (hourly at most:
+        the delete reads the journal, on the writer that scans also wait for)."""
+        if self.keep_acked_s is None:
+            return
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        await self.outbox.prune(self.clock() - int(self.keep_acked_s * 1000))
 
     async def run(self) -> None:
         """Both loops side by side: downloads keep flowing while uploads are pending."""

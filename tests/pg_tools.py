@@ -1,14 +1,33 @@
-"""PostgreSQL's own client programs (pg_dump, pg_restore) for the server a test talks to."""
+"""PostgreSQL for tests that are plain functions: one committed unit of work on a connection
+of its own, and the server's own client programs (pg_dump, pg_restore)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import re
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg import AsyncConnection
+
+T = TypeVar("T")
+
+
+def on_db(dsn: str, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+    """Run `work` on a connection of its own (committed)."""
+
+    async def go() -> T:
+        async with await AsyncConnection.connect(dsn) as conn:
+            result = await work(conn)
+            await conn.commit()
+            return result
+
+    return asyncio.run(go())
 
 
 def _major(program: Path) -> int:

@@ -4,14 +4,13 @@ is one line, not a traceback."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -21,19 +20,8 @@ from central import kek, keys
 from central.sample import create_sample_festival
 from sync import ticketcode
 from sync.vocab import TicketType
+from tests.pg_tools import on_db as _db
 from tests.pg_tools import pg_program
-
-T = TypeVar("T")
-
-
-def _db(dsn: str, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with await AsyncConnection.connect(dsn) as conn:
-            result = await work(conn)
-            await conn.commit()
-            return result
-
-    return asyncio.run(go())
 
 
 @pytest.fixture

@@ -5,10 +5,13 @@ catalog; nothing it still holds is lost, and nothing counts twice."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -18,26 +21,39 @@ from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_n
 from tests.pg_tools import pg_program
 
 
-def _backup(dsn: str, file: Path) -> None:
-    """`pg_dump` in custom format, as docs/backup.md says."""
-    subprocess.run([pg_program("pg_dump", dsn), "-Fc", "-f", file, dsn], check=True)
+@dataclass
+class Backup:
+    """Last night's backup of central's database, and its restore under a stopped central."""
+
+    admin_dsn: str
+    dsn: str
+    central: CentralServer
+    file: Path
+
+    def take(self) -> None:
+        """`pg_dump` in custom format, as docs/backup.md says."""
+        subprocess.run(
+            [pg_program("pg_dump", self.dsn), "-Fc", "-f", self.file, self.dsn], check=True
+        )
+
+    def restore(self) -> None:
+        """Stop central, drop its database, make it again, `pg_restore` the backup into it,
+        start central again (the same address)."""
+        self.central.stop()
+        name = str(conninfo_to_dict(self.dsn)["dbname"])
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        restore: list[str | Path] = [pg_program("pg_restore", self.dsn), "--exit-on-error",
+                                     "--no-owner", "-d", self.dsn, self.file]  # fmt: skip
+        subprocess.run(restore, check=True)
+        self.central.start()
 
 
-def _restore(admin_dsn: str, dsn: str, file: Path) -> None:
-    """Drop central's database, make it again and `pg_restore` the backup into it."""
-    name = str(conninfo_to_dict(dsn)["dbname"])
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    restore: list[str | Path] = [
-        pg_program("pg_restore", dsn),
-        "--exit-on-error",
-        "--no-owner",
-        "-d",
-        dsn,
-        str(file),
-    ]
-    subprocess.run(restore, check=True)
+@pytest.fixture
+def backup(tmp_path: Path, pg_admin_dsn: str, pg_dsn: str, central: CentralServer) -> Backup:
+    """The backup of this test's central (not taken yet)."""
+    return Backup(pg_admin_dsn, pg_dsn, central, tmp_path / "central.dump")
 
 
 async def _events(dsn: str, device_id: str) -> list[int]:
@@ -55,25 +71,27 @@ async def _cancel(dsn: str, ticket_id: uuid.UUID) -> None:
         await conn.commit()
 
 
+@pytest.fixture
+async def gate(
+    tmp_path: Path, pg_dsn: str, fest: SampleFestival, central: CentralServer, nodes: list[Node]
+) -> Node:
+    """A gate enrolled at `central`, its engine not running (the test syncs by rounds)."""
+    node = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
+    nodes.append(node)
+    return node
+
+
 async def _verdict(node: Node, code: str) -> str:
     return str((await node.device.scan(code)).verdict.code)
 
 
 async def test_a_device_ahead_of_a_restored_central_resends_and_rebases(
-    tmp_path: Path,
-    pg_admin_dsn: str,
-    pg_dsn: str,
-    fest: SampleFestival,
-    central: CentralServer,
-    nodes: list[Node],
+    pg_dsn: str, fest: SampleFestival, gate: Node, backup: Backup
 ) -> None:
-    gate = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
-    nodes.append(gate)
     device_id = gate.creds.device_id
     assert await _verdict(gate, fest.tickets[0].code) == "ok"  # A
     await gate.engine.sync_round()
-    backup = tmp_path / "central.dump"
-    _backup(pg_dsn, backup)
+    backup.take()
 
     assert await _verdict(gate, fest.tickets[1].code) == "ok"  # B, acknowledged after it
     await _cancel(pg_dsn, fest.tickets[2].ticket_id)  # a change the restore loses
@@ -82,9 +100,7 @@ async def test_a_device_ahead_of_a_restored_central_resends_and_rebases(
     assert await _events(pg_dsn, device_id) == [1, 2]
     assert await _verdict(gate, fest.tickets[2].code) == "cancelled"  # event 3, pending
 
-    central.stop()
-    _restore(pg_admin_dsn, pg_dsn, backup)
-    central.start()
+    backup.restore()
     assert await _events(pg_dsn, device_id) == [1]  # central lost B
     await _cancel(pg_dsn, fest.tickets[3].ticket_id)  # a change made after the restore
 
@@ -103,26 +119,16 @@ async def test_a_device_ahead_of_a_restored_central_resends_and_rebases(
 
 
 async def test_a_device_with_nothing_pending_and_a_cursor_past_the_head_rebootstraps(
-    tmp_path: Path,
-    pg_admin_dsn: str,
-    pg_dsn: str,
-    fest: SampleFestival,
-    central: CentralServer,
-    nodes: list[Node],
+    pg_dsn: str, fest: SampleFestival, gate: Node, backup: Backup
 ) -> None:
-    gate = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
-    nodes.append(gate)
-    backup = tmp_path / "central.dump"
-    _backup(pg_dsn, backup)
+    backup.take()
     await _cancel(pg_dsn, fest.tickets[0].ticket_id)
     await _cancel(pg_dsn, fest.tickets[1].ticket_id)
     await gate.engine.sync_round()
     assert await gate.device.journal.pending_count() == 0
     ahead = gate.device.store.cursor
 
-    central.stop()
-    _restore(pg_admin_dsn, pg_dsn, backup)
-    central.start()
+    backup.restore()
     await _cancel(pg_dsn, fest.tickets[2].ticket_id)  # head now one below the device's cursor
 
     pulled = await gate.engine.pull_once(0.0)  # answered at once: 409, then a snapshot
@@ -130,3 +136,26 @@ async def test_a_device_with_nothing_pending_and_a_cursor_past_the_head_rebootst
     assert gate.device.store.cursor == ahead - 1
     assert await _verdict(gate, fest.tickets[2].code) == "cancelled"
     assert await _verdict(gate, fest.tickets[0].code) == "ok"
+
+
+async def test_acknowledged_events_stay_for_the_retention(
+    tmp_path: Path, pg_dsn: str, fest: SampleFestival, central: CentralServer, nodes: list[Node]
+) -> None:
+    now = [time.time_ns() // 1_000_000]
+    data = await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path)
+    gate = await open_node(data, keep_acked_s=48 * 3600, clock=lambda: now[0])
+    nodes.append(gate)
+    for ticket in fest.tickets[:3]:
+        assert await _verdict(gate, ticket.code) == "ok"
+    await gate.engine.sync_round()  # acknowledged, and reflected once the cursor caught up
+    assert (await gate.device.journal.stats()).pending == 0
+
+    now[0] += 47 * 3600_000
+    await gate.engine.prune_acked()
+    assert (await gate.device.journal.stats()).events == 3  # within the retention: kept
+    now[0] += 2 * 3600_000
+    await gate.engine.prune_acked()
+    assert (await gate.device.journal.stats()).events == 3  # at most hourly
+    gate.engine._pruned_at = None  # as after a restart: it prunes at once
+    await gate.engine.prune_acked()
+    assert (await gate.device.journal.stats()).events == 1  # the last stays: seq goes on
