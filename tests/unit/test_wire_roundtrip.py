@@ -26,6 +26,7 @@ from sync.catalog import Change
 from sync.client import CentralClient, CentralUnavailable
 from sync.ids import uuid7_text
 from sync.protocol import (
+    ACKED_HEADER,
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
     PROTOCOL_HEADER,
@@ -243,8 +244,8 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
     transport = httpx.MockTransport(_central(app, seen, events))
     async with CentralClient("http://central", token="t0ken", transport=transport) as client:
         assert await client.enrol("AB12-CD34", "north gate 2") == ENROLLED
-        assert await client.push(events, pending=2, journal_seq=2) == PUSHED
-        assert await client.changes(2, journal_seq=2) == CHANGES
+        assert await client.push(events, pending=2, journal_seq=2, acked_through=0) == PUSHED
+        assert await client.changes(2, journal_seq=2, acked_through=2) == CHANGES
         parts = [_plain(p) async for p in client.snapshot()]
     assert parts == EXPECTED_PARTS
     sent = {
@@ -257,8 +258,9 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
         assert headers == _declared_headers(app, method, path), path
     push = next(r for r in seen if r.url.path == Paths.EVENTS)
     assert push.headers[PENDING_HEADER] == push.headers[JOURNAL_SEQ_HEADER] == "2"
+    assert push.headers[ACKED_HEADER] == "0"
     assert sent[("POST", Paths.EVENTS)] == {
-        h.lower() for h in (PROTOCOL_HEADER, PENDING_HEADER, JOURNAL_SEQ_HEADER)
+        h.lower() for h in (PROTOCOL_HEADER, PENDING_HEADER, JOURNAL_SEQ_HEADER, ACKED_HEADER)
     }
 
 
