@@ -101,7 +101,7 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
     except pg.DatabaseUnusable as exc:
         fail(str(exc), "database_unusable", status=2, as_json=as_json)
     except kek.KekError as exc:
-        fail(str(exc), "kek", status=2, as_json=as_json)
+        fail(str(exc), "kek_unusable", status=2, as_json=as_json)
     except CatalogError as exc:
         # The API's code for the same refusal (central.errors), but a bad import file's.
         fail(

@@ -73,7 +73,7 @@ def kek_rotate(
     try:
         new = kek.Kek.read(new_kek_file)
     except kek.KekError as exc:
-        fail(str(exc), "kek", status=2, as_json=as_json)
+        fail(str(exc), "kek_unusable", status=2, as_json=as_json)
 
     async def work(conn: AsyncConnection[Any]) -> int:
         # `run` installed central's KEK (the configured one, or a trial's).
@@ -103,5 +103,5 @@ def serving_kek(config: CentralConfig, dsn: str) -> SecretStr:
             )
         asyncio.run(check(found))
     except kek.KekError as exc:
-        fail(str(exc), "kek", status=2)
+        fail(str(exc), "kek_unusable", status=2)
     return SecretStr(found.text())

@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from central.errors import CentralError
 from config.central import CentralConfig
 
 KEK_BYTES = 32
@@ -35,8 +36,12 @@ HOW_TO_MAKE = (
 )
 
 
-class KekError(Exception):
-    """No KEK, a malformed one, or one that does not open a stored key: one line to show."""
+class KekError(CentralError):
+    """No KEK, a malformed one, or one that does not open a stored key: one line to show
+    (over the API, 503 ``kek_unusable``: central cannot sign until its KEK is right)."""
+
+    status = 503
+    code = "kek_unusable"
 
 
 @dataclass(frozen=True, slots=True)

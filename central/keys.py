@@ -50,7 +50,7 @@ async def create_key(
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        kek = active()
+        kek = await _usable_kek(conn)
         next_id = await fetch_one(
             conn,
             "SELECT coalesce(max(key_id), 0) + 1 AS k FROM signing_key WHERE festival_id = %s",
@@ -179,6 +179,23 @@ async def current_key(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> Sig
     return SigningKey(key_id=rec["key_id"], private_key=private)
 
 
+async def _usable_kek(conn: AsyncConnection[Any]) -> Kek:
+    """This process's KEK, if it is the one the stored keys are wrapped by: a central still
+    running with the KEK a rotation replaced must not wrap new keys with it."""
+    kek = active()
+    cur = await conn.execute(
+        "SELECT kek_id FROM signing_key WHERE kek_id <> %s LIMIT 1", (kek.kek_id,)
+    )
+    rec = await cur.fetchone()
+    if rec is not None:
+        raise KekError(
+            f"signing keys are wrapped by key-encryption key {rec[0]}, but central's is"
+            f" {kek.kek_id}: wrong KEK (kek_file / FESTGATE_CENTRAL_KEK; restart central"
+            " after `kek rotate`)"
+        )
+    return kek
+
+
 def _aad(festival_id: uuid.UUID, key_id: int) -> bytes:
     # The key's identity, bound to its ciphertext: a wrapped key moved to another row fails.
     return f"festgate signing key {festival_id}/{key_id}".encode()
@@ -211,6 +228,8 @@ async def rewrap_keys(conn: AsyncConnection[Any], old: Kek | None, new: Kek) -> 
     """Store every signing key wrapped by `new`: plain ones, and those `old` wraps (KekError
     for one that `old` does not open, so nothing changes). The caller's transaction holds
     them all; returns how many rows changed."""
+    # Till commit, no key is added (wrapped by the old KEK) beside the ones re-wrapped here.
+    await conn.execute("LOCK TABLE signing_key IN EXCLUSIVE MODE")
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_ALL_KEYS)
         found = await cur.fetchall()

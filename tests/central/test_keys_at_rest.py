@@ -111,6 +111,9 @@ def test_rotation_rewraps_every_key_in_one_go(pg_dsn: str, kek1: kek.Kek, tmp_pa
     # The old KEK no longer opens them: one line naming both ids.
     with pytest.raises(kek.KekError, match=f"wrapped by key-encryption key {new.kek_id}"):
         _db(pg_dsn, lambda c: keys.current_key(c, fest.festival_id))
+    # Nor does it wrap new keys beside them (a central not restarted after the rotation).
+    with pytest.raises(kek.KekError, match="restart central after `kek rotate`"):
+        _db(pg_dsn, lambda c: keys.rotate(c, fest.festival_id, actor="test"))
     kek.install(new)
     after = {f: _private(pg_dsn, f) for f in before}
     assert after == before
