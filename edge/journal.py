@@ -46,19 +46,21 @@ REFLECT_SQL: tuple[str, ...] = (
 # Central was restored from a backup (`sync.protocol.CentralBehindBody`): events after
 # :acked are pending again (their effects count here again if central's rows had shown
 # them), and those it still holds are reflected once the cursor reaches its head :head.
-REWIND_SQL: tuple[str, ...] = (
-    *(
-        f"""
+_REWIND_EFFECTS = tuple(
+    f"""
     INSERT INTO pending
     SELECT '{scope}', j.{col}, sum({expr}) FROM journal j
      WHERE j.device_seq > :acked AND j.reflected = 1 AND j.{col} IS NOT NULL
      GROUP BY j.{col} HAVING coalesce(sum({expr}), 0) != 0
     ON CONFLICT (scope, ref) DO UPDATE SET delta = delta + excluded.delta
     """
-        for scope, col, expr in _EFFECTS
-    ),
+    for scope, col, expr in _EFFECTS
+)
+_UNACK = (
     "UPDATE journal SET acked = 0, ack_seq = NULL, reflected = 0"
-    " WHERE device_seq > :acked AND acked = 1",
+    " WHERE device_seq > :acked AND acked = 1"
+)
+_REWIND_AFTER = (
     "UPDATE journal SET ack_seq = :head WHERE acked = 1 AND reflected = 0 AND ack_seq > :head",
     "DELETE FROM pending WHERE delta = 0",
 )
@@ -255,10 +257,11 @@ class Journal:
         """The highest device_seq central acknowledged (0 before the first)."""
         rows = list(
             await self.conn.execute_fetchall(
-                "SELECT coalesce(max(device_seq), 0) FROM journal WHERE acked = 1"
+                # Backwards from the newest: only the unacknowledged tail is read.
+                "SELECT device_seq FROM journal WHERE acked = 1 ORDER BY device_seq DESC LIMIT 1"
             )
         )
-        return int(rows[0][0])
+        return int(rows[0][0]) if rows else 0
 
     async def rewind(self, acked_through: int, head_seq: int) -> int:
         """Central holds this device's events only through `acked_through` and its feed only
@@ -269,11 +272,10 @@ class Journal:
         async with self.write_lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql in REWIND_SQL[:-3]:
+                for sql in _REWIND_EFFECTS:  # before _UNACK: it reads the reflected flags
                     await self.conn.execute(sql, params)
-                cur = await self.conn.execute(REWIND_SQL[-3], params)
-                count = cur.rowcount
-                for sql in REWIND_SQL[-2:]:
+                count = (await self.conn.execute(_UNACK, params)).rowcount
+                for sql in _REWIND_AFTER:
                     await self.conn.execute(sql, params)
                 await self.conn.execute("COMMIT")
             except BaseException:

@@ -159,3 +159,33 @@ async def test_acknowledged_events_stay_for_the_retention(
     gate.engine._pruned_at = None  # as after a restart: it prunes at once
     await gate.engine.prune_acked()
     assert (await gate.device.journal.stats()).events == 1  # the last stays: seq goes on
+
+
+def _pending_occupancy(node: Node) -> int:
+    rows = node.device.store.inline.execute(
+        "SELECT coalesce(sum(delta), 0) FROM pending WHERE scope = 'zone'"
+    ).fetchall()
+    return int(rows[0][0])
+
+
+async def test_rewound_events_count_again_until_central_reflects_them_once(
+    pg_dsn: str, fest: SampleFestival, gate: Node
+) -> None:
+    for ticket in fest.tickets[:2]:
+        assert await _verdict(gate, ticket.code) == "ok"
+    assert _pending_occupancy(gate) == 2
+    await gate.engine.sync_round()
+    assert _pending_occupancy(gate) == 0  # central's zone row counts them now
+
+    # As if central had lost both: pending again, and the zone counts them here again.
+    assert await gate.device.journal.rewind(0, gate.device.store.cursor) == 2
+    assert (await gate.device.journal.stats()).pending == 2
+    assert _pending_occupancy(gate) == 2
+    await gate.engine.sync_round()  # central already holds them: taken once, acknowledged
+    assert await _events(pg_dsn, gate.creds.device_id) == [1, 2]
+    assert (await gate.device.journal.stats()).pending == 0
+    # Counted here until the cursor passes the feed head of the new acknowledgement (a lost
+    # event's re-send adds a change that moves it; here central had them, so another does).
+    await _cancel(pg_dsn, fest.tickets[5].ticket_id)
+    await gate.engine.sync_round()
+    assert _pending_occupancy(gate) == 0
