@@ -23,6 +23,7 @@ JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
 # The highest device_seq central has acknowledged to this device, as the device remembers
 # it (on a push and on every changes request). Central restored from a backup holds less:
 # it then answers `409 central_behind` (`CentralBehindBody`) instead of taking the request.
+# A request without it (a client from before the signal) is answered as before.
 ACKED_HEADER = "Festgate-Acked-Through"
 # Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
 RETRY_AFTER_HEADER = "Retry-After"

@@ -76,8 +76,9 @@ async def _behind(
 ) -> JSONResponse | None:
     """409 central_behind when the device knows of more than central holds: events
     acknowledged beyond central's acked_through, or a feed cursor past central's head (a
-    restore from a backup). None when central is not behind."""
-    if not acked and not cursor:
+    restore from a backup). None when central is not behind, or the device does not send
+    `acked` (a client from before the signal, which would not understand it)."""
+    if acked is None or (not acked and not cursor):
         return None
     async with st.pool.connection() as conn:
         cur = await conn.execute("SELECT acked_through FROM device WHERE id = %s", (who.id,))
