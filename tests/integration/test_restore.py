@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg import AsyncConnection, sql
@@ -17,6 +18,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from central import tickets
 from central.sample import SampleFestival
+from sync.protocol import (
+    ACKED_HEADER,
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    CentralBehindBody,
+    Paths,
+    PushRequest,
+)
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.pg_tools import pg_program
 
@@ -189,3 +198,32 @@ async def test_rewound_events_count_again_until_central_reflects_them_once(
     await _cancel(pg_dsn, fest.tickets[5].ticket_id)
     await gate.engine.sync_round()
     assert _pending_occupancy(gate) == 0
+
+
+async def test_central_behind_is_a_409_with_its_figures_and_stores_nothing(
+    pg_dsn: str, fest: SampleFestival, gate: Node
+) -> None:
+    assert await _verdict(gate, fest.tickets[0].code) == "ok"
+    await gate.engine.sync_round()
+    assert await _verdict(gate, fest.tickets[1].code) == "ok"
+    events = await gate.device.journal.pending_batch(10)
+    head = gate.device.store.cursor
+    auth = {PROTOCOL_HEADER: str(PROTOCOL_VERSION), "Authorization": f"Bearer {gate.creds.token}"}
+    async with httpx.AsyncClient(base_url=gate.creds.central_url, headers=auth) as http:
+        body = PushRequest(events=events).model_dump_json()
+        json_type = {"Content-Type": "application/json"}
+        resp = await http.post(Paths.EVENTS, content=body, headers=json_type | {ACKED_HEADER: "5"})
+        assert resp.status_code == 409, resp.text
+        behind = CentralBehindBody.model_validate_json(resp.content)
+        assert (behind.error, behind.acked_through, behind.head_seq) == ("central_behind", 1, head)
+        assert await _events(pg_dsn, gate.creds.device_id) == [1]  # nothing stored
+
+        past = {"after": head + 5}
+        resp = await http.get(Paths.CHANGES, params=past, headers={ACKED_HEADER: "1"})
+        assert resp.status_code == 409
+        assert CentralBehindBody.model_validate_json(resp.content).head_seq == head
+        # A client from before the signal sends no acknowledgement: answered as before.
+        assert (await http.get(Paths.CHANGES, params=past)).status_code == 200
+        resp = await http.post(Paths.EVENTS, content=body, headers=json_type | {ACKED_HEADER: "1"})
+        assert resp.status_code == 200
+    assert await _events(pg_dsn, gate.creds.device_id) == [1, 2]
