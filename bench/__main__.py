@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
+import os
 import sys
 
 NAMES = (
@@ -27,6 +29,9 @@ def main(argv: list[str]) -> int:
     name, rest = argv[0], argv[1:]
     as_json = "--json" in rest
     rest = [a for a in rest if a != "--json"]
+    # Benchmarks sign tickets in throwaway databases: a KEK of their own (central.kek),
+    # passed down to the central processes they start.
+    os.environ.setdefault("FESTGATE_CENTRAL_KEK", base64.b64encode(os.urandom(32)).decode())
     # Imported when chosen: each benchmark brings its own heavy dependencies.
     module = importlib.import_module(f"bench.{name.replace('-', '_')}")
     figures = module.main(rest)

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from central import metrics, pg, server_gc
+from central import kek, keys, metrics, pg, server_gc
 from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, ops_reports, sync
 from central.api.deps import AppState
 from central.api.limits import StreamSlots
@@ -81,6 +81,12 @@ def create_app(
             max_size=settings.pool_max_size,
             checkout_timeout_s=settings.pool_timeout_s,
         )
+        # Signing needs the KEK (central.kek); one that does not open the stored keys, or
+        # none at all, stops central here rather than at the first ticket it signs.
+        the_kek = kek.from_config(settings) or kek.active()
+        kek.install(the_kek)
+        async with the_pool.connection() as conn:
+            await keys.check_keys(conn, the_kek)
         # A quarter of the pool: streams to slow readers must leave the rest of it free.
         streams = settings.snapshot_streams or max(1, the_pool.max_size // 4)
         app.state.snapshot_slots = StreamSlots(streams, settings.snapshot_queue_s)

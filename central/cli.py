@@ -69,6 +69,7 @@ app.add_typer(cli_festivals.app, name="festival")
 app.add_typer(import_app, name="import")
 app.add_typer(cli_vendors.app, name="vendor")
 app.add_typer(cli_keys.app, name="key")
+app.add_typer(cli_keys.kek_app, name="kek")
 app.add_typer(cli_users.app, name="user")
 app.add_typer(cli_devices.app, name="device")
 app.add_typer(cli_devices.enrol_app, name="enrol-code")
@@ -297,7 +298,8 @@ def serve(
                 config.data_dir.expanduser(),
             )
         pg.migrate(dsn)
-        config = config.model_copy(update={"dsn": SecretStr(dsn)})
+        the_kek = cli_keys.serving_kek(config, dsn)
+        config = config.model_copy(update={"dsn": SecretStr(dsn), "kek": the_kek})
         started = _serve(config)
     if not started:
         fail(f"central did not start on {config.host}:{config.port}")

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from central import pg, refs
+from central import kek, pg, refs
 from central.errors import CatalogError, ImportRowError
 from config.central import CentralConfig, load_central_config
 from config.errors import ConfigError
@@ -96,9 +96,12 @@ def run(ctx: typer.Context, work: Callable[[AsyncConnection[Any]], Awaitable[T]]
     try:
         with pg.open_database(settings(ctx), create=False) as dsn:
             pg.check_schema(dsn)
+            kek.install(kek.resolve(settings(ctx)))
             return asyncio.run(go(dsn))
     except pg.DatabaseUnusable as exc:
         fail(str(exc), "database_unusable", status=2, as_json=as_json)
+    except kek.KekError as exc:
+        fail(str(exc), "kek_unusable", status=2, as_json=as_json)
     except CatalogError as exc:
         # The API's code for the same refusal (central.errors), but a bad import file's.
         fail(

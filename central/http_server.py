@@ -155,7 +155,7 @@ def worker_settings() -> CentralConfig:
 
 def _settings_for_workers(config: CentralConfig) -> str:
     data = config.model_dump(mode="json")
-    for secret in ("dsn", "metrics_token"):
+    for secret in ("dsn", "metrics_token", "kek"):
         value = getattr(config, secret)
         data[secret] = value.get_secret_value() if value is not None else None
     return json.dumps(data)

@@ -3,7 +3,8 @@
 Rotation adds a key with the next key_id and makes it the one that signs; older keys
 stay valid for verification on devices until revoked, so codes already handed out keep
 working. Revoking the key that signs rotates first: a festival always has a key to sign
-with. Only public keys are replicated.
+with. Only public keys are replicated. Private keys are stored wrapped by central's
+key-encryption key (`central.kek`), never in the clear.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from central import catalog_write, views
 from central.errors import Contradiction, NotFound
+from central.kek import Kek, KekError, active
 from central.rows import fetch_one, fetch_opt, signing_key_row
 from sync import ticketcode
 from sync.catalog import SigningKeyRow
@@ -47,13 +50,20 @@ async def create_key(
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
+        kek = await _usable_kek(conn)
+        next_id = await fetch_one(
+            conn,
+            "SELECT coalesce(max(key_id), 0) + 1 AS k FROM signing_key WHERE festival_id = %s",
+            (festival_id,),
+        )
+        key_id = next_id["k"]
         rec = await fetch_one(
             conn,
-            "INSERT INTO signing_key (festival_id, key_id, public_key, private_key) "
-            "SELECT %s, coalesce(max(key_id), 0) + 1, %s, %s FROM signing_key "
-            "WHERE festival_id = %s RETURNING *",
-            (festival_id, ticketcode.public_bytes(private), raw_private, festival_id),
-        )
+            "INSERT INTO signing_key (festival_id, key_id, public_key, wrapped_key, kek_id) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING *",
+            (festival_id, key_id, ticketcode.public_bytes(private),
+             kek.wrap(raw_private, _aad(festival_id, key_id)), kek.kek_id),
+        )  # fmt: skip
         return await w.publish(
             festival_id, "signing_key", signing_key_row(rec), action="signing_key.create",
             entity_type="signing_key", entity_id=f"{festival_id}:{rec['key_id']}",
@@ -159,14 +169,105 @@ async def current_key(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> Sig
     """The newest unrevoked key of a festival; NotFound when it has none."""
     rec = await fetch_opt(
         conn,
-        "SELECT key_id, private_key FROM signing_key WHERE festival_id = %s AND NOT revoked "
-        "ORDER BY key_id DESC LIMIT 1",
+        "SELECT festival_id, key_id, private_key, wrapped_key, kek_id FROM signing_key "
+        "WHERE festival_id = %s AND NOT revoked ORDER BY key_id DESC LIMIT 1",
         (festival_id,),
     )
     if rec is None:
         raise NotFound(f"festival {festival_id} has no usable signing key")
-    private = Ed25519PrivateKey.from_private_bytes(bytes(rec["private_key"]))
+    private = Ed25519PrivateKey.from_private_bytes(_private_bytes(rec, active()))
     return SigningKey(key_id=rec["key_id"], private_key=private)
+
+
+async def _usable_kek(conn: AsyncConnection[Any]) -> Kek:
+    """This process's KEK, if it is the one the stored keys are wrapped by: a central still
+    running with the KEK a rotation replaced must not wrap new keys with it."""
+    kek = active()
+    cur = await conn.execute(
+        "SELECT kek_id FROM signing_key WHERE kek_id <> %s LIMIT 1", (kek.kek_id,)
+    )
+    rec = await cur.fetchone()
+    if rec is not None:
+        raise KekError(
+            f"signing keys are wrapped by key-encryption key {rec[0]}, but central's is"
+            f" {kek.kek_id}: wrong KEK (kek_file / FESTGATE_CENTRAL_KEK; restart central"
+            " after `kek rotate`)"
+        )
+    return kek
+
+
+def _aad(festival_id: uuid.UUID, key_id: int) -> bytes:
+    # The key's identity, bound to its ciphertext: a wrapped key moved to another row fails.
+    return f"festgate signing key {festival_id}/{key_id}".encode()
+
+
+def _private_bytes(rec: dict[str, Any], kek: Kek) -> bytes:
+    """The raw private key of a signing_key row, plain (not yet wrapped) or opened by `kek`."""
+    if rec["private_key"] is not None:
+        return bytes(rec["private_key"])
+    what = f"signing key {rec['key_id']} of festival {rec['festival_id']}"
+    if rec["kek_id"] != kek.kek_id:
+        raise KekError(
+            f"{what} is wrapped by key-encryption key {rec['kek_id']}, but central's is"
+            f" {kek.kek_id}: wrong KEK (kek_file / FESTGATE_CENTRAL_KEK)"
+        )
+    return kek.unwrap(bytes(rec["wrapped_key"]), _aad(rec["festival_id"], rec["key_id"]), what)
+
+
+_ALL_KEYS = (
+    "SELECT festival_id, key_id, private_key, wrapped_key, kek_id FROM signing_key "
+    "ORDER BY festival_id, key_id FOR UPDATE"
+)
+_STORE_WRAPPED = (
+    "UPDATE signing_key SET private_key = NULL, wrapped_key = %s, kek_id = %s "
+    "WHERE festival_id = %s AND key_id = %s"
+)
+
+
+async def rewrap_keys(conn: AsyncConnection[Any], old: Kek | None, new: Kek) -> int:
+    """Store every signing key wrapped by `new`: plain ones, and those `old` wraps (KekError
+    for one that `old` does not open, so nothing changes). The caller's transaction holds
+    them all; returns how many rows changed."""
+    # Till commit, no key is added (wrapped by the old KEK) beside the ones re-wrapped here.
+    await conn.execute("LOCK TABLE signing_key IN EXCLUSIVE MODE")
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_ALL_KEYS)
+        found = await cur.fetchall()
+    changed = 0
+    for row in found:
+        if row["kek_id"] == new.kek_id:
+            continue  # already wrapped by the new KEK (a rotation run twice)
+        raw = _private_bytes(row, old or new)
+        blob = new.wrap(raw, _aad(row["festival_id"], row["key_id"]))
+        await conn.execute(_STORE_WRAPPED, (blob, new.kek_id, row["festival_id"], row["key_id"]))
+        changed += 1
+    return changed
+
+
+async def check_keys(conn: AsyncConnection[Any], kek: Kek) -> int:
+    """Wrap the plain keys left from before keys were kept wrapped (and commit), after
+    checking that `kek` is the one every wrapped key names (KekError, one line, if not).
+    Central does this when it starts; returns how many keys it wrapped."""
+    cur = await conn.execute(
+        "SELECT DISTINCT kek_id FROM signing_key WHERE kek_id IS NOT NULL AND kek_id <> %s",
+        (kek.kek_id,),
+    )
+    other = [r[0] for r in await cur.fetchall()]
+    if other:
+        raise KekError(
+            f"signing keys are wrapped by key-encryption key {', '.join(other)}, but central's"
+            f" is {kek.kek_id}: wrong KEK (kek_file / FESTGATE_CENTRAL_KEK)"
+        )
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT festival_id, key_id, private_key, wrapped_key, kek_id FROM signing_key "
+            "WHERE private_key IS NOT NULL FOR UPDATE"
+        )
+        plain = await cur.fetchall()
+        for fid, key_id, raw, _, _ in plain:
+            blob = kek.wrap(bytes(raw), _aad(fid, key_id))
+            await conn.execute(_STORE_WRAPPED, (blob, kek.kek_id, fid, key_id))
+    return len(plain)
 
 
 async def public_keys(conn: AsyncConnection[Any], festival_id: uuid.UUID) -> dict[int, bytes]:

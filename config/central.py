@@ -45,6 +45,14 @@ class CentralConfig(FileSettings):
         description="directory of the embedded PostgreSQL cluster (used only without a DSN);"
         " default $XDG_DATA_HOME/festgate/central (~/.local/share/festgate/central)",
     )
+    kek_file: Path | None = Field(
+        None,
+        description="file holding the key-encryption key that wraps signing keys at rest"
+        " (`festgate-central kek new`); unset with a DSN: central signs nothing",
+    )
+    kek: SecretStr | None = Field(
+        None, description="the key-encryption key itself (base64), instead of kek_file"
+    )
     host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
     workers: int = Field(

@@ -55,6 +55,13 @@ class CentralLinkConfig(_Section):
     max_backoff_s: float = Field(
         30.0, gt=0, le=600, description="longest wait between tries while central is away"
     )
+    keep_acked_hours: float = Field(
+        48.0,
+        ge=0,
+        description="how long events central acknowledged stay in the journal: a central"
+        " restored from a backup up to this old gets back from this device all it lost",
+    )
+
     allow_plain_http: bool = Field(
         False,
         description="talk to central over plain http:// although it is not on loopback"

@@ -22,6 +22,13 @@ from sync.vocab import EventKind
 # Run inside the catalog-apply transaction when the cursor moves to :cursor: events central
 # acknowledged at a feed head we have now applied are part of central's rows, so they stop
 # counting as pending here.
+# Each pending scope, the journal column it is keyed by and an event's part in it (what the
+# journal's insert triggers add, `edge.schema`).
+_EFFECTS = (
+    ("zone", "zone_id", "j.delta"),
+    ("account", "account_id", "j.delta"),
+    ("spent", "account_id", f"CASE WHEN {spends_sql('j.kind')} THEN -j.delta END"),
+)
 REFLECT_SQL: tuple[str, ...] = (
     *(
         f"""
@@ -30,13 +37,31 @@ REFLECT_SQL: tuple[str, ...] = (
          WHERE j.reflected = 0 AND j.acked = 1 AND j.ack_seq <= :cursor AND j.{col} = pending.ref)
      WHERE scope = '{scope}'
     """
-        for scope, col, expr in (
-            ("zone", "zone_id", "j.delta"),
-            ("account", "account_id", "j.delta"),
-            ("spent", "account_id", f"CASE WHEN {spends_sql('j.kind')} THEN -j.delta END"),
-        )
+        for scope, col, expr in _EFFECTS
     ),
     "UPDATE journal SET reflected = 1 WHERE reflected = 0 AND acked = 1 AND ack_seq <= :cursor",
+    "DELETE FROM pending WHERE delta = 0",
+)
+
+# Central was restored from a backup (`sync.protocol.CentralBehindBody`): events after
+# :acked are pending again (their effects count here again if central's rows had shown
+# them), and those it still holds are reflected once the cursor reaches its head :head.
+_REWIND_EFFECTS = tuple(
+    f"""
+    INSERT INTO pending
+    SELECT '{scope}', j.{col}, sum({expr}) FROM journal j
+     WHERE j.device_seq > :acked AND j.reflected = 1 AND j.{col} IS NOT NULL
+     GROUP BY j.{col} HAVING coalesce(sum({expr}), 0) != 0
+    ON CONFLICT (scope, ref) DO UPDATE SET delta = delta + excluded.delta
+    """
+    for scope, col, expr in _EFFECTS
+)
+_UNACK = (
+    "UPDATE journal SET acked = 0, ack_seq = NULL, reflected = 0"
+    " WHERE device_seq > :acked AND acked = 1"
+)
+_REWIND_AFTER = (
+    "UPDATE journal SET ack_seq = :head WHERE acked = 1 AND reflected = 0 AND ack_seq > :head",
     "DELETE FROM pending WHERE delta = 0",
 )
 
@@ -227,6 +252,36 @@ class Journal:
             (head_seq, through),
         )
         return cur.rowcount
+
+    async def acked_through(self) -> int:
+        """The highest device_seq central acknowledged (0 before the first)."""
+        rows = list(
+            await self.conn.execute_fetchall(
+                # Backwards from the newest: only the unacknowledged tail is read.
+                "SELECT device_seq FROM journal WHERE acked = 1 ORDER BY device_seq DESC LIMIT 1"
+            )
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def rewind(self, acked_through: int, head_seq: int) -> int:
+        """Central holds this device's events only through `acked_through` and its feed only
+        through `head_seq` (restored from a backup): events after it are pending again, in
+        one transaction; returns how many. Events already pruned are not here to re-send:
+        `keep_acked_hours` must cover the age of the backups a restore may use."""
+        params = {"acked": acked_through, "head": head_seq}
+        async with self.write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql in _REWIND_EFFECTS:  # before _UNACK: it reads the reflected flags
+                    await self.conn.execute(sql, params)
+                count = (await self.conn.execute(_UNACK, params)).rowcount
+                for sql in _REWIND_AFTER:
+                    await self.conn.execute(sql, params)
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+        return count
 
     async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
         """Central answered: advance the HLC past its clock, note the contact on the monotonic

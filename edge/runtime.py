@@ -465,6 +465,7 @@ async def run_daemon(
             engine = engine_for(
                 device, client, long_poll_s=central.long_poll_s,
                 push_interval_s=central.push_interval_s, max_backoff_s=central.max_backoff_s,
+                keep_acked_s=central.keep_acked_hours * 3600,
             )  # fmt: skip
             await resume_sync(engine, device.store)
             loops.append(engine.run)

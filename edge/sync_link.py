@@ -73,9 +73,21 @@ class DeviceOutbox:
         """Mark events acked through `through`, reflected once the cursor reaches `head_seq`."""
         return await self.device.journal.mark_acked(through, head_seq)
 
+    async def acked_through(self) -> int:
+        """The highest device_seq central acknowledged."""
+        return await self.device.journal.acked_through()
+
+    async def rewind(self, acked_through: int, head_seq: int) -> int:
+        """Central was restored: events after `acked_through` are pending again."""
+        return await self.device.journal.rewind(acked_through, head_seq)
+
     async def observe_central(self, central_hlc: int, wall_ms: int) -> None:
         """Advance the HLC past central's clock."""
         await self.device.journal.observe_central(central_hlc, wall_ms)
+
+    async def prune(self, older_than_ms: int) -> int:
+        """Forget events central holds and reflects, recorded before `older_than_ms`."""
+        return await self.device.journal.prune(older_than_ms)
 
     async def save_status(self, status: dict[str, Any]) -> None:
         """Persist the sync status where `festgate status` reads it."""

@@ -25,7 +25,7 @@ from psycopg import AsyncConnection
 from rich.console import Console
 from rich.live import Live
 
-from central import cashless, pg, tickets
+from central import cashless, kek, pg, tickets
 from central.enrol import create_enrol_code
 from festdemo.devices import CameraStream, Daemon, daemon_config, free_port
 from festdemo.proxy import LinkProxy
@@ -342,6 +342,7 @@ def run_demo(opts: DemoOptions, console: Console, *, live_view: bool = True) -> 
                 f"central database ready; migrating ({'given server' if opts.dsn else 'embedded'})"
             )
             pg.migrate(dsn)
+            kek.install(kek.Kek.generate())  # a throwaway database: its KEK lives in memory
             with central_server(dsn) as port:
                 demo.central_port = port
                 console.log(f"central listening on http://127.0.0.1:{port}")

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from sync.device_report import encode_readers, software_version
 from sync.protocol import (
+    ACKED_HEADER,
+    CENTRAL_BEHIND,
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
     PROTOCOL_HEADER,
@@ -21,6 +23,7 @@ from sync.protocol import (
     READERS_HEADER,
     REQUEST_ID_HEADER,
     SOFTWARE_HEADER,
+    CentralBehindBody,
     ChangesResponse,
     EnrolRequest,
     EnrolResponse,
@@ -55,6 +58,16 @@ class CentralRefused(CentralError):
 
 class ProtocolMismatch(CentralRefused):
     """Central does not speak this device's protocol version; the device must be updated."""
+
+
+class CentralBehind(CentralRefused):
+    """Central holds less than this device knows it had (restored from a backup): re-send
+    after `acked_through`, reload the catalog if the cursor is past `head_seq`."""
+
+    def __init__(self, body: CentralBehindBody) -> None:
+        super().__init__(409, body.error, body.detail)
+        self.acked_through = body.acked_through
+        self.head_seq = body.head_seq
 
 
 class CentralClient:
@@ -128,13 +141,20 @@ class CentralClient:
         return _parse(EnrolResponse, response)
 
     async def changes(
-        self, after: int, *, wait_s: float = 0.0, limit: int = 1000, journal_seq: int | None = None
+        self,
+        after: int,
+        *,
+        wait_s: float = 0.0,
+        limit: int = 1000,
+        journal_seq: int | None = None,
+        acked_through: int | None = None,
     ) -> ChangesResponse:
         """Changes after `after`; with `wait_s`, central answers as soon as one exists.
-        `journal_seq` (the highest device_seq journaled here) keeps ops' figures current."""
+        `journal_seq` (the highest device_seq journaled here) keeps ops' figures current;
+        with `acked_through`, CentralBehind when central holds less (`sync.protocol`)."""
         params = {"after": after, "wait": wait_s, "limit": limit}
         timeout = httpx.Timeout(self.request_timeout_s + wait_s, connect=self._http.timeout.connect)
-        headers = _figures(journal_seq=journal_seq) | self._report()
+        headers = _figures(journal_seq=journal_seq, acked_through=acked_through) | self._report()
         response = await self._request(
             "GET", Paths.CHANGES, params=params, timeout=timeout, headers=headers
         )
@@ -148,13 +168,19 @@ class CentralClient:
         return report
 
     async def push(
-        self, events: Sequence[Event], *, pending: int | None = None, journal_seq: int | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        pending: int | None = None,
+        journal_seq: int | None = None,
+        acked_through: int | None = None,
     ) -> PushResponse:
         """Push a batch in device_seq order; central answers the highest contiguous seq held.
-        `pending` and `journal_seq` are this device's figures as counted before the push."""
+        `pending` and `journal_seq` are this device's figures as counted before the push;
+        with `acked_through`, CentralBehind (nothing stored) when central holds less."""
         body = PushRequest(events=list(events)).model_dump_json()
         headers = {"Content-Type": "application/json"}
-        headers |= _figures(pending=pending, journal_seq=journal_seq)
+        headers |= _figures(pending=pending, journal_seq=journal_seq, acked_through=acked_through)
         response = await self._request("POST", Paths.EVENTS, content=body, headers=headers)
         return _parse(PushResponse, response)
 
@@ -184,9 +210,15 @@ class CentralClient:
             raise CentralUnavailable(str(exc)) from exc
 
 
-def _figures(*, pending: int | None = None, journal_seq: int | None = None) -> dict[str, str]:
+def _figures(
+    *, pending: int | None = None, journal_seq: int | None = None, acked_through: int | None = None
+) -> dict[str, str]:
     """The device's figures as request headers (only those given)."""
-    given = ((PENDING_HEADER, pending), (JOURNAL_SEQ_HEADER, journal_seq))
+    given = (
+        (PENDING_HEADER, pending),
+        (JOURNAL_SEQ_HEADER, journal_seq),
+        (ACKED_HEADER, acked_through),
+    )
     return {name: str(value) for name, value in given if value is not None}
 
 
@@ -204,6 +236,11 @@ def _raise_for(response: httpx.Response) -> None:
         raise CentralUnavailable(f"{status} {error or 'server error'}: {detail}")
     if error == "protocol_version":
         raise ProtocolMismatch(status, error, detail)
+    if status == 409 and error == CENTRAL_BEHIND:
+        try:
+            raise CentralBehind(CentralBehindBody.model_validate_json(response.content))
+        except ValidationError:
+            raise CentralUnavailable(f"unreadable {CENTRAL_BEHIND} from central") from None
     raise CentralRefused(status, error or "http_error", detail)
 
 

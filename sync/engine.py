@@ -13,12 +13,19 @@ from typing import Any, Protocol
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from sync.catalog import Change
-from sync.client import CentralClient, CentralError, CentralRefused, ProtocolMismatch
+from sync.client import (
+    CentralBehind,
+    CentralClient,
+    CentralError,
+    CentralRefused,
+    ProtocolMismatch,
+)
 from sync.hlc import wall_ms_of
 from sync.protocol import MAX_BATCH, Event
 from sync.snapshot import SnapshotPart
 
 log = logging.getLogger("festgate.sync")
+_PRUNE_EVERY_S = 3600.0
 
 
 class Replica(Protocol):
@@ -61,8 +68,21 @@ class Outbox(Protocol):
         """Central answered with its clock: advance the HLC past it and note the contact."""
         ...
 
+    async def acked_through(self) -> int:
+        """The highest device_seq central acknowledged, as remembered here."""
+        ...
+
+    async def rewind(self, acked_through: int, head_seq: int) -> int:
+        """Central (restored) holds events only up to `acked_through` and its feed only up to
+        `head_seq`: make the later ones pending again; return how many."""
+        ...
+
     async def save_status(self, status: dict[str, Any]) -> None:
         """Persist the sync status for `festgate status`."""
+        ...
+
+    async def prune(self, older_than_ms: int) -> int:
+        """Forget events central holds and reflects, recorded before `older_than_ms`."""
         ...
 
 
@@ -103,6 +123,7 @@ class SyncEngine:
         batch: int = 500,
         max_backoff_s: float = 30.0,
         refused_backoff_s: float = 60.0,
+        keep_acked_s: float | None = None,
         clock: Callable[[], int] = _wall_ms,
     ) -> None:
         self.client = client
@@ -113,6 +134,10 @@ class SyncEngine:
         self.batch = min(batch, MAX_BATCH)
         self.max_backoff_s = max_backoff_s
         self.refused_backoff_s = refused_backoff_s
+        # None: acknowledged events are kept for ever. Kept long enough, they are there to
+        # send again to a central restored from a backup (`rebase`).
+        self.keep_acked_s = keep_acked_s
+        self._pruned_at: float | None = None  # monotonic
         self.clock = clock
         self.status = SyncStatus(cursor=replica.cursor)
         # Full jitter: devices that lost central together do not come back in lockstep.
@@ -156,9 +181,16 @@ class SyncEngine:
 
     async def pull_once(self, wait_s: float = 0.0) -> int:
         """Fetch and apply one page of changes (waiting up to `wait_s`); return how many."""
-        page = await self.client.changes(
-            self.replica.cursor, wait_s=wait_s, journal_seq=await self.outbox.last_seq()
-        )
+        try:
+            page = await self.client.changes(
+                self.replica.cursor,
+                wait_s=wait_s,
+                journal_seq=await self.outbox.last_seq(),
+                acked_through=await self.outbox.acked_through(),
+            )
+        except CentralBehind as behind:
+            await self.rebase(behind)
+            return 0
         if page.changes:
             await self.replica.apply_changes(page.changes)
         self.status.head_seq = page.head_seq
@@ -175,7 +207,16 @@ class SyncEngine:
                 break
             # Counted after the batch was read: they cover it, and the seq bounds it.
             pending, last = await self.outbox.pending_count(), await self.outbox.last_seq()
-            answer = await self.client.push(events, pending=pending, journal_seq=last)
+            try:
+                answer = await self.client.push(
+                    events,
+                    pending=pending,
+                    journal_seq=last,
+                    acked_through=await self.outbox.acked_through(),
+                )
+            except CentralBehind as behind:
+                await self.rebase(behind)
+                continue  # the rewound events are pending again: send them now
             acked += await self.outbox.mark_acked(answer.acked_through, answer.head_seq)
             self.status.head_seq = max(self.status.head_seq, answer.head_seq)
             await self._contact(answer.central_hlc)
@@ -185,6 +226,28 @@ class SyncEngine:
                 break
         await self.record_status()
         return acked
+
+    async def rebase(self, behind: CentralBehind) -> None:
+        """Central was restored from a backup: make pending again every event it lost that
+        this journal still holds (re-sent by the push loop; idempotent by device_seq), and
+        reload the catalog from a snapshot when central lost events or this replica is past its
+        head (its rows may hold changes central no longer has)."""
+        # Events lost mean central went back in time: feed seqs after its backup were given
+        # again to other changes, so a cursor at or below its head is no proof of being in
+        # step. A cursor past the head would otherwise wait for ever.
+        lost = await self.outbox.acked_through() > behind.acked_through
+        reload = lost or self.replica.cursor > behind.head_seq
+        resent = await self.outbox.rewind(behind.acked_through, behind.head_seq)
+        log.warning(
+            "sync: central holds this device's events through %d and its feed through %d"
+            " (restored from a backup?): %d events to send again%s",
+            behind.acked_through, behind.head_seq, resent,
+            "; reloading the catalog" if reload else "",
+        )  # fmt: skip
+        self.status.head_seq = behind.head_seq
+        if reload:
+            await self.bootstrap()
+        self.wake_push.set()
 
     async def sync_round(self) -> tuple[int, int]:
         """One full round now: push everything pending, then pull until a page comes back
@@ -241,12 +304,24 @@ class SyncEngine:
             async for attempt in self._retrying():
                 with attempt:
                     await self.push_once()
+            await self.prune_acked()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
             # lands as the event fires (a scan just before shutdown), and the loop never ends.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.push_interval_s):
                     await self.wake_push.wait()
             self.wake_push.clear()
+
+    async def prune_acked(self) -> None:
+        """Forget acknowledged, reflected events older than `keep_acked_s` (hourly at most:
+        the delete reads the journal, on the writer that scans also wait for)."""
+        if self.keep_acked_s is None:
+            return
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        await self.outbox.prune(self.clock() - int(self.keep_acked_s * 1000))
 
     async def run(self) -> None:
         """Both loops side by side: downloads keep flowing while uploads are pending."""

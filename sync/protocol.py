@@ -26,6 +26,11 @@ JOURNAL_SEQ_HEADER = "Festgate-Journal-Seq"
 # format: `sync.device_report`.
 SOFTWARE_HEADER = "Festgate-Software"
 READERS_HEADER = "Festgate-Readers"
+# The highest device_seq central has acknowledged to this device, as the device remembers
+# it (on a push and on every changes request). Central restored from a backup holds less:
+# it then answers `409 central_behind` (`CentralBehindBody`) instead of taking the request.
+# A request without it (a client from before the signal) is answered as before.
+ACKED_HEADER = "Festgate-Acked-Through"
 # Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
 RETRY_AFTER_HEADER = "Retry-After"
 # One id per request, sent by the device and logged on both sides (central makes one when
@@ -151,3 +156,17 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="stable error code, e.g. 'protocol_version'")
     detail: str = ""
+
+
+CENTRAL_BEHIND = "central_behind"
+
+
+class CentralBehindBody(ErrorBody):
+    """409 ``central_behind``: central holds less than the device knows it had (it was
+    restored from a backup). The device re-sends every event after `acked_through` that it
+    still holds (pushes are idempotent by device_seq), and a device whose feed cursor is past
+    `head_seq` reloads the catalog from a snapshot; then it syncs as before."""
+
+    error: str = CENTRAL_BEHIND
+    acked_through: int = Field(ge=0, description="the highest contiguous device_seq central holds")
+    head_seq: int = Field(ge=0, description="central's change-feed head")

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
@@ -30,12 +30,14 @@ from central.ingest import (
 from config.vocab import Role
 from sync.device_report import parse_readers, parse_software
 from sync.protocol import (
+    ACKED_HEADER,
     JOURNAL_SEQ_HEADER,
     MAX_BIGINT,
     PENDING_HEADER,
     READERS_HEADER,
     RETRY_AFTER_HEADER,
     SOFTWARE_HEADER,
+    CentralBehindBody,
     ChangesResponse,
     EnrolRequest,
     EnrolResponse,
@@ -60,6 +62,44 @@ JournalSeq = Annotated[
         description="the highest device_seq the device has journaled",
     ),
 ]  # fmt: skip
+
+# What the device remembers central acknowledged (`sync.protocol.ACKED_HEADER`).
+AckedThrough = Annotated[
+    int | None,
+    Header(
+        alias=ACKED_HEADER, ge=0, le=MAX_BIGINT,
+        description="the highest device_seq central acknowledged to this device, as it"
+        " remembers; more than central holds is 409 central_behind",
+    ),
+]  # fmt: skip
+_BEHIND: dict[int | str, dict[str, Any]] = {
+    409: {"model": CentralBehindBody, "description": "central was restored from a backup"}
+}
+
+
+async def _behind(
+    st: StateDep, who: DevicePrincipal, acked: int | None, cursor: int | None
+) -> JSONResponse | None:
+    """409 central_behind when the device knows of more than central holds: events
+    acknowledged beyond central's acked_through, or a feed cursor past central's head (a
+    restore from a backup). None when central is not behind, or the device does not send
+    `acked` (a client from before the signal, which would not understand it)."""
+    if acked is None or (not acked and not cursor):
+        return None
+    async with st.pool.connection() as conn:
+        cur = await conn.execute("SELECT acked_through FROM device WHERE id = %s", (who.id,))
+        rec = await cur.fetchone()
+        head = await feed.head(conn, who.festival_id)
+    held = int(rec[0]) if rec is not None else 0
+    if (acked or 0) <= held and (cursor or 0) <= head:
+        return None
+    body = CentralBehindBody(
+        detail=f"central holds this device's events through {held} and its feed through"
+        f" {head}: re-send what it lacks, reload the catalog if ahead",
+        acked_through=held,
+        head_seq=head,
+    )
+    return JSONResponse(body.model_dump(), status_code=409)
 
 
 @router.post(Paths.ENROL, response_model=EnrolResponse, responses=_ERRORS)
@@ -93,7 +133,7 @@ def _parse_push(body: bytes) -> PushRequest:
 @router.post(
     Paths.EVENTS,
     response_model=PushResponse,
-    responses=_ERRORS | {code: {"model": ErrorBody} for code in (408, 415)},
+    responses=_ERRORS | _BEHIND | {code: {"model": ErrorBody} for code in (408, 415)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -118,7 +158,8 @@ async def push_events(
         ),
     ] = None,
     journal_seq: JournalSeq = None,
-) -> PushResponse:
+    acked: AckedThrough = None,
+) -> PushResponse | JSONResponse:
     """Push a batch of events; answer the highest contiguous device_seq central holds.
 
     The body is read and validated whole before a database connection is taken: a device
@@ -126,6 +167,8 @@ async def push_events(
     """
     require_json(request)
     req = _parse_push(await read_body(request, st.settings.max_push_bytes or MAX_PUSH_BYTES))
+    if (behind := await _behind(st, who, acked, None)) is not None:
+        return behind  # nothing stored: the device re-sends from central's acked_through
     metrics.count_events(req.events)
     async with st.pool.connection() as conn:
         try:
@@ -144,7 +187,7 @@ async def push_events(
     return push_response(result, now_ms())
 
 
-@router.get(Paths.CHANGES, response_model=ChangesResponse, responses=_ERRORS)
+@router.get(Paths.CHANGES, response_model=ChangesResponse, responses=_ERRORS | _BEHIND)
 async def changes(
     st: StateDep,
     who: DeviceDep,
@@ -159,12 +202,15 @@ async def changes(
         str | None,
         Header(alias=READERS_HEADER, description="its readers working, e.g. camera=up,nfc=down"),
     ] = None,
-) -> ChangesResponse:
+    acked: AckedThrough = None,
+) -> ChangesResponse | JSONResponse:
     """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll).
 
     The device's software version and readers are recorded for ops; a value out of bounds
     (`sync.device_report`) is ignored with a warning, and the request is answered as usual.
     """
+    if (behind := await _behind(st, who, acked, after)) is not None:
+        return behind  # a cursor past the head would otherwise wait for ever
     fid = str(who.festival_id)
     report = _device_report(who, software, readers)
     deadline = time.monotonic() + min(wait, st.settings.max_wait_s)

@@ -6,12 +6,10 @@ tests are plain functions and set their festival up with `asyncio.run` of their 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from psycopg import AsyncConnection
@@ -27,21 +25,9 @@ from sync.ids import uuid7_text
 from sync.protocol import Event
 from sync.vocab import EventKind
 from tests.central.ops_state import stored, written_together
+from tests.pg_tools import on_db as _db
 
-T = TypeVar("T")
 runner = CliRunner()
-
-
-def _db(dsn: str, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
-    """Run `work` on a connection of its own (committed)."""
-
-    async def go() -> T:
-        async with await AsyncConnection.connect(dsn) as conn:
-            result = await work(conn)
-            await conn.commit()
-            return result
-
-    return asyncio.run(go())
 
 
 @pytest.fixture

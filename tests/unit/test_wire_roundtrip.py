@@ -27,6 +27,7 @@ from sync.client import CentralClient, CentralUnavailable
 from sync.device_report import software_version
 from sync.ids import uuid7_text
 from sync.protocol import (
+    ACKED_HEADER,
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
     PROTOCOL_HEADER,
@@ -248,8 +249,8 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
     async with CentralClient("http://central", token="t0ken", transport=transport) as client:
         client.readers = {"camera": True, "nfc": False}  # a daemon's: all its figures
         assert await client.enrol("AB12-CD34", "north gate 2") == ENROLLED
-        assert await client.push(events, pending=2, journal_seq=2) == PUSHED
-        assert await client.changes(2, journal_seq=2) == CHANGES
+        assert await client.push(events, pending=2, journal_seq=2, acked_through=0) == PUSHED
+        assert await client.changes(2, journal_seq=2, acked_through=2) == CHANGES
         parts = [_plain(p) async for p in client.snapshot()]
     assert parts == EXPECTED_PARTS
     # A request id rides on every request, each its own; central's middleware reads it for
@@ -267,8 +268,9 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
         assert headers == _declared_headers(app, method, path), path
     push = next(r for r in seen if r.url.path == Paths.EVENTS)
     assert push.headers[PENDING_HEADER] == push.headers[JOURNAL_SEQ_HEADER] == "2"
+    assert push.headers[ACKED_HEADER] == "0"
     assert sent[("POST", Paths.EVENTS)] == {
-        h.lower() for h in (PROTOCOL_HEADER, PENDING_HEADER, JOURNAL_SEQ_HEADER)
+        h.lower() for h in (PROTOCOL_HEADER, PENDING_HEADER, JOURNAL_SEQ_HEADER, ACKED_HEADER)
     }
     changes = next(r for r in seen if r.url.path == Paths.CHANGES)
     assert changes.headers[READERS_HEADER] == "camera=up,nfc=down"
