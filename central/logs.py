@@ -71,6 +71,9 @@ def log_config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False},
+            # Alembic narrates each plugin and step at INFO; a migration that fails still
+            # raises, and what `serve` must say (a wrong KEK, a bad DSN) stays one line.
+            "alembic": {"level": "WARNING"},
         },
     }
 

@@ -60,7 +60,13 @@ def serve(
     port = free_port()
     log = tmp / f"central-{port}.log"
     where = ["--dsn", dsn] if dsn else ["--data-dir", str(data_dir or tmp / "central-pg")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FESTGATE_CENTRAL_")}
+    # Central's settings come from the file below alone; the suite's KEK (tests/conftest.py)
+    # stays, as a server with a DSN signs nothing without one.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FESTGATE_CENTRAL_") or k == "FESTGATE_CENTRAL_KEK"
+    }
     env["FESTGATE_CENTRAL_CONFIG"] = str(tmp / f"settings-{port}.toml")
     (tmp / f"settings-{port}.toml").write_text(settings, encoding="utf-8")
     with log.open("wb") as out:
