@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sync.logline import TEXT, log_payload
-
-# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-
-
-def fields_of(record: logging.LogRecord) -> dict[str, Any]:
-    """The `extra=` fields of a record."""
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the record's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render a record."""
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        out |= fields_of(record)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+from sync.logline import TEXT, JsonFormatter, fields_of, log_payload
 
 
 @dataclass

@@ -39,6 +39,11 @@ def log_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra=` fields of a record."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
 class JsonFormatter(logging.Formatter):
     """A log line as one JSON object, on a device and at central alike: time, level,
     logger, message, and the record's own fields."""
@@ -51,7 +56,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        out |= {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        out |= fields_of(record)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
