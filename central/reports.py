@@ -126,23 +126,26 @@ class ProductSales(BaseModel):
 # ledger's. A bar's refund of a sale (``refund_of``) takes that sale's lines back, in the
 # bucket of when it was refunded; a payment central booked with a vendor is a "no product"
 # sale. Times are when it happened (the HLC's wall clock), bucketed as `_ENTRIES` does.
-_PRODUCT_SALES = """
+_IS_SALE = facts.sql_in("e.kind", [EventKind.SALE])
+_PRODUCT_SALES = f"""
 WITH ev AS (
   SELECT e.event_id, to_timestamp((e.hlc >> 16) / 1000.0) AS at, d.vendor_id,
-         CASE e.kind WHEN 'sale' THEN 1 ELSE -1 END AS sign, e.amount AS total,
-         CASE e.kind WHEN 'sale' THEN e.payload -> 'items' ELSE s.payload -> 'items' END AS items
+         CASE WHEN {_IS_SALE} THEN 1 ELSE -1 END AS sign, e.amount AS total,
+         CASE WHEN {_IS_SALE} THEN e.payload -> 'items' ELSE s.payload -> 'items' END AS items
   FROM device_event e JOIN device d ON d.id = e.device_id
-  LEFT JOIN device_event s ON e.kind = 'refund' AND s.kind = 'sale'
+  LEFT JOIN device_event s ON {facts.sql_in("e.kind", [EventKind.REFUND])}
+       AND {facts.sql_in("s.kind", [EventKind.SALE])}
        AND s.event_id = payload_uuid(e.payload ->> 'refund_of') AND s.device_id = e.device_id
-  WHERE e.festival_id = %(fid)s AND e.kind IN ('sale', 'refund') AND d.vendor_id IS NOT NULL
-    AND e.status = 'applied' AND e.verdict = 'approved' AND e.amount > 0),
+  WHERE e.festival_id = %(fid)s AND {facts.sql_in("e.kind", [EventKind.SALE, EventKind.REFUND])}
+    AND d.vendor_id IS NOT NULL AND e.status = 'applied'
+    AND {facts.admits_sql("money", "e.")} AND e.amount > 0),
 items AS (
   SELECT ev.event_id, payload_uuid(i ->> 'product_id') AS product_id,
          (i ->> 'qty')::bigint AS qty, (i ->> 'price')::bigint AS price
   FROM ev CROSS JOIN LATERAL jsonb_array_elements(
          CASE WHEN jsonb_typeof(ev.items) = 'array' THEN ev.items ELSE '[]'::jsonb END) i
-  WHERE jsonb_typeof(i) = 'object' AND i ->> 'qty' ~ '^[0-9]{1,6}$'
-    AND i ->> 'price' ~ '^[0-9]{1,10}$' AND payload_uuid(i ->> 'product_id') IS NOT NULL),
+  WHERE jsonb_typeof(i) = 'object' AND i ->> 'qty' ~ '^[0-9]{{1,6}}$'
+    AND i ->> 'price' ~ '^[0-9]{{1,10}}$' AND payload_uuid(i ->> 'product_id') IS NOT NULL),
 explained AS (SELECT event_id, sum(qty * price) AS amount FROM items GROUP BY event_id),
 lines AS (
   SELECT ev.at, ev.vendor_id, it.product_id, ev.sign * it.qty AS qty,
@@ -152,7 +155,7 @@ lines AS (
   SELECT ev.at, ev.vendor_id, NULL, 0, ev.sign * (ev.total - coalesce(x.amount, 0))
   FROM ev LEFT JOIN explained x ON x.event_id = ev.event_id
   UNION ALL
-  SELECT created_at, vendor_id, NULL, 0, -amount FROM cashless_transaction
+  SELECT created_at, vendor_id, NULL, 0, abs(amount) FROM cashless_transaction
   WHERE festival_id = %(fid)s AND type = 'PAYMENT' AND vendor_id IS NOT NULL)
 SELECT date_bin(%(bucket_s)s * interval '1 s', l.at AT TIME ZONE %(tz)s, TIMESTAMP '2000-01-01')
          AT TIME ZONE %(tz)s AS bucket,

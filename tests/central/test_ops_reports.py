@@ -94,7 +94,8 @@ async def test_tables_for_people_show_names_local_times_and_money(rig: Rig, pg_d
     async def shown(*args: str) -> str:
         # The command runs its own event loop: in a thread, away from this one.
         argv = ["--dsn", pg_dsn, *args, "-f", slug]
-        result = await asyncio.to_thread(CliRunner().invoke, app, argv)
+        # A wide terminal, as in an ops room: at 80 columns the device list wraps its cells.
+        result = await asyncio.to_thread(CliRunner().invoke, app, argv, env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
         return result.stdout
 
