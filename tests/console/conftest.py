@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,9 @@ class Screen:
         return list(found)
 
 
-@pytest.fixture
-async def screen(browser: Browser, central: CentralServer) -> AsyncIterator[Screen]:  # noqa: F811
+@asynccontextmanager
+async def open_screen(browser: Browser, url: str) -> AsyncIterator[Screen]:
+    """A fresh browser context (no cookies) on central at `url`, collecting CSP reports."""
     context = await browser.new_context(locale="en-GB")
     page = await context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
@@ -139,6 +141,12 @@ async def screen(browser: Browser, central: CentralServer) -> AsyncIterator[Scre
         ),
     )
     try:
-        yield Screen(context, page, central.url, violations)
+        yield Screen(context, page, url, violations)
     finally:
         await context.close()
+
+
+@pytest.fixture
+async def screen(browser: Browser, central: CentralServer) -> AsyncIterator[Screen]:  # noqa: F811
+    async with open_screen(browser, central.url) as opened:
+        yield opened

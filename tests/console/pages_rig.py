@@ -3,7 +3,6 @@ gets its own festival, user and browser context): a module's tests share the sta
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -11,15 +10,15 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright
 from psycopg import AsyncConnection
 
 from central import pg
 from central.sample import SampleFestival, create_sample_festival
 from edge.cli_sync import enrol_device
-from tests.console.conftest import OpsUser, Screen, make_user
+from tests.console.conftest import OpsUser, Screen, make_user, open_screen
 from tests.integration.conftest import CentralServer, Node, enrol_code, new_dir, open_node
-from tests.integration.test_api_docs import CHROMIUM_ARGS, UI_TIMEOUT_MS, _chromium
+from tests.integration.test_api_docs import CHROMIUM_ARGS, _chromium
 
 MODULE = pytest.mark.asyncio(loop_scope="module")  # every test of a module on one loop
 
@@ -60,21 +59,8 @@ async def chromium_fixture() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def tab(chromium: Browser, site: CentralServer) -> AsyncIterator[Screen]:
     """A fresh browser context (no cookies) on the module's central."""
-    context = await chromium.new_context(locale="en-GB")
-    page = await context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda msg: (
-            violations.append(msg.text) if re.search("Content.Security.Policy", msg.text) else None
-        ),
-    )
-    try:
-        yield Screen(context, page, site.url, violations)
-    finally:
-        await context.close()
+    async with open_screen(chromium, site.url) as opened:
+        yield opened
 
 
 @dataclass
