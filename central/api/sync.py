@@ -87,10 +87,14 @@ async def _behind(
     if acked is None or (not acked and not cursor):
         return None
     async with st.pool.connection() as conn:
-        cur = await conn.execute("SELECT acked_through FROM device WHERE id = %s", (who.id,))
+        # One round trip: what central holds of this device, and its festival's feed head.
+        cur = await conn.execute(
+            "SELECT d.acked_through, coalesce((SELECT h.head FROM feed_head h"
+            " WHERE h.festival_id = d.festival_id), 0) FROM device d WHERE d.id = %s",
+            (who.id,),
+        )
         rec = await cur.fetchone()
-        head = await feed.head(conn, who.festival_id)
-    held = int(rec[0]) if rec is not None else 0
+    held, head = (int(rec[0]), int(rec[1])) if rec is not None else (0, 0)
     if (acked or 0) <= held and (cursor or 0) <= head:
         return None
     body = CentralBehindBody(
