@@ -5,9 +5,8 @@ wristbands (the bulk import paths), ``--devices`` enrolled devices (half gates, 
 whose ``--events`` events, spread over the last ``--hours`` hours, go through
 ``central.ingest.ingest_batch`` (gates admit and release tickets, some at two gates:
 duplicate entries; bars sell a product by basket), then ``VACUUM ANALYZE``; an admin ops
-user with a console password. (The wristbands' opening top-ups are booked at setup, after
-the times of the sales, so each account's first sale is an open overdraft conflict: about
-one per wristband, more conflicts than a real festival holds.) Central then runs as its own
+user with a console password. (The wristbands' opening top-ups are dated before the first
+sale, as a festival books them.) Central then runs as its own
 process (uvicorn on loopback, configured by ``central.http_server``, over embedded
 PostgreSQL or ``FESTGATE_BENCH_DSN``).
 
@@ -175,6 +174,13 @@ async def _setup(dsn: str, args: argparse.Namespace) -> Rig:
     scanned = max(1, min(len(gates) * per_gate, args.tickets - args.pushes - 1))
     rig = Rig(fest, gates, bars, probe, tickets, accounts, tags, per_gate, scanned)
     start_ms = _now_ms() - args.hours * 3_600_000
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        # The opening top-ups come before the first sale, as at a festival.
+        await conn.execute(
+            "UPDATE cashless_transaction SET created_at = to_timestamp(%s / 1000.0)"
+            " WHERE festival_id = %s AND type = 'TOPUP'",
+            (start_ms - 60_000, fest.festival_id),
+        )
     for dev in devices:
         dev.at_ms, dev.step_ms = start_ms + dev.index, max(1, args.hours * 3_600_000 // per_device)
     await _history(dsn, rig, devices, per_device)

@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from central import catalog_write
+from central import catalog_write, rollups
 from central.errors import CatalogError, Contradiction, NotFound
 from central.readable import money
 from central.rows import Record, account_row, fetch_one, fetch_opt
@@ -41,10 +41,10 @@ async def ledger_entry(
     )
     if rec is None:
         raise NotFound(f"no account {account_id}")
-    await conn.execute(
+    cur = await conn.execute(
         "INSERT INTO cashless_transaction (festival_id, account_id, type, amount, "
         "balance_before, balance_after, vendor_id, event_id, device_id) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING created_at",
         (
             rec["festival_id"],
             account_id,
@@ -57,6 +57,11 @@ async def ledger_entry(
             device_id,
         ),
     )
+    if type == TransactionType.PAYMENT and vendor_id is not None:  # a sale at that vendor
+        booked = await cur.fetchone()
+        assert booked is not None
+        params = {"fid": rec["festival_id"], "vendor": vendor_id, "at": booked[0], "amount": amount}
+        await conn.execute(rollups.PAYMENT, params)
     return rec
 
 

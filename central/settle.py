@@ -7,8 +7,9 @@ published down in the same statement unless a rule must run first: the subjects 
 hold a conflict (`central.candidates`) go to the rules (`central.conflict_store`). An ops
 change to an account (a top-up, a block) settles its hold with `classify_accounts`.
 
-Callers hold the festival's ingest lock (see `central.ingest.festival_lock`), so two
-classifications of one subject never interleave.
+Each statement also adds the batch to the running totals (`central.rollups`). Callers hold
+the festival's ingest lock (see `central.ingest.festival_lock`), so two classifications of
+one subject never interleave, nor two batches' additions to one total.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from central import feed
+from central import feed, rollups
 from central.candidates import ACCOUNT_CANDIDATES, RECODED, UNUSABLE
 from central.conflict_store import account_conflicts, ticket_conflicts
 from sync import facts
@@ -60,7 +61,8 @@ class Batch:
 # commit, comes last in the lock order (zones, then tickets a rule marks suspicious; only
 # gate batches move occupancy, one at a time per festival) and is held as briefly as can be.
 _GATE = f"""
-WITH b AS (
+WITH {{rollup}},
+b AS (
   SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, {facts.inside_sql()} AS inside,
          hlc, device_seq,
          bool_or({facts.inside_sql()}) OVER (PARTITION BY ticket_id, zone_id) AS entry,
@@ -134,6 +136,7 @@ SELECT {{published}}, (SELECT coalesce(array_agg(id ORDER BY id), '{{{{}}}}') FR
 """
 _GATE_SQL = _GATE.format(
     batch=_BATCH.format(effect="gate"),
+    rollup=rollups.gate_ctes(_BATCH.format(effect="gate")).strip(),
     publish=feed.publish_ctes(unique=True),
     published=feed.PUBLISHED,
 )
@@ -189,7 +192,8 @@ async def settle_gate(
 # feed head is taken after the accounts' locks, as everywhere. The statement answers the
 # last seq published and the candidates.
 _MONEY = f"""
-WITH m AS (
+WITH {{rollup}},
+m AS (
   SELECT account_id,
          sum({facts.delta_sql()}) OVER (PARTITION BY account_id ORDER BY hlc, device_seq)
            AS run,
@@ -266,6 +270,7 @@ SELECT {{published}},
 """
 _MONEY_SQL = _MONEY.format(
     batch=_BATCH.format(effect="money"),
+    rollup=rollups.sales_ctes(_BATCH.format(effect="money")).strip(),
     publish=feed.publish_ctes(unique=True),
     published=feed.PUBLISHED,
 )

@@ -29,7 +29,9 @@ async def entries(
     festival: FestivalRef,
     who: OpsDep,
     st: StateDep,
-    bucket_s: Annotated[int, Query(ge=60, le=86400, description="bucket length")] = 300,
+    bucket_s: Annotated[
+        int, Query(ge=60, le=86400, multiple_of=60, description="bucket length, whole minutes")
+    ] = 300,
 ) -> list[reports.EntryBucket]:
     """Entries and exits per zone and gate (by name) per bucket of the festival's clock."""
     async with st.pool.connection() as conn:

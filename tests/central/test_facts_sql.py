@@ -110,6 +110,8 @@ _USERS = [
     "central/events.py",
     "central/conflict_view.py",
     "central/reports.py",
+    "central/rollups.py",
+    "central/console/pages/now.py",
     "edge/decide.py",
     "edge/device.py",
     "edge/schema.py",

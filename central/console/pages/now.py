@@ -50,16 +50,14 @@ SELECT kind, count(*) FROM conflict WHERE festival_id = %s AND resolved_at IS NU
 GROUP BY kind ORDER BY kind
 """
 # Entries and exits per gate per minute since a time (unix seconds of the minute), as plain
-# rows: at 100 gates a 3-hour chart is 18,000 of them, and making each a model in the
-# festival's time zone (`reports.entries_over_time`) cost more than the query. A minute
-# starts at the same instant in every time zone with a whole-minute offset.
+# rows from the running totals (`central.rollups`): at 100 gates a 3-hour chart is 18,000
+# of them, and making each a model in the festival's time zone (`reports.entries_over_time`)
+# cost more than the query. A minute starts at the same instant in every time zone.
 _CHART = f"""
-SELECT (a.hlc >> 16) / 60000 * 60 AS minute, a.device_id, {devices.LABEL_SQL} AS gate,
-       z.name AS zone, count(*) FILTER (WHERE a.action = 'ENTRY') AS entries,
-       count(*) FILTER (WHERE a.action = 'EXIT') AS exits
-FROM zone_access_log a JOIN zone z ON z.id = a.zone_id JOIN device d ON d.id = a.device_id
-WHERE a.festival_id = %s AND a.hlc >= %s
-GROUP BY 1, 2, 3, 4
+SELECT extract(epoch FROM g.minute)::bigint AS minute, g.device_id, {devices.LABEL_SQL} AS gate,
+       z.name AS zone, g.entries, g.exits
+FROM gate_by_minute g JOIN zone z ON z.id = g.zone_id JOIN device d ON d.id = g.device_id
+WHERE g.festival_id = %s AND g.minute >= to_timestamp(%s)
 """
 shared = live.SharedRenders()
 
@@ -130,9 +128,8 @@ def chart_data(minutes: list[GateMinute], now: datetime, timezone: str) -> dict[
 async def gate_minutes(
     conn: AsyncConnection[Any], festival_id: uuid.UUID, since: datetime
 ) -> list[GateMinute]:
-    """Each gate's entries and exits per minute from `since` on (an index range by HLC)."""
-    since_hlc = int(since.timestamp() * 1000) << 16
-    cur = await conn.execute(_CHART, (festival_id, since_hlc))
+    """Each gate's entries and exits per minute from `since` on (an index range by minute)."""
+    cur = await conn.execute(_CHART, (festival_id, int(since.timestamp()) // 60 * 60))
     return [GateMinute(*row) for row in await cur.fetchall()]
 
 
