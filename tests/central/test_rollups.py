@@ -6,12 +6,14 @@ they equal a rebuild from scratch; migration 0014 holds the rebuild as it genera
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from central import rollups
 from central.cashless import ledger_entry
+from central.console.pages import now as now_page
 from central.migrations.versions import __name__ as versions
 from sync.vocab import TransactionType
 from tests.central.sync_helpers import Dev, Rig
@@ -114,3 +116,20 @@ async def test_running_totals_equal_a_rebuild_from_the_stored_facts(rig: Rig) ->
     assert sum(v[0] for (p, _), v in sales.items() if p == rig.fest.product_id) == 0
     # net amount: the odd sale (900) and the payment (250), all else refunded
     assert sum(v[1] for v in sales.values()) == 900 + 250
+
+
+async def test_nows_chart_reads_each_gates_minutes_zero_filled(rig: Rig) -> None:
+    gate = await rig.enrol("gate", "north-1")
+    await _gate_day(rig, gate)
+    now = datetime.fromtimestamp(rig.now_ms / 1000, UTC)
+    async with rig.pool.connection() as conn:
+        chart, totals = await now_page.gate_chart(conn, rig.fest.festival_id, now, "UTC")
+    assert len(chart["x"]) == 181 and chart["x"][-1] == rig.now_ms // 60_000 * 60
+    (series,) = chart["gates"]
+    # Five minutes before now's minute: an entry; then an exit and an entry; then a re-entry.
+    entries, exits = [0] * 181, [0] * 181
+    entries[175] = entries[176] = entries[178] = exits[176] = 1
+    assert (series["label"], series["entries"], series["exits"]) == ("north-1", entries, exits)
+    assert [(t.gate, t.zone, t.entries, t.exits) for t in totals] == [
+        ("north-1", "Main gate", 3, 1)
+    ]

@@ -49,29 +49,20 @@ _OPEN_BY_KIND = """
 SELECT kind, count(*) FROM conflict WHERE festival_id = %s AND resolved_at IS NULL
 GROUP BY kind ORDER BY kind
 """
-# Entries and exits per gate per minute since a time (unix seconds of the minute), as plain
-# rows from the running totals (`central.rollups`): at 100 gates a 3-hour chart is 18,000
-# of them, and making each a model in the festival's time zone (`reports.entries_over_time`)
-# cost more than the query. A minute starts at the same instant in every time zone.
+# Each gate's entries and exits per minute over the chart's span, from the running totals
+# (`central.rollups`): a row per gate and zone with its minutes (offsets from the start) and
+# counts as arrays. At 100 gates a 3-hour chart is 18,000 minutes, and reading each as a
+# row cost more than the page. A minute starts at the same instant in every time zone.
 _CHART = f"""
-SELECT extract(epoch FROM g.minute)::bigint AS minute, g.device_id, {devices.LABEL_SQL} AS gate,
-       z.name AS zone, g.entries, g.exits
+SELECT g.device_id, {devices.LABEL_SQL} AS gate, z.name AS zone,
+       array_agg((extract(epoch FROM g.minute)::bigint - %(start)s) / 60) AS minutes,
+       array_agg(g.entries) AS entries, array_agg(g.exits) AS exits
 FROM gate_by_minute g JOIN zone z ON z.id = g.zone_id JOIN device d ON d.id = g.device_id
-WHERE g.festival_id = %s AND g.minute >= to_timestamp(%s)
+WHERE g.festival_id = %(fid)s
+  AND g.minute BETWEEN to_timestamp(%(start)s) AND to_timestamp(%(end)s)
+GROUP BY g.device_id, d.id, z.id
 """
 shared = live.SharedRenders()
-
-
-@dataclass(frozen=True, slots=True)
-class GateMinute:
-    """One gate's entries and exits during one minute (unix seconds of its start)."""
-
-    minute: int
-    device_id: uuid.UUID
-    gate: str
-    zone: str
-    entries: int
-    exits: int
 
 
 @dataclass
@@ -105,32 +96,29 @@ def sections_for(who: Viewer) -> frozenset[str]:
     return frozenset(name for name, action in SECTIONS.items() if who.may(action))
 
 
-def chart_data(minutes: list[GateMinute], now: datetime, timezone: str) -> dict[str, Any]:
-    """Entries and exits per minute per gate over WINDOW, minute by minute (zero-filled),
-    as the page's script draws them: unix seconds on x, one series per gate."""
+async def gate_chart(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, now: datetime, timezone: str
+) -> tuple[dict[str, Any], list[GateTotals]]:
+    """Entries and exits per minute per gate over WINDOW up to `now`, minute by minute
+    (zero-filled), as the page's script draws them (unix seconds on x, one series per gate),
+    and each gate's totals over it, by gate name."""
     end = int(now.timestamp()) // MINUTE_S * MINUTE_S
     start = end - int(WINDOW.total_seconds())
+    n = (end - start) // MINUTE_S + 1
+    cur = await conn.execute(_CHART, {"fid": festival_id, "start": start, "end": end})
+    series: dict[uuid.UUID, dict[str, Any]] = {}
+    totals: dict[uuid.UUID, GateTotals] = {}
+    for device_id, gate, zone, minutes, entries, exits in await cur.fetchall():
+        g = series.setdefault(device_id, {"label": gate, "entries": [0] * n, "exits": [0] * n})
+        t = totals.setdefault(device_id, GateTotals(gate, zone))
+        for i, came, went in zip(minutes, entries, exits, strict=True):
+            g["entries"][i] += came
+            g["exits"][i] += went
+        t.entries, t.exits = t.entries + sum(entries), t.exits + sum(exits)
+    order = sorted(series, key=lambda d: (series[d]["label"], str(d)))
     xs = list(range(start, end + MINUTE_S, MINUTE_S))
-    gates: dict[uuid.UUID, dict[str, Any]] = {}
-    for m in minutes:
-        if not start <= m.minute <= end:
-            continue
-        i = (m.minute - start) // MINUTE_S
-        g = gates.setdefault(
-            m.device_id, {"label": m.gate, "entries": [0] * len(xs), "exits": [0] * len(xs)}
-        )
-        g["entries"][i] += m.entries
-        g["exits"][i] += m.exits
-    shown = sorted(gates.values(), key=lambda g: str(g["label"]))
-    return {"tz": timezone, "x": xs, "gates": shown}
-
-
-async def gate_minutes(
-    conn: AsyncConnection[Any], festival_id: uuid.UUID, since: datetime
-) -> list[GateMinute]:
-    """Each gate's entries and exits per minute from `since` on (an index range by minute)."""
-    cur = await conn.execute(_CHART, (festival_id, int(since.timestamp()) // 60 * 60))
-    return [GateMinute(*row) for row in await cur.fetchall()]
+    chart = {"tz": timezone, "x": xs, "gates": [series[d] for d in order]}
+    return chart, [totals[d] for d in order]
 
 
 async def now_view(
@@ -143,14 +131,7 @@ async def now_view(
     if "zones" in sections:
         view.zones = await reports.zone_occupancy(conn, fid)
     if "gates" in sections:
-        minutes = await gate_minutes(conn, fid, now - WINDOW)
-        view.chart = chart_data(minutes, now, festival.timezone)
-        totals: dict[uuid.UUID, GateTotals] = {}
-        for b in minutes:
-            t = totals.setdefault(b.device_id, GateTotals(b.gate, b.zone))
-            t.entries += b.entries
-            t.exits += b.exits
-        view.gates = sorted(totals.values(), key=lambda t: (t.gate, t.zone))
+        view.chart, view.gates = await gate_chart(conn, fid, now, festival.timezone)
     if "sales" in sections:
         view.sales = await reports.sales_per_vendor(conn, fid)
     if "devices" in sections:
