@@ -7,7 +7,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -96,6 +96,16 @@ class SnapshotStream:
         return await anext(self._parts)
 
 
+class _ChangesAsk(TypedDict, total=False):
+    """What `CentralClient.changes_page` takes besides the cursor."""
+
+    wait_s: float
+    limit: int
+    journal_seq: int | None
+    acked_through: int | None
+    history: str | None
+
+
 class CentralClient:
     """Talks to central on behalf of one device; every request carries the protocol version."""
 
@@ -166,20 +176,9 @@ class CentralClient:
         response = await self._request("POST", Paths.ENROL, json=body)
         return _parse(EnrolResponse, response)
 
-    async def changes(
-        self,
-        after: int,
-        *,
-        wait_s: float = 0.0,
-        limit: int = 1000,
-        journal_seq: int | None = None,
-        acked_through: int | None = None,
-    ) -> ChangesResponse:
-        """Changes after `after` (`changes_page` without the history)."""
-        page = await self.changes_page(
-            after, wait_s=wait_s, limit=limit, journal_seq=journal_seq, acked_through=acked_through
-        )
-        return page.body
+    async def changes(self, after: int, **ask: Unpack[_ChangesAsk]) -> ChangesResponse:
+        """Changes after `after` (`changes_page` without the history central stated)."""
+        return (await self.changes_page(after, **ask)).body
 
     async def changes_page(
         self,
