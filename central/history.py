@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 UNKNOWN = "?"
 # The insert timeline, not `pg_control_checkpoint().timeline_id`: after a promotion the
 # control file keeps the old timeline until the first checkpoint on the new one, which is
-# requested, not waited for, and a central started meanwhile would serve the old identity.
+# requested, not waited for, and a central started meanwhile would serve the old identity
+# (PostgreSQL 15, 3 s after `pg_ctl promote -w`: the control file said 1, the WAL 2).
 _PARTS: tuple[tuple[str, str], ...] = (
     ("system identifier", "SELECT system_identifier::text FROM pg_control_system()"),
     ("database", "SELECT oid::text FROM pg_database WHERE datname = current_database()"),
@@ -44,9 +45,10 @@ async def _part(conn: AsyncConnection[Any], what: str, query: str) -> str:
             rec = await cur.fetchone()
     except psycopg.errors.InsufficientPrivilege as exc:
         log.warning(
-            "central cannot read the database's %s (%s): a restore into the same database is"
-            " not told to devices; GRANT EXECUTE on the function to central's role"
-            " (docs/deploy-central.md)", what, exc.diag.message_primary,
+            "central cannot read the database's %s (%s): devices may not be told of a"
+            " restore into a new cluster or a point-in-time recovery; GRANT EXECUTE on the"
+            " function to central's role (docs/deploy-central.md)",
+            what, exc.diag.message_primary,
         )  # fmt: skip
         return UNKNOWN
     if rec is None or rec[0] is None:

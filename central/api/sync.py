@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from central import feed, metrics
-from central.api.deps import MAX_PUSH_BYTES, DeviceDep, StateDep, now_ms
+from central.api.deps import MAX_PUSH_BYTES, AppState, DeviceDep, StateDep, now_ms
 from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
 from central.auth import DevicePrincipal
@@ -136,7 +136,7 @@ async def _behind(
     return JSONResponse(body.model_dump(), status_code=409, headers=_states(st))
 
 
-def _states(st: StateDep) -> dict[str, str]:
+def _states(st: AppState) -> dict[str, str]:
     """The history central serves, as a response header."""
     return {HISTORY_HEADER: st.history}
 
