@@ -57,7 +57,7 @@ from edge.device import Device
 from edge.schema import migrate
 from edge.store import DB_NAME
 from edge.sync_link import Credentials, engine_for, save_credentials
-from sync.client import CentralClient
+from sync.client import CentralClient, SnapshotStream
 from sync.snapshot import SnapshotPart
 
 _STAGES = ("enrol_s", "server_ttfb_s", "stream_s", "validate_insert_s", "commit_s", "catch_up_s")
@@ -160,11 +160,11 @@ class _Timed:
         self.device_s = 0.0
 
     def wrap(self, client: CentralClient) -> None:
-        inner = client.snapshot
+        inner = client.snapshot_parts
 
-        async def timed() -> AsyncIterator[SnapshotPart]:
+        async def timed(into: SnapshotStream) -> AsyncIterator[SnapshotPart]:
             self.t_request = time.perf_counter()
-            parts = inner()
+            parts = inner(into)
             back = time.perf_counter()
             while True:
                 t0 = time.perf_counter()
@@ -182,7 +182,7 @@ class _Timed:
                     self.t_end = back
                 yield part
 
-        client.snapshot = timed  # type: ignore[method-assign]
+        client.snapshot_parts = timed  # type: ignore[method-assign]
 
 
 async def _init_device(url: str, code: str, data_dir: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from central import kek, keys, metrics, pg, server_gc
+from central import history, kek, keys, metrics, pg, server_gc
 from central.api import admin, docs, errors, ops, ops_devices, ops_festivals, ops_reports, sync
 from central.api.deps import AppState
 from central.api.limits import StreamSlots
@@ -87,12 +87,13 @@ def create_app(
         kek.install(the_kek)
         async with the_pool.connection() as conn:
             await keys.check_keys(conn, the_kek)
+            served = await history.read(conn)
         # A quarter of the pool: streams to slow readers must leave the rest of it free.
         streams = settings.snapshot_streams or max(1, the_pool.max_size // 4)
         app.state.snapshot_slots = StreamSlots(streams, settings.snapshot_queue_s)
         waiters = FeedWaiters()
         listener = asyncio.create_task(waiters.listen(str(the_pool.conninfo)))
-        app.state.central = AppState(the_pool, waiters, settings)
+        app.state.central = AppState(the_pool, waiters, settings, history=served)
         if settle_gc:  # everything a server loads is loaded by now
             server_gc.settle()
         try:

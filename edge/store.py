@@ -6,7 +6,7 @@ import asyncio
 import logging
 import shlex
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -41,6 +41,9 @@ DB_NAME = "replica.sqlite3"
 log = logging.getLogger(__name__)
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _SMALL_TABLES = ("festival", "signing_key", "zone", "vendor", "product", "category")
+_SET_STATE = (
+    "INSERT INTO sync_state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 
 def _pragmas(conn: sqlite3.Connection) -> None:
@@ -213,6 +216,7 @@ class Store:
         self.inline.execute("PRAGMA busy_timeout = 0")
         self.catalog = Catalog(None, {}, {}, {}, {}, {})
         self._cursor = 0
+        self._history: str | None = None
         # Held across every multi-statement transaction on the writer: a statement queued on
         # the writer meanwhile (a journal append) would join that transaction, be reported
         # committed before it is, and roll back with it.
@@ -251,6 +255,21 @@ class Store:
         """Highest change-feed seq applied; recorded on every event as `catalog_seq`."""
         return self._cursor
 
+    @property
+    def history(self) -> str | None:
+        """The history of central's that `cursor` belongs to (`sync.protocol.HISTORY_HEADER`);
+        None when not known (a replica from before it, or loaded from a file)."""
+        return self._history
+
+    async def adopt_history(self, history: str) -> None:
+        """Take `history` as the cursor's, if none is known yet."""
+        async with self.write_lock:  # a lone statement, never inside another's transaction
+            await self.conn.execute(
+                "INSERT INTO sync_state VALUES ('history', ?) ON CONFLICT (key) DO NOTHING",
+                (history,),
+            )
+        self._history = await self.get_state("history")
+
     async def _reload(self) -> None:
         rows: dict[str, list[Any]] = {}
         for name in _SMALL_TABLES:
@@ -265,6 +284,7 @@ class Store:
             categories={r.id: r for r in rows["category"]},
         )
         self._cursor = int(await self.get_state("cursor") or 0)
+        self._history = await self.get_state("history")
 
     async def get_state(self, key: str) -> str | None:
         """A sync_state value."""
@@ -275,11 +295,7 @@ class Store:
 
     async def set_state(self, key: str, value: str) -> None:
         """Set a sync_state value (its own transaction)."""
-        await self.conn.execute(
-            "INSERT INTO sync_state VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        await self.conn.execute(_SET_STATE, (key, value))
 
     async def apply_snapshot(self, snapshot: Snapshot) -> int:
         """Replace the whole catalog with a snapshot file's contents; returns rows applied."""
@@ -294,12 +310,17 @@ class Store:
 
         return await self.apply_snapshot_parts(parts())
 
-    async def apply_snapshot_parts(self, parts: AsyncIterator[SnapshotPart]) -> int:
-        """Replace the catalog from a snapshot stream in one transaction; returns rows applied."""
+    async def apply_snapshot_parts(
+        self, parts: AsyncIterator[SnapshotPart], history: Callable[[], str | None] = lambda: None
+    ) -> int:
+        """Replace the catalog from a snapshot stream in one transaction, the cursor's history
+        with `history()` (the stream's, read once it has ended); returns rows applied."""
         async with self.write_lock:  # scans meanwhile wait, they never join the load
-            return await self._load_snapshot(parts)
+            return await self._load_snapshot(parts, history)
 
-    async def _load_snapshot(self, parts: AsyncIterator[SnapshotPart]) -> int:
+    async def _load_snapshot(
+        self, parts: AsyncIterator[SnapshotPart], history: Callable[[], str | None]
+    ) -> int:
         """Replace the catalog from a snapshot stream in one transaction; returns rows applied.
 
         Nothing is visible until the end line arrives: a cut stream rolls back whole, and a
@@ -320,6 +341,7 @@ class Store:
             await self.conn.execute("BEGIN IMMEDIATE")
             count, seq = await replace_catalog(self.conn, parts)
             await self._set_cursor(seq)
+            await self._set_history(history())
             await self.conn.execute("COMMIT")
             loaded = True
         except sqlite3.IntegrityError as exc:
@@ -404,6 +426,13 @@ class Store:
         )
         for sql in journal.REFLECT_SQL:
             await self.conn.execute(sql, {"cursor": seq})
+
+    async def _set_history(self, history: str | None) -> None:
+        # Inside the caller's transaction, with the cursor it belongs to.
+        if history is None:
+            await self.conn.execute("DELETE FROM sync_state WHERE key = 'history'")
+        else:
+            await self.conn.execute(_SET_STATE, ("history", history))
 
     def gate_lookup(
         self,

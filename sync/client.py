@@ -7,7 +7,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -16,7 +16,9 @@ from sync.device_report import encode_readers, software_version
 from sync.protocol import (
     ACKED_HEADER,
     CENTRAL_BEHIND,
+    HISTORY_HEADER,
     JOURNAL_SEQ_HEADER,
+    MAX_HISTORY_CHARS,
     PENDING_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
@@ -62,12 +64,46 @@ class ProtocolMismatch(CentralRefused):
 
 class CentralBehind(CentralRefused):
     """Central holds less than this device knows it had (restored from a backup): re-send
-    after `acked_through`, reload the catalog if the cursor is past `head_seq`."""
+    after `acked_through`, reload the catalog if the cursor is past `head_seq` or belongs to
+    another history than central's `history`."""
 
-    def __init__(self, body: CentralBehindBody) -> None:
+    def __init__(self, body: CentralBehindBody, history: str | None = None) -> None:
         super().__init__(409, body.error, body.detail)
         self.acked_through = body.acked_through
         self.head_seq = body.head_seq
+        self.history = history
+
+
+class Page(NamedTuple):
+    """A page of changes and the history central stated with it (None: it states none)."""
+
+    body: ChangesResponse
+    history: str | None
+
+
+class SnapshotStream:
+    """One snapshot stream from central, read once: its parts, and the history central
+    stated with it (`history`, known once the first part is read)."""
+
+    def __init__(self, client: CentralClient) -> None:
+        self.history: str | None = None
+        self._parts = client.snapshot_parts(self)  # an async generator: no request yet
+
+    def __aiter__(self) -> SnapshotStream:
+        return self
+
+    async def __anext__(self) -> SnapshotPart:
+        return await anext(self._parts)
+
+
+class _ChangesAsk(TypedDict, total=False):
+    """What `CentralClient.changes_page` takes besides the cursor."""
+
+    wait_s: float
+    limit: int
+    journal_seq: int | None
+    acked_through: int | None
+    history: str | None
 
 
 class CentralClient:
@@ -140,7 +176,11 @@ class CentralClient:
         response = await self._request("POST", Paths.ENROL, json=body)
         return _parse(EnrolResponse, response)
 
-    async def changes(
+    async def changes(self, after: int, **ask: Unpack[_ChangesAsk]) -> ChangesResponse:
+        """Changes after `after` (`changes_page` without the history central stated)."""
+        return (await self.changes_page(after, **ask)).body
+
+    async def changes_page(
         self,
         after: int,
         *,
@@ -148,17 +188,21 @@ class CentralClient:
         limit: int = 1000,
         journal_seq: int | None = None,
         acked_through: int | None = None,
-    ) -> ChangesResponse:
+        history: str | None = None,
+    ) -> Page:
         """Changes after `after`; with `wait_s`, central answers as soon as one exists.
         `journal_seq` (the highest device_seq journaled here) keeps ops' figures current;
-        with `acked_through`, CentralBehind when central holds less (`sync.protocol`)."""
+        with `acked_through`, CentralBehind when central holds less, and with `history` (the
+        one `after` belongs to), CentralBehind when central serves another (`sync.protocol`)."""
         params = {"after": after, "wait": wait_s, "limit": limit}
         timeout = httpx.Timeout(self.request_timeout_s + wait_s, connect=self._http.timeout.connect)
         headers = _figures(journal_seq=journal_seq, acked_through=acked_through) | self._report()
+        if history is not None:
+            headers[HISTORY_HEADER] = history
         response = await self._request(
             "GET", Paths.CHANGES, params=params, timeout=timeout, headers=headers
         )
-        return _parse(ChangesResponse, response)
+        return Page(_parse(ChangesResponse, response), stated_history(response))
 
     def _report(self) -> dict[str, str]:
         """What this device says about itself (`sync.device_report`) as request headers."""
@@ -184,9 +228,13 @@ class CentralClient:
         response = await self._request("POST", Paths.EVENTS, content=body, headers=headers)
         return _parse(PushResponse, response)
 
-    async def snapshot(self) -> AsyncIterator[SnapshotPart]:
+    def snapshot(self) -> SnapshotStream:
         """Stream the catalog; raises CentralUnavailable if the stream ends without its end line
         or holds a line that is not a snapshot's (`sync.snapshot`)."""
+        return SnapshotStream(self)
+
+    async def snapshot_parts(self, into: SnapshotStream) -> AsyncIterator[SnapshotPart]:
+        """The parts of a snapshot stream as they arrive, with `into.history` set first."""
         try:
             rid = uuid.uuid4().hex
             headers = {REQUEST_ID_HEADER: rid}
@@ -198,6 +246,7 @@ class CentralClient:
                     )
                     await response.aread()
                     _raise_for(response)
+                into.history = stated_history(response)
                 reader = StreamReader()
                 async for chunk in response.aiter_bytes():
                     for part in reader.feed(chunk):
@@ -222,6 +271,18 @@ def _figures(
     return {name: str(value) for name, value in given if value is not None}
 
 
+def stated_history(response: httpx.Response) -> str | None:
+    """The history central stated in an answer; None when it states none, or one no central
+    states (ignored, with a warning)."""
+    history = response.headers.get(HISTORY_HEADER)
+    if history is None:
+        return None
+    if not history or len(history) > MAX_HISTORY_CHARS or not history.isprintable():
+        log.warning("ignored a bad %s header from central (%d chars)", HISTORY_HEADER, len(history))
+        return None
+    return str(history)
+
+
 def _raise_for(response: httpx.Response) -> None:
     status = response.status_code
     if status < 400:
@@ -238,7 +299,8 @@ def _raise_for(response: httpx.Response) -> None:
         raise ProtocolMismatch(status, error, detail)
     if status == 409 and error == CENTRAL_BEHIND:
         try:
-            raise CentralBehind(CentralBehindBody.model_validate_json(response.content))
+            body = CentralBehindBody.model_validate_json(response.content)
+            raise CentralBehind(body, stated_history(response))
         except ValidationError:
             raise CentralUnavailable(f"unreadable {CENTRAL_BEHIND} from central") from None
     raise CentralRefused(status, error or "http_error", detail)

@@ -36,12 +36,24 @@ class Replica(Protocol):
         """Highest change-feed seq applied."""
         ...
 
+    @property
+    def history(self) -> str | None:
+        """The history of central's that `cursor` belongs to (None: not known)."""
+        ...
+
     async def apply_changes(self, changes: Sequence[Change]) -> int:
         """Apply a page with its cursor in one transaction; return the new cursor."""
         ...
 
-    async def apply_snapshot_parts(self, parts: AsyncIterator[SnapshotPart]) -> int:
-        """Replace the catalog from a snapshot stream in one transaction; return rows."""
+    async def apply_snapshot_parts(
+        self, parts: AsyncIterator[SnapshotPart], history: Callable[[], str | None] = ...
+    ) -> int:
+        """Replace the catalog from a snapshot stream in one transaction, with the stream's
+        `history()` (read once the stream has ended) as the cursor's; return rows."""
+        ...
+
+    async def adopt_history(self, history: str) -> None:
+        """Take `history` as the cursor's, if none is known yet."""
         ...
 
 
@@ -165,9 +177,11 @@ class SyncEngine:
     async def bootstrap(self, progress: Callable[[int], None] | None = None) -> int:
         """Replace the catalog with central's snapshot; return rows applied."""
 
+        stream = self.client.snapshot()
+
         async def counted() -> AsyncIterator[SnapshotPart]:
             rows = 0
-            async for part in self.client.snapshot():
+            async for part in stream:
                 rows += len(part.rows)
                 if progress is not None and part.rows:
                     progress(rows)
@@ -175,22 +189,26 @@ class SyncEngine:
                     self.status.head_seq = max(self.status.head_seq, part.seq)
                 yield part
 
-        rows = await self.replica.apply_snapshot_parts(counted())
+        rows = await self.replica.apply_snapshot_parts(counted(), lambda: stream.history)
         await self.record_status()
         return rows
 
     async def pull_once(self, wait_s: float = 0.0) -> int:
         """Fetch and apply one page of changes (waiting up to `wait_s`); return how many."""
         try:
-            page = await self.client.changes(
+            page, history = await self.client.changes_page(
                 self.replica.cursor,
                 wait_s=wait_s,
                 journal_seq=await self.outbox.last_seq(),
                 acked_through=await self.outbox.acked_through(),
+                history=self.replica.history,
             )
         except CentralBehind as behind:
             await self.rebase(behind)
             return 0
+        if history is not None and self.replica.history is None:
+            # A device from before the signal: its cursor is taken on trust, as it was.
+            await self.replica.adopt_history(history)
         if page.changes:
             await self.replica.apply_changes(page.changes)
         self.status.head_seq = page.head_seq
@@ -230,18 +248,23 @@ class SyncEngine:
     async def rebase(self, behind: CentralBehind) -> None:
         """Central was restored from a backup: make pending again every event it lost that
         this journal still holds (re-sent by the push loop; idempotent by device_seq), and
-        reload the catalog from a snapshot when central lost events or this replica is past its
-        head (its rows may hold changes central no longer has)."""
+        reload the catalog from a snapshot when central lost events, this replica is past its
+        head or its cursor is from another history (its rows may hold changes central no
+        longer has, and miss some it made since)."""
         # Events lost mean central went back in time: feed seqs after its backup were given
         # again to other changes, so a cursor at or below its head is no proof of being in
-        # step. A cursor past the head would otherwise wait for ever.
+        # step. A cursor past the head would otherwise wait for ever. Another history says
+        # the same of a device that pushed nothing since the backup.
         lost = await self.outbox.acked_through() > behind.acked_through
-        reload = lost or self.replica.cursor > behind.head_seq
+        mine = self.replica.history
+        moved = None not in (behind.history, mine) and behind.history != mine
+        reload = lost or moved or self.replica.cursor > behind.head_seq
         resent = await self.outbox.rewind(behind.acked_through, behind.head_seq)
         log.warning(
             "sync: central holds this device's events through %d and its feed through %d"
-            " (restored from a backup?): %d events to send again%s",
+            " (restored from a backup?): %d events to send again%s%s",
             behind.acked_through, behind.head_seq, resent,
+            f"; its history is {behind.history}, this cursor's {mine}" if moved else "",
             "; reloading the catalog" if reload else "",
         )  # fmt: skip
         self.status.head_seq = behind.head_seq

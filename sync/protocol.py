@@ -31,6 +31,13 @@ READERS_HEADER = "Festgate-Readers"
 # it then answers `409 central_behind` (`CentralBehindBody`) instead of taking the request.
 # A request without it (a client from before the signal) is answered as before.
 ACKED_HEADER = "Festgate-Acked-Through"
+# The identity of the history central serves (`central.history`), which a restore from a
+# backup changes: central states it with every snapshot, changes page and 409, a device keeps
+# it with its catalog cursor and sends it back on every changes request. A cursor from
+# another history names other changes: `409 central_behind`, and the device reloads its
+# catalog. A device that holds none (from before the signal) adopts the first it is told.
+HISTORY_HEADER = "Festgate-History"
+MAX_HISTORY_CHARS = 64
 # Central's hint on a 429 or 503 (seconds); a device backs off on its own schedule anyway.
 RETRY_AFTER_HEADER = "Retry-After"
 # One id per request, sent by the device and logged on both sides (central makes one when

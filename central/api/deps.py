@@ -36,6 +36,7 @@ class AppState:
     pool: AsyncConnectionPool
     waiters: FeedWaiters
     settings: CentralConfig
+    history: str  # the identity of the history it serves (`central.history`), read at start
 
 
 def state(request: Request) -> AppState:

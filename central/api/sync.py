@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from central import feed, metrics
-from central.api.deps import MAX_PUSH_BYTES, DeviceDep, StateDep, now_ms
+from central.api.deps import MAX_PUSH_BYTES, AppState, DeviceDep, StateDep, now_ms
 from central.api.errors import describe_errors
 from central.api.limits import SlotStream, SnapshotSlotsDep, read_body, require_json
 from central.auth import DevicePrincipal
@@ -31,8 +31,10 @@ from config.vocab import Role
 from sync.device_report import parse_readers, parse_software
 from sync.protocol import (
     ACKED_HEADER,
+    HISTORY_HEADER,
     JOURNAL_SEQ_HEADER,
     MAX_BIGINT,
+    MAX_HISTORY_CHARS,
     PENDING_HEADER,
     READERS_HEADER,
     RETRY_AFTER_HEADER,
@@ -72,19 +74,45 @@ AckedThrough = Annotated[
         " remembers; more than central holds is 409 central_behind",
     ),
 ]  # fmt: skip
+# The history the device's cursor belongs to (`sync.protocol.HISTORY_HEADER`).
+History = Annotated[
+    str | None,
+    Header(
+        alias=HISTORY_HEADER, max_length=MAX_HISTORY_CHARS,
+        description="the history the device's cursor belongs to, as central stated it; another"
+        " than central's is 409 central_behind",
+    ),
+]  # fmt: skip
+# Stated on every answer a device keeps a cursor from, and on a 409.
+_STATES_HISTORY = {
+    HISTORY_HEADER: {
+        "description": "the history central serves (changes when it is restored from a backup)",
+        "schema": {"type": "string", "maxLength": MAX_HISTORY_CHARS},
+    }
+}
 _BEHIND: dict[int | str, dict[str, Any]] = {
-    409: {"model": CentralBehindBody, "description": "central was restored from a backup"}
+    409: {
+        "model": CentralBehindBody,
+        "description": "central was restored from a backup",
+        "headers": _STATES_HISTORY,
+    }
 }
 
 
 async def _behind(
-    st: StateDep, who: DevicePrincipal, acked: int | None, cursor: int | None
+    st: StateDep,
+    who: DevicePrincipal,
+    acked: int | None,
+    cursor: int | None,
+    history: str | None = None,
 ) -> JSONResponse | None:
     """409 central_behind when the device knows of more than central holds: events
-    acknowledged beyond central's acked_through, or a feed cursor past central's head (a
-    restore from a backup). None when central is not behind, or the device does not send
-    `acked` (a client from before the signal, which would not understand it)."""
-    if acked is None or (not acked and not cursor):
+    acknowledged beyond central's acked_through, a feed cursor past central's head, or a
+    cursor from another history (a restore from a backup). None when central is not behind,
+    or the device sends neither `acked` nor `history` (a client from before the signals,
+    which would not understand it)."""
+    other = history is not None and history != st.history
+    if not other and (acked is None or (not acked and not cursor)):
         return None
     async with st.pool.connection() as conn:
         # One round trip: what central holds of this device, and its festival's feed head.
@@ -95,15 +123,22 @@ async def _behind(
         )
         rec = await cur.fetchone()
     held, head = (int(rec[0]), int(rec[1])) if rec is not None else (0, 0)
-    if (acked or 0) <= held and (cursor or 0) <= head:
+    if not other and (acked or 0) <= held and (cursor or 0) <= head:
         return None
     body = CentralBehindBody(
         detail=f"central holds this device's events through {held} and its feed through"
-        f" {head}: re-send what it lacks, reload the catalog if ahead",
+        f" {head}"
+        + (f" of history {st.history}" if other else "")
+        + ": re-send what it lacks, reload the catalog if ahead or from another history",
         acked_through=held,
         head_seq=head,
     )
-    return JSONResponse(body.model_dump(), status_code=409)
+    return JSONResponse(body.model_dump(), status_code=409, headers=_states(st))
+
+
+def _states(st: AppState) -> dict[str, str]:
+    """The history central serves, as a response header."""
+    return {HISTORY_HEADER: st.history}
 
 
 @router.post(Paths.ENROL, response_model=EnrolResponse, responses=_ERRORS)
@@ -191,8 +226,13 @@ async def push_events(
     return push_response(result, now_ms())
 
 
-@router.get(Paths.CHANGES, response_model=ChangesResponse, responses=_ERRORS | _BEHIND)
+@router.get(
+    Paths.CHANGES,
+    response_model=ChangesResponse,
+    responses=_ERRORS | _BEHIND | {200: {"headers": _STATES_HISTORY}},
+)
 async def changes(
+    response: Response,
     st: StateDep,
     who: DeviceDep,
     after: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="the device's cursor")] = 0,
@@ -207,14 +247,16 @@ async def changes(
         Header(alias=READERS_HEADER, description="its readers working, e.g. camera=up,nfc=down"),
     ] = None,
     acked: AckedThrough = None,
+    history: History = None,
 ) -> ChangesResponse | JSONResponse:
     """Changes after a cursor; with `wait`, answer as soon as one exists (long-poll).
 
     The device's software version and readers are recorded for ops; a value out of bounds
     (`sync.device_report`) is ignored with a warning, and the request is answered as usual.
     """
-    if (behind := await _behind(st, who, acked, after)) is not None:
+    if (behind := await _behind(st, who, acked, after, history)) is not None:
         return behind  # a cursor past the head would otherwise wait for ever
+    response.headers.update(_states(st))
     fid = str(who.festival_id)
     report = _device_report(who, software, readers)
     deadline = time.monotonic() + min(wait, st.settings.max_wait_s)
@@ -283,7 +325,7 @@ async def _snapshot_lines(st: StateDep, who: DevicePrincipal) -> AsyncGenerator[
 @router.get(
     Paths.SNAPSHOT,
     responses={
-        200: {"content": {SNAPSHOT_MEDIA_TYPE: {}}},
+        200: {"content": {SNAPSHOT_MEDIA_TYPE: {}}, "headers": _STATES_HISTORY},
         429: {
             "model": ErrorBody,
             "description": f"too many snapshot streams; see {RETRY_AFTER_HEADER}",
@@ -301,4 +343,6 @@ async def snapshot(st: StateDep, who: DeviceDep, slots: SnapshotSlotsDep) -> Res
     """
     if not await slots.acquire():
         return slots.refusal("snapshot")
-    return SlotStream(_snapshot_lines(st, who), slots.release, SNAPSHOT_MEDIA_TYPE)
+    stream = SlotStream(_snapshot_lines(st, who), slots.release, SNAPSHOT_MEDIA_TYPE)
+    stream.headers.update(_states(st))
+    return stream

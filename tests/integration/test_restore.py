@@ -1,14 +1,18 @@
 """Central restored from last night's backup under a live fleet (a real pg_dump and
-pg_restore): a device that is ahead of central re-sends what central lost and reloads its
-catalog; nothing it still holds is lost, and nothing counts twice."""
+pg_restore into a new database): a device that is ahead of central re-sends what central lost
+and reloads its catalog; nothing it still holds is lost, and nothing counts twice. A device
+that pushed nothing since the backup, whose cursor central's head has passed again (feed seqs
+after the backup name other changes), is told by central's history (`HISTORY_HEADER`)."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -16,16 +20,19 @@ import pytest
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict
 
-from central import tickets
+from central import history, tickets
 from central.sample import SampleFestival
 from sync.protocol import (
     ACKED_HEADER,
+    HISTORY_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     CentralBehindBody,
     Paths,
     PushRequest,
 )
+from sync.vocab import TicketStatus
+from tests.edge.conftest import dump
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node
 from tests.pg_tools import pg_program
 
@@ -227,3 +234,110 @@ async def test_central_behind_is_a_409_with_its_figures_and_stores_nothing(
         resp = await http.post(Paths.EVENTS, content=body, headers=json_type | {ACKED_HEADER: "1"})
         assert resp.status_code == 200
     assert await _events(pg_dsn, gate.creds.device_id) == [1, 2]
+
+
+def _catalog(node: Node) -> dict[str, list[tuple[Any, ...]]]:
+    """Every catalog row the device holds (not its journal, its effects or its sync state)."""
+    return dump(node.device.store.path, skip=("journal", "pending", "sync_state"))
+
+
+def _status(node: Node, ticket_id: uuid.UUID) -> str:
+    rows = node.device.store.inline.execute(
+        "SELECT status FROM ticket WHERE id = ?", (str(ticket_id),)
+    ).fetchall()
+    return str(rows[0][0])
+
+
+async def _history(dsn: str) -> str:
+    async with await AsyncConnection.connect(dsn) as conn:
+        return await history.read(conn)
+
+
+async def test_a_device_that_pushed_nothing_reloads_when_central_hands_its_seqs_out_again(
+    tmp_path: Path,
+    pg_dsn: str,
+    fest: SampleFestival,
+    central: CentralServer,
+    gate: Node,
+    backup: Backup,
+    nodes: list[Node],
+) -> None:
+    tickets = [t.ticket_id for t in fest.tickets[:5]]
+    await gate.engine.sync_round()
+    was = [_status(gate, t) for t in tickets]
+    assert TicketStatus.CANCELLED not in was
+    backup.take()
+    before = gate.device.store.history
+    assert before == await _history(pg_dsn)
+
+    await _cancel(pg_dsn, tickets[0])  # two changes the restore loses
+    await _cancel(pg_dsn, tickets[1])
+    await gate.engine.sync_round()
+    ahead = gate.device.store.cursor
+    assert [_status(gate, t) for t in tickets[:2]] == [TicketStatus.CANCELLED] * 2
+    assert await gate.device.journal.pending_count() == 0
+    assert await _events(pg_dsn, gate.creds.device_id) == []  # it pushed nothing, ever
+
+    backup.restore()
+    for ticket in tickets[2:]:  # the same seqs again, for other changes, and one beyond
+        await _cancel(pg_dsn, ticket)
+
+    await gate.engine.sync_round()
+    # Central's catalog exactly, as a device enrolled now gets it.
+    fresh = await open_node(await enrolled_dir(central, pg_dsn, fest, "gate", tmp_path))
+    nodes.append(fresh)
+    await gate.engine.sync_round()
+    assert gate.device.store.cursor == fresh.device.store.cursor > ahead
+    assert _catalog(gate) == _catalog(fresh)
+    assert [_status(gate, t) for t in tickets] == was[:2] + [TicketStatus.CANCELLED] * 3
+    assert gate.device.store.history == await _history(pg_dsn) != before
+    assert gate.device.store.history == fresh.device.store.history
+
+
+async def test_a_device_from_before_the_history_adopts_the_first_it_is_told(
+    pg_dsn: str, fest: SampleFestival, gate: Node, nodes: list[Node]
+) -> None:
+    path = gate.device.store.path
+    await gate.close()
+    nodes.remove(gate)
+    # As an older festgate left it: no history; and a mark a reload would wipe.
+    marked = fest.tickets[0].ticket_id
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM sync_state WHERE key = 'history'")
+        conn.execute(
+            "UPDATE ticket SET status = ? WHERE id = ?", (TicketStatus.CANCELLED, str(marked))
+        )
+    conn.close()
+    old = await open_node(path.parent)
+    nodes.append(old)
+    assert old.device.store.history is None
+
+    await _cancel(pg_dsn, fest.tickets[1].ticket_id)
+    await old.engine.sync_round()
+    assert old.device.store.history == await _history(pg_dsn)
+    assert _status(old, marked) == TicketStatus.CANCELLED  # no reload: its cursor is trusted
+    assert _status(old, fest.tickets[1].ticket_id) == TicketStatus.CANCELLED
+
+
+async def test_central_answers_a_cursor_from_another_history_409_and_states_its_own(
+    pg_dsn: str, gate: Node
+) -> None:
+    ours = await _history(pg_dsn)
+    cursor = gate.device.store.cursor
+    auth = {PROTOCOL_HEADER: str(PROTOCOL_VERSION), "Authorization": f"Bearer {gate.creds.token}"}
+    async with httpx.AsyncClient(base_url=gate.creds.central_url, headers=auth) as http:
+        snapshot = await http.get(Paths.SNAPSHOT)
+        assert snapshot.headers[HISTORY_HEADER] == ours
+        page = {"after": cursor}
+        same = await http.get(Paths.CHANGES, params=page, headers={HISTORY_HEADER: ours})
+        assert same.status_code == 200
+        assert same.headers[HISTORY_HEADER] == ours
+        # Another history: 409 even with nothing acknowledged and the cursor at the head.
+        other = {HISTORY_HEADER: "1.2.3", ACKED_HEADER: "0"}
+        resp = await http.get(Paths.CHANGES, params=page, headers=other)
+        assert resp.status_code == 409, resp.text
+        behind = CentralBehindBody.model_validate_json(resp.content)
+        assert (behind.acked_through, behind.head_seq) == (0, cursor)
+        assert resp.headers[HISTORY_HEADER] == ours
+        # A client from before it sends none: answered as before.
+        assert (await http.get(Paths.CHANGES, params=page)).status_code == 200

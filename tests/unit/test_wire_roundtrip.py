@@ -23,17 +23,19 @@ from central.app import create_app
 from config.central import CentralConfig
 from config.vocab import Role
 from sync.catalog import Change
-from sync.client import CentralClient, CentralUnavailable
+from sync.client import CentralBehind, CentralClient, CentralUnavailable, Page
 from sync.device_report import software_version
 from sync.ids import uuid7_text
 from sync.protocol import (
     ACKED_HEADER,
+    HISTORY_HEADER,
     JOURNAL_SEQ_HEADER,
     PENDING_HEADER,
     PROTOCOL_HEADER,
     READERS_HEADER,
     REQUEST_ID_HEADER,
     SOFTWARE_HEADER,
+    CentralBehindBody,
     ChangesResponse,
     EnrolRequest,
     EnrolResponse,
@@ -75,6 +77,8 @@ DEVICE_CALLS = {
     ("GET", Paths.SNAPSHOT),
 }
 PUSHED = PushResponse(acked_through=2, central_hlc=5 << 16, head_seq=9)
+HISTORY = "7716242452624578704.16384.1"  # as `central.history` states one
+BEHIND = CentralBehindBody(detail="restored", acked_through=1, head_seq=7)
 
 
 def _event(seq: int) -> Event:
@@ -226,11 +230,22 @@ def _central(app: FastAPI, seen: list[httpx.Request], events: list[Event]) -> Ha
         if request.url.path == Paths.EVENTS:
             assert _parse_push(request.content) == PushRequest(events=events)
             return httpx.Response(200, content=PUSHED.model_dump_json())
+        # Answers a device keeps a cursor from state central's history, as its schema says.
+        stated = {HISTORY_HEADER: HISTORY}
+        assert _declared_answer_headers(app, request.method, request.url.path) >= {
+            HISTORY_HEADER.lower()
+        }
         if request.url.path == Paths.CHANGES:
-            return httpx.Response(200, content=CHANGES.model_dump_json())
-        return httpx.Response(200, content=snapshot_bytes())
+            return httpx.Response(200, content=CHANGES.model_dump_json(), headers=stated)
+        return httpx.Response(200, content=snapshot_bytes(), headers=stated)
 
     return handle
+
+
+def _declared_answer_headers(app: FastAPI, method: str, path: str, status: str = "200") -> set[str]:
+    """The protocol's headers central states in an answer (lower case, as httpx has them)."""
+    answer = _operation(app, method, path)["responses"][status]
+    return {name.lower() for name in answer.get("headers", {}) if name.startswith("Festgate-")}
 
 
 def _declared_headers(app: FastAPI, method: str, path: str) -> set[str]:
@@ -250,9 +265,12 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
         client.readers = {"camera": True, "nfc": False}  # a daemon's: all its figures
         assert await client.enrol("AB12-CD34", "north gate 2") == ENROLLED
         assert await client.push(events, pending=2, journal_seq=2, acked_through=0) == PUSHED
-        assert await client.changes(2, journal_seq=2, acked_through=2) == CHANGES
-        parts = [_plain(p) async for p in client.snapshot()]
+        page = await client.changes_page(2, journal_seq=2, acked_through=2, history=HISTORY)
+        assert page == Page(CHANGES, HISTORY)
+        stream = client.snapshot()
+        parts = [_plain(p) async for p in stream]
     assert parts == EXPECTED_PARTS
+    assert stream.history == HISTORY
     # A request id rides on every request, each its own; central's middleware reads it for
     # every path (central.logs), so no one operation declares it.
     rid = REQUEST_ID_HEADER.lower()
@@ -275,6 +293,39 @@ async def test_what_the_client_sends_central_serves_and_what_central_answers_it_
     changes = next(r for r in seen if r.url.path == Paths.CHANGES)
     assert changes.headers[READERS_HEADER] == "camera=up,nfc=down"
     assert changes.headers[SOFTWARE_HEADER] == software_version()
+    assert changes.headers[HISTORY_HEADER] == HISTORY
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", Paths.CHANGES), ("POST", Paths.EVENTS)])
+async def test_central_behind_reads_back_with_the_history_central_states(
+    app: FastAPI, method: str, path: str
+) -> None:
+    assert _declared_answer_headers(app, method, path, "409") == {HISTORY_HEADER.lower()}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        headers = {HISTORY_HEADER: HISTORY}
+        return httpx.Response(409, content=BEHIND.model_dump_json(), headers=headers)
+
+    async with CentralClient("http://central", transport=httpx.MockTransport(handle)) as client:
+        asked = (
+            client.changes(5, acked_through=1)
+            if path == Paths.CHANGES
+            else client.push([_event(1)], acked_through=1)
+        )
+        with pytest.raises(CentralBehind) as behind:
+            await asked
+    got = behind.value
+    assert (got.acked_through, got.head_seq, got.history) == (1, 7, HISTORY)
+
+
+@pytest.mark.parametrize("stated", [None, "", "x" * 65, "a\x01b"])
+async def test_a_history_no_central_states_is_read_as_none(stated: str | None) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        headers = {} if stated is None else {HISTORY_HEADER: stated}
+        return httpx.Response(200, content=CHANGES.model_dump_json(), headers=headers)
+
+    async with CentralClient("http://central", transport=httpx.MockTransport(handle)) as client:
+        assert await client.changes_page(0) == Page(CHANGES, None)
 
 
 async def test_a_snapshot_stream_cut_before_its_end_line_is_a_transport_fault() -> None:
