@@ -61,13 +61,14 @@ class Batch:
 # commit, comes last in the lock order (zones, then tickets a rule marks suspicious; only
 # gate batches move occupancy, one at a time per festival) and is held as briefly as can be.
 _GATE = f"""
-WITH {{rollup}},
+WITH fresh AS MATERIALIZED (SELECT * FROM {{batch}}),  -- read once: the rules and the totals
+{{rollup}},
 b AS (
   SELECT DISTINCT ON (ticket_id, zone_id) ticket_id, zone_id, {facts.inside_sql()} AS inside,
          hlc, device_seq,
          bool_or({facts.inside_sql()}) OVER (PARTITION BY ticket_id, zone_id) AS entry,
          bool_or({RECODED}) OVER (PARTITION BY ticket_id, zone_id) AS recoded
-  FROM {{batch}}
+  FROM fresh
   ORDER BY ticket_id, zone_id, hlc DESC, device_seq DESC),
 cur AS (
   SELECT b.*, p.ticket_id IS NOT NULL AS held, p.inside AS was_inside, p.hlc AS was_hlc,
@@ -136,7 +137,7 @@ SELECT {{published}}, (SELECT coalesce(array_agg(id ORDER BY id), '{{{{}}}}') FR
 """
 _GATE_SQL = _GATE.format(
     batch=_BATCH.format(effect="gate"),
-    rollup=rollups.gate_ctes(_BATCH.format(effect="gate")).strip(),
+    rollup=rollups.gate_ctes("fresh").strip(),
     publish=feed.publish_ctes(unique=True),
     published=feed.PUBLISHED,
 )
@@ -192,14 +193,15 @@ async def settle_gate(
 # feed head is taken after the accounts' locks, as everywhere. The statement answers the
 # last seq published and the candidates.
 _MONEY = f"""
-WITH {{rollup}},
+WITH fresh AS MATERIALIZED (SELECT * FROM {{batch}}),  -- read once: the money and the totals
+{{rollup}},
 m AS (
   SELECT account_id,
          sum({facts.delta_sql()}) OVER (PARTITION BY account_id ORDER BY hlc, device_seq)
            AS run,
          sum({facts.delta_sql()}) OVER (PARTITION BY account_id) AS total, hlc,
          {facts.credit_sql()} AS credit, {facts.debit_sql()} AS debit
-  FROM {{batch}}),
+  FROM fresh),
 b AS (
   SELECT account_id AS id, min(total) AS total, min(run) AS low, min(hlc) AS first_hlc,
          max(hlc) AS last_hlc, bool_or(credit) AS credit, sum(debit) AS debits
@@ -270,7 +272,7 @@ SELECT {{published}},
 """
 _MONEY_SQL = _MONEY.format(
     batch=_BATCH.format(effect="money"),
-    rollup=rollups.sales_ctes(_BATCH.format(effect="money")).strip(),
+    rollup=rollups.sales_ctes("fresh").strip(),
     publish=feed.publish_ctes(unique=True),
     published=feed.PUBLISHED,
 )
