@@ -16,38 +16,42 @@
       }
     }
     if (typeof uPlot === "undefined") return;
-    root.querySelectorAll(".chart[data-chart]").forEach((el) => {
-      const data = JSON.parse(el.dataset.chart);
-      const which = el.dataset.series;
-      if (!data.x) return;
-      const series = [{}].concat(
-        data.gates.map((g, i) => ({
-          label: g.label,
-          stroke: PALETTE[i % PALETTE.length],
-          dash: DASHES[i % DASHES.length],
-          width: 2,
-        })),
-      );
-      const rows = [data.x].concat(data.gates.map((g) => g[which]));
-      // Times on the axis in the festival's zone (whatever the browser's) and the page's
-      // language.
-      const clock = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
-        hour: "2-digit",
-        minute: "2-digit",
-        timeZone: data.tz,
-      });
-      const opts = {
-        width: Math.max(280, el.clientWidth || 600),
-        height: 200,
-        series: series,
-        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), data.tz),
-        scales: { x: { time: true } },
-        axes: [{ values: (u, splits) => splits.map((ts) => clock.format(new Date(ts * 1e3))) }, {}],
-        legend: { live: false },
-      };
-      el.replaceChildren();
-      charts.set(el, new uPlot(opts, rows, el));
+    // The data once per panel (both charts draw from it: the panel is sent on every change).
+    root.querySelectorAll(".charts[data-chart]").forEach((box) => {
+      const data = JSON.parse(box.dataset.chart);
+      if (data.x) box.querySelectorAll(".chart[data-series]").forEach((el) => draw(el, data));
     });
+  }
+
+  function draw(el, data) {
+    const which = el.dataset.series;
+    const series = [{}].concat(
+      data.gates.map((g, i) => ({
+        label: g.label,
+        stroke: PALETTE[i % PALETTE.length],
+        dash: DASHES[i % DASHES.length],
+        width: 2,
+      })),
+    );
+    const rows = [data.x].concat(data.gates.map((g) => g[which]));
+    // Times on the axis in the festival's zone (whatever the browser's) and the page's
+    // language.
+    const clock = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+      hour: "2-digit",
+      minute: "2-digit",
+      timeZone: data.tz,
+    });
+    const opts = {
+      width: Math.max(280, el.clientWidth || 600),
+      height: 200,
+      series: series,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), data.tz),
+      scales: { x: { time: true } },
+      axes: [{ values: (u, splits) => splits.map((ts) => clock.format(new Date(ts * 1e3))) }, {}],
+      legend: { live: false },
+    };
+    el.replaceChildren();
+    charts.set(el, new uPlot(opts, rows, el));
   }
 
   function setStatus(state) {
