@@ -8,11 +8,13 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT, SERVICE_USER
+from tests.deploy.conftest import ROOT, SERVICE_USER, SYSTEM_PYTHON
 
 
 def _mode(path: Path) -> int:
@@ -154,3 +156,50 @@ print("disabled:", "; ".join(f"{n}: {why}" for n, why in parts.disabled.items())
 heavy = sorted({"cv2", "numpy"} & set(sys.modules))
 print("heavy modules loaded:", ", ".join(heavy) or "none")
 """
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory the service user can enter (pytest's own tmp dirs are root's only)."""
+    with tempfile.TemporaryDirectory(prefix="festgate-python-") as path:
+        Path(path).chmod(0o755)
+        yield Path(path)
+
+
+def test_a_python_the_service_user_cannot_run_is_refused_and_replaced_on_the_next_run(
+    open_dir: Path,
+) -> None:
+    # A Python under a directory only root enters, as root's pyenv in /root is.
+    hidden = open_dir / "root-only"
+    hidden.mkdir(mode=0o700)
+    (hidden / "python3").symlink_to(SYSTEM_PYTHON)
+    root = open_dir / "root"
+    root.mkdir(mode=0o755)
+
+    def install(python: Path | str, source: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "deploy/install-device"), "--root", str(root), "--role", "bar",
+             "--user", SERVICE_USER, "--python", str(python), "--source", str(source)],
+            check=False, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    refused = install(hidden / "python3")
+    assert refused.returncode == 2, refused.stderr
+    assert f"{SERVICE_USER} cannot run {hidden / 'python3'}" in refused.stderr
+    assert "give --python /usr/bin/python3" in refused.stderr
+    venv_python = root / "opt/festgate/venv/bin/python"
+    assert not _runs_as_service_user(venv_python)
+    # Run again with the system's Python: the virtualenv is made anew from it (an empty
+    # --source stops the run at pip, after the virtualenv: the full install is `installed`).
+    again = install(SYSTEM_PYTHON, source=open_dir / "no-source")
+    assert "cannot run" not in again.stderr and again.returncode != 0
+    assert _runs_as_service_user(venv_python)
+
+
+def _runs_as_service_user(python: Path) -> bool:
+    done = subprocess.run(
+        ["runuser", "-u", SERVICE_USER, "--", str(python), "-c", ""],
+        check=False,
+        capture_output=True,
+    )
+    return done.returncode == 0
