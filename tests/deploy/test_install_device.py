@@ -8,8 +8,6 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -156,14 +154,6 @@ print("disabled:", "; ".join(f"{n}: {why}" for n, why in parts.disabled.items())
 heavy = sorted({"cv2", "numpy"} & set(sys.modules))
 print("heavy modules loaded:", ", ".join(heavy) or "none")
 """
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory the service user can enter (pytest's own tmp dirs are root's only)."""
-    with tempfile.TemporaryDirectory(prefix="festgate-python-") as path:
-        Path(path).chmod(0o755)
-        yield Path(path)
 
 
 def test_a_python_the_service_user_cannot_run_is_refused_and_replaced_on_the_next_run(
