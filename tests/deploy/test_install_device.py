@@ -3,6 +3,7 @@ and a bar's environment without OpenCV or numpy (a real pip install, from the co
 
 from __future__ import annotations
 
+import os
 import pwd
 import re
 import shutil
@@ -156,7 +157,7 @@ print("heavy modules loaded:", ", ".join(heavy) or "none")
 """
 
 
-def test_a_python_the_service_user_cannot_run_is_refused_and_replaced_on_the_next_run(
+def test_a_python_the_service_user_cannot_run_is_refused_before_the_program_is_touched(
     open_dir: Path,
 ) -> None:
     # A Python under a directory only root enters, as root's pyenv in /root is.
@@ -167,10 +168,13 @@ def test_a_python_the_service_user_cannot_run_is_refused_and_replaced_on_the_nex
     root.mkdir(mode=0o755)
 
     def install(python: Path | str, source: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        # Root's PATH finds the hidden one first, as a pyenv's shims come first in /root.
+        path = f"{hidden}:{os.environ['PATH']}"
         return subprocess.run(
             [str(ROOT / "deploy/install-device"), "--root", str(root), "--role", "bar",
              "--user", SERVICE_USER, "--python", str(python), "--source", str(source)],
             check=False, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PATH": path},
         )  # fmt: skip
 
     refused = install(hidden / "python3")
@@ -178,12 +182,20 @@ def test_a_python_the_service_user_cannot_run_is_refused_and_replaced_on_the_nex
     assert f"{SERVICE_USER} cannot run {hidden / 'python3'}" in refused.stderr
     assert "give --python /usr/bin/python3" in refused.stderr
     venv_python = root / "opt/festgate/venv/bin/python"
-    assert not _runs_as_service_user(venv_python)
-    # Run again with the system's Python: the virtualenv is made anew from it (an empty
-    # --source stops the run at pip, after the virtualenv: the full install is `installed`).
-    again = install(SYSTEM_PYTHON, source=open_dir / "no-source")
-    assert "cannot run" not in again.stderr and again.returncode != 0
+    assert not venv_python.exists()
+    # With the system's Python the virtualenv is made, runnable by the service user (an
+    # empty --source stops the run at pip, after the virtualenv: the full install is
+    # `installed`'s).
+    made = install(SYSTEM_PYTHON, source=open_dir / "no-source")
+    assert "cannot run" not in made.stderr and made.returncode != 0
     assert _runs_as_service_user(venv_python)
+    # An upgrade with the hidden Python, by path or by name on root's PATH (the service
+    # user's PATH finds another python3), is refused and leaves the program as it was.
+    for python in (hidden / "python3", "python3"):
+        again = install(python)
+        assert again.returncode == 2, again.stderr
+        assert f"cannot run {hidden / 'python3'}" in again.stderr
+        assert _runs_as_service_user(venv_python)
 
 
 def _runs_as_service_user(python: Path) -> bool:
