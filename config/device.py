@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import pwd
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +14,7 @@ from pydantic import (
     Field,
     HttpUrl,
     SecretStr,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import SettingsConfigDict
@@ -23,6 +26,22 @@ from config.vocab import Role
 # When neither --data-dir nor a config names one: where deploy/install-device and the unit
 # (deploy/festgate.service) put it, so `festgate init` on a device needs no -d.
 DEFAULT_DATA_DIR = Path("/var/lib/festgate")
+
+
+def readable_ca_bundle(path: Path) -> Path:
+    """`path`, once this process could open it; else ValueError with the command that installs
+    it (the daemon reads it as the service user at every start, so a bundle only root can read
+    would fail each start)."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        raise ValueError(
+            f"{user} cannot read {path} ({exc.strerror}): the festival's CA is public, install"
+            f" it with `sudo install -m 0644 festival-ca.pem {path}`"
+        ) from None
+    return path
 
 
 class _Section(BaseModel):
@@ -67,6 +86,11 @@ class CentralLinkConfig(_Section):
         description="talk to central over plain http:// although it is not on loopback"
         " (a trial on a closed network; tokens and events then cross it in clear)",
     )
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_readable(cls, value: Path | None) -> Path | None:
+        return None if value is None else readable_ca_bundle(value)
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> CentralLinkConfig:

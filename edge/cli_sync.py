@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_random_exponential as jittered
 
-from config.device import DEFAULT_DATA_DIR
+from config.device import DEFAULT_DATA_DIR, readable_ca_bundle
 from config.errors import ConfigError
 from config.vocab import Role
 from edge.cli_errors import fail
@@ -186,6 +186,11 @@ def register(app: typer.Typer, run: Any) -> None:
             act_as(data_dir, user)
         except ConfigError as exc:
             fail("config", str(exc), as_json)
+        try:  # as the service user now, who reads it at every start
+            if ca_bundle is not None:
+                readable_ca_bundle(ca_bundle)
+        except ValueError as exc:
+            fail("config", f"--ca-bundle: {exc}", as_json)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), disable=as_json) as bar:
             summary = run(
                 enrol_device(central, code, name=name, data_dir=data_dir, ca_bundle=ca_bundle,

@@ -188,6 +188,32 @@ def central(url: str | None, error: str | None, ca_bundle: Path | None, elapsed_
     return failed("central", f"{url} did not answer: {error}", fix)
 
 
+def ca_bundle(path: Path, user: str, blocked: tuple[Path, str] | None) -> Check:
+    """The festival's CA bundle can be read by the user festgate runs as (`blocked`: the
+    path that stops it, and how: missing, a directory it cannot enter, a file it cannot read)."""
+    if blocked is None:
+        return passed("ca bundle", f"{path}: {user} can read it")
+    where, how = blocked
+    quoted = shlex.quote(str(where))
+    if how == "missing":
+        return failed(
+            "ca bundle",
+            f"{path} does not exist",
+            f"ask ops for the festival's CA, then `sudo install -m 0644 festival-ca.pem {quoted}`",
+        )
+    if how == "enter":
+        return failed(
+            "ca bundle",
+            f"{user} cannot enter {where}, so it cannot read {path}",
+            f"`sudo chmod o+x {quoted}` (entering lists nothing; each file keeps its own mode)",
+        )
+    return failed(
+        "ca bundle",
+        f"{user} cannot read {where}",
+        f"`sudo chmod 0644 {quoted}` (a CA certificate is public)",
+    )
+
+
 def part(name: str, kind: str, problem: str | None) -> Check:
     """A configured reader or actuator could be built and opened (`problem`: why not)."""
     if problem is None:

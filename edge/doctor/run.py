@@ -108,6 +108,38 @@ def member_of(user: str) -> set[str] | None:
     return names
 
 
+def _allows(st: os.stat_result, uid: int, gids: set[int], bit: int) -> bool:
+    """Whether mode bit `bit` (4 read, 1 enter) is granted to `uid` in `gids`: the owner's,
+    else the group's, else the others' bits decide, as the kernel does (no ACLs here)."""
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return bool(st.st_mode >> 6 & bit)
+    if st.st_gid in gids:
+        return bool(st.st_mode >> 3 & bit)
+    return bool(st.st_mode & bit)
+
+
+def blocked_path(path: Path, user: str) -> tuple[Path, str] | None:
+    """What stops `user` reading file `path`: (the path, "missing" | "enter" | "read"), or
+    None when the user can read it (an unknown user: None, the groups check says so)."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    gids = set(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        return path, "missing"
+    for directory in reversed(real.parents):
+        if not _allows(directory.stat(), entry.pw_uid, gids, 1):
+            return directory, "enter"
+    if not _allows(real.stat(), entry.pw_uid, gids, 4):
+        return real, "read"
+    return None
+
+
 def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -136,9 +168,10 @@ async def probe_central(
     a device asks from, so it must be the device's own): (why central did not answer, why it
     refused this device, seconds taken). Without credentials a refusal still means it answered."""
     started = time.monotonic()
-    client = CentralClient(url, token=creds.token if creds else None, ca_bundle=ca_bundle)
+    client = None
     unreachable = refused = None
-    try:
+    try:  # the client too: it loads the CA bundle, which may be unreadable or not PEM
+        client = CentralClient(url, token=creds.token if creds else None, ca_bundle=ca_bundle)
         await client.changes(cursor, wait_s=0, limit=1)
     except ProtocolMismatch as exc:
         unreachable = f"{exc}; update festgate on this device"
@@ -149,7 +182,8 @@ async def probe_central(
     except (OSError, ValueError) as exc:  # an unreadable CA bundle, a malformed URL
         unreachable = f"{type(exc).__name__}: {exc}"
     finally:
-        await client.aclose()
+        if client is not None:
+            await client.aclose()
     return unreachable, refused, time.monotonic() - started
 
 
@@ -206,6 +240,9 @@ async def examine(
         str(cfg.central.url) if cfg and cfg.central.url else (creds.central_url if creds else None)
     )
     ca_bundle = cfg.central.ca_bundle if cfg else None
+    if ca_bundle is not None and member_of(user) is not None:
+        # Root reads any file: the daemon, as its user, may not (then every start fails).
+        found.append(checks.ca_bundle(ca_bundle, user, blocked_path(ca_bundle, user)))
     refused = None
     cursor = replica_cursor(where)
     if url is not None:

@@ -27,3 +27,17 @@ def installed() -> Iterator[Path]:
             check=True, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         yield Path(root)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory the service user can enter (pytest's own tmp dirs are root's only)."""
+    with tempfile.TemporaryDirectory(prefix="festgate-open-") as path:
+        Path(path).chmod(0o755)
+        yield Path(path)
+
+
+@pytest.fixture
+def cli(installed: Path) -> list[str]:
+    """The installed `festgate`: the service user can read its Python and its packages."""
+    return [str(installed / "opt/festgate/venv/bin/festgate")]

@@ -6,28 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import shutil
 import stat
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from psycopg import AsyncConnection
 
 from central.sample import create_sample_festival
 from tests.deploy.conftest import SERVICE_USER
 from tests.integration.conftest import enrol_code, serving
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory the service user can reach (pytest's own tmp dirs are root's only)."""
-    path = Path(tempfile.mkdtemp(prefix="festgate-init-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
 
 
 def _owners(data: Path) -> set[str]:
@@ -36,12 +23,6 @@ def _owners(data: Path) -> set[str]:
 
 def _modes(data: Path) -> set[int]:
     return {stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
-
-
-@pytest.fixture
-def cli(installed: Path) -> list[str]:
-    """The installed `festgate`: the service user can read its Python and its packages."""
-    return [str(installed / "opt/festgate/venv/bin/festgate")]
 
 
 def test_root_enrols_for_the_service_user(pg_dsn: str, open_dir: Path, cli: list[str]) -> None:

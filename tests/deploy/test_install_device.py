@@ -3,6 +3,7 @@ and a bar's environment without OpenCV or numpy (a real pip install, from the co
 
 from __future__ import annotations
 
+import os
 import pwd
 import re
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT, SERVICE_USER
+from tests.deploy.conftest import ROOT, SERVICE_USER, SYSTEM_PYTHON
 
 
 def _mode(path: Path) -> int:
@@ -154,3 +155,53 @@ print("disabled:", "; ".join(f"{n}: {why}" for n, why in parts.disabled.items())
 heavy = sorted({"cv2", "numpy"} & set(sys.modules))
 print("heavy modules loaded:", ", ".join(heavy) or "none")
 """
+
+
+def test_a_python_the_service_user_cannot_run_is_refused_before_the_program_is_touched(
+    open_dir: Path,
+) -> None:
+    # A Python under a directory only root enters, as root's pyenv in /root is.
+    hidden = open_dir / "root-only"
+    hidden.mkdir(mode=0o700)
+    (hidden / "python3").symlink_to(SYSTEM_PYTHON)
+    root = open_dir / "root"
+    root.mkdir(mode=0o755)
+
+    def install(python: Path | str, source: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        # Root's PATH finds the hidden one first, as a pyenv's shims come first in /root.
+        path = f"{hidden}:{os.environ['PATH']}"
+        return subprocess.run(
+            [str(ROOT / "deploy/install-device"), "--root", str(root), "--role", "bar",
+             "--user", SERVICE_USER, "--python", str(python), "--source", str(source)],
+            check=False, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PATH": path},
+        )  # fmt: skip
+
+    refused = install(hidden / "python3")
+    assert refused.returncode == 2, refused.stderr
+    assert f"{SERVICE_USER} cannot run {hidden / 'python3'}" in refused.stderr
+    assert "give --python /usr/bin/python3" in refused.stderr
+    venv_python = root / "opt/festgate/venv/bin/python"
+    assert not venv_python.exists()
+    # With the system's Python the virtualenv is made, runnable by the service user (an
+    # empty --source stops the run at pip, after the virtualenv: the full install is
+    # `installed`'s).
+    made = install(SYSTEM_PYTHON, source=open_dir / "no-source")
+    assert "cannot run" not in made.stderr and made.returncode != 0
+    assert _runs_as_service_user(venv_python)
+    # An upgrade with the hidden Python, by path or by name on root's PATH (the service
+    # user's PATH finds another python3), is refused and leaves the program as it was.
+    for python in (hidden / "python3", "python3"):
+        again = install(python)
+        assert again.returncode == 2, again.stderr
+        assert f"cannot run {hidden / 'python3'}" in again.stderr
+        assert _runs_as_service_user(venv_python)
+
+
+def _runs_as_service_user(python: Path) -> bool:
+    done = subprocess.run(
+        ["runuser", "-u", SERVICE_USER, "--", str(python), "-c", ""],
+        check=False,
+        capture_output=True,
+    )
+    return done.returncode == 0

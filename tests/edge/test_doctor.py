@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from config.device import DeviceConfig
 from edge.cli import app
 from edge.doctor import System, checks, examine
 from edge.doctor.parts import needed_groups, needed_libraries, uses_usb_nfc
-from edge.doctor.run import member_of, replica_cursor, unit_user
+from edge.doctor.run import blocked_path, member_of, replica_cursor, unit_user
 from hardware.sim_serial import PtyDevice
 
 LDCONFIG = """\t3 libs found in cache `/etc/ld.so.cache'
@@ -205,3 +207,48 @@ def test_replica_cursor_is_read_from_a_relative_data_dir(
     monkeypatch.chdir(tmp_path)
     assert replica_cursor(Path("dev")) == 41
     assert replica_cursor(Path("none")) is None
+
+
+def test_the_ca_bundle_must_be_readable_by_the_user_festgate_runs_as(tmp_path: Path) -> None:
+    # Root reads everything; the daemon runs as its own user (here `nobody`).
+    open_dir = Path(tempfile.mkdtemp(prefix="festgate-ca-"))
+    try:
+        open_dir.chmod(0o755)
+        ca = open_dir / "ca.pem"
+        ca.write_text("-----BEGIN CERTIFICATE-----\n")
+        ca.chmod(0o644)
+        assert blocked_path(ca, "nobody") is None
+        assert checks.ca_bundle(ca, "nobody", None).ok
+        ca.chmod(0o600)  # as `cp` leaves a copy of a 0600 file
+        read = checks.ca_bundle(ca, "nobody", blocked_path(ca, "nobody"))
+        assert not read.ok and read.found == f"nobody cannot read {ca}"
+        assert read.fix.startswith(f"`sudo chmod 0644 {ca}`")
+        ca.chmod(0o644)
+        open_dir.chmod(0o750)  # a directory of another group, as central's /etc/festgate
+        enter = checks.ca_bundle(ca, "nobody", blocked_path(ca, "nobody"))
+        assert not enter.ok and enter.found.startswith(f"nobody cannot enter {open_dir},")
+        assert enter.fix.startswith(f"`sudo chmod o+x {open_dir}`")
+        assert blocked_path(ca, "root") is None
+    finally:
+        shutil.rmtree(open_dir)
+    missing = checks.ca_bundle(
+        tmp_path / "no.pem", "nobody", blocked_path(tmp_path / "no.pem", "nobody")
+    )
+    assert not missing.ok and "sudo install -m 0644 festival-ca.pem" in missing.fix
+
+
+async def test_the_doctor_checks_the_configured_ca_bundle_for_the_service_user(
+    tmp_path: Path,
+) -> None:
+    config = _config(
+        tmp_path, f'[central]\nurl = "https://127.0.0.1:9"\nca_bundle = "{tmp_path / "ca.pem"}"\n'
+    )
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    system = _system(tmp_path, synced=True)
+    system.unit.parent.mkdir(parents=True)
+    system.unit.write_text("[Service]\nUser=nobody\n")
+    found = {c.name: c for c in await examine(config, None, system)}
+    # pytest's tmp dirs are root's only (0700): the service user cannot reach the file.
+    assert not found["ca bundle"].ok and "nobody cannot enter" in found["ca bundle"].found
+    # A file that is no PEM certificate fails the central check, never the doctor itself.
+    assert not found["central"].ok and "SSLError" in found["central"].found
