@@ -15,22 +15,25 @@ from central.cli import app as central_cli
 from central.sample import SampleFestival
 from config.device import DeviceConfig
 from edge.runtime import Runtime
-from hardware.base import Counters, ReaderUnavailable, Scan
+from hardware.base import Counters, ReaderState, ReaderUnavailable, Scan
 from tests.integration.conftest import CentralServer, Node, enrolled_dir, open_node, until
 from tests.integration.test_ops_figures import _ops_get
 
 
 class BreakableReader:
-    """A reader that reads nothing until it is told to break, then raises as lost hardware."""
+    """A reader that opens, reads nothing until it is told to break, then raises as lost
+    hardware."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.counters = Counters()
+        self.state = ReaderState()
         self.broken = threading.Event()
 
     def scans(self, stop: threading.Event) -> Iterator[Scan]:
-        """Nothing to yield; raise once broken."""
+        """Nothing to yield; up until broken, then raise."""
         yield from ()
+        self.state.set(True)
         while not stop.wait(0.01):
             if self.broken.is_set():
                 raise ReaderUnavailable(f"{self.name} unplugged")
