@@ -49,9 +49,11 @@ class DeviceMetrics:
             registry=reg,
         )
         self.readers = Gauge(
-            "festgate_reader_up", "1 while a reader runs; 0 failed or disabled", ["reader"],
+            "festgate_reader_up",
+            "1 while a reader's device is open and answering; 0 missing, failed or disabled",
+            ["reader"],
             registry=reg,
-        )  # fmt: skip
+        )
         self.pending = Gauge(
             "festgate_pending_events", "Events journaled that central has not acknowledged",
             registry=reg,
@@ -75,7 +77,7 @@ class DeviceMetrics:
         self.latency.observe(seconds)
 
     def reader(self, name: str, up: bool) -> None:
-        """Mark a reader running (True) or failed, finished or disabled (False)."""
+        """Mark a reader's device open and answering (True), or not (False)."""
         self.readers.labels(reader=name).set(1 if up else 0)
 
     def read_from(self, sources: Sources) -> None:

@@ -117,8 +117,9 @@ class Runtime:
         self.notices = list(notices)  # what keeps this device from its job, said at start
         # Verdicts, latency, readers up: always counted, served only with `[metrics] listen`.
         self.metrics = metrics or DeviceMetrics()
-        # Each reader working or not, as its supervisor knows it: central hears of it on
-        # each changes request (`sync.device_report`), ops see it on the Devices page.
+        # Each reader's device open and answering or not, as its driver says (`ReaderState`):
+        # central hears of it on each changes request (`sync.device_report`), ops see it on
+        # the Devices page, the metric `festgate_reader_up` follows it.
         self.readers_up: dict[str, bool] = dict.fromkeys((r.name for r in self.readers), False)
 
     def stop(self) -> None:
@@ -136,6 +137,8 @@ class Runtime:
         bridge = JournalBridge(loop, self._logs)
         logging.getLogger().addHandler(bridge)
         installed = self._install_signals(loop)
+        for reader in self.readers:
+            reader.state.watch(self._watcher(loop, reader.name))
         for worker in self.workers:
             worker.thread.start()
         self._lifecycle(
@@ -214,6 +217,16 @@ class Runtime:
             if thread.is_alive():
                 log.error("worker did not stop in time", extra={"thread": thread.name})
 
+    def _watcher(self, loop: asyncio.AbstractEventLoop, name: str) -> Callable[[bool], None]:
+        """What a reader's state calls, from its worker thread: the change lands on the loop,
+        where the sync client reads `readers_up`, in the order the driver made it."""
+
+        def changed(up: bool) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(self._reader_up, name, up)
+
+        return changed
+
     def _reader_up(self, name: str, up: bool) -> None:
         self.readers_up[name] = up
         self.metrics.reader(name, up)
@@ -222,16 +235,13 @@ class Runtime:
         backoff = self.config.timeouts.reader_restart_s
         while not self.halt.is_set():
             started = time.monotonic()
-            self._reader_up(reader.name, True)
             try:
                 await self._run_reader(reader)
                 log.info(
                     "reader finished", extra={"event": "reader.finished", "reader": reader.name}
                 )
-                self._reader_up(reader.name, False)
                 return
             except HardwareUnsupported as exc:
-                self._reader_up(reader.name, False)
                 log.error(
                     "reader disabled: %s",
                     exc,
@@ -241,7 +251,6 @@ class Runtime:
             except Exception as exc:
                 if self.halt.is_set():
                     return
-                self._reader_up(reader.name, False)
                 if time.monotonic() - started > HEALTHY_S:
                     backoff = self.config.timeouts.reader_restart_s
                 self.counters.add(f"restarts.{reader.name}")
@@ -271,6 +280,8 @@ class Runtime:
                     loop.call_soon_threadsafe(self._offer, scan)
             except BaseException as exc:  # handed to the supervisor, which decides
                 outcome = exc
+            # Down however it ended, even if the driver did not say so; heard before `settle`.
+            reader.state.set(False)
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 loop.call_soon_threadsafe(settle, outcome)
 

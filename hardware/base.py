@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -85,6 +85,39 @@ class Counters:
             return dict(self._counts)
 
 
+class ReaderState:
+    """Whether a reader's device is open and answering right now. Only its driver knows:
+    it sets this from its worker thread once the device opened (and, for a camera, once
+    frames arrive) and clears it when opening fails or the device goes away."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._up = False
+        self._watchers: list[Callable[[bool], None]] = []
+
+    @property
+    def up(self) -> bool:
+        """True while the device is open and answering."""
+        with self._lock:
+            return self._up
+
+    def set(self, up: bool) -> None:
+        """Record a change; watchers hear it once, in order (they are called under the lock,
+        so a watcher must only hand the value on, never block or set the state itself)."""
+        with self._lock:
+            if up == self._up:
+                return
+            self._up = up
+            for watcher in self._watchers:
+                watcher(up)
+
+    def watch(self, watcher: Callable[[bool], None]) -> None:
+        """Call `watcher(up)` now with the current state and again at each change."""
+        with self._lock:
+            self._watchers.append(watcher)
+            watcher(self._up)
+
+
 def clean_text(payload: bytes, *, source: str, counters: Counters) -> str | None:
     """Decode a code's bytes to text, or count and log why it is dropped (binary, too long)."""
     if len(payload) > MAX_CODE_CHARS * 4:
@@ -114,11 +147,13 @@ class CodeReader(Protocol):
 
     name: str
     counters: Counters
+    state: ReaderState  # up only while the device is open and answering
 
     def scans(self, stop: threading.Event) -> Iterator[Scan]:
         """Open the hardware, yield scans until `stop` is set or the source ends, then close.
 
-        Raises ReaderUnavailable when the hardware goes away; the caller reopens with backoff.
+        Sets `state` up once the hardware opened and down when it closes or fails. Raises
+        ReaderUnavailable when the hardware goes away; the caller reopens with backoff.
         """
         ...
 

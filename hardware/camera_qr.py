@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from config.hardware import CameraReaderConfig
-from hardware.base import Counters, ReaderUnavailable, Scan, clean_text
+from hardware.base import Counters, ReaderState, ReaderUnavailable, Scan, clean_text
 from hardware.faults import camera_fault, missing_library
 
 log = logging.getLogger("hardware.camera_qr")
@@ -128,6 +128,7 @@ class CameraQrReader:
         self.name = config.name
         self.config = config
         self.counters = Counters()
+        self.state = ReaderState()
         self.clock = clock
         # Checked now so a missing library disables this reader at startup, not at the first
         # frame: OpenCV captures and prepares frames, the decoder reads them.
@@ -176,9 +177,12 @@ class CameraQrReader:
                     continue
                 failed = 0
                 self.counters.add("frames")
+                # Up once frames arrive: an opened capture may still deliver none.
+                self.state.set(True)
                 for payload in hold.frame(self.decode_frame(frame), self.clock()):
                     text = clean_text(payload, source=self.name, counters=self.counters)
                     if text is not None:
                         yield Scan(self.name, text=text)
         finally:
+            self.state.set(False)
             cap.release()

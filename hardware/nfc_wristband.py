@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from config.hardware import NfcReaderConfig
-from hardware.base import Counters, NdefRecord, ReaderUnavailable, Scan
+from hardware.base import Counters, NdefRecord, ReaderState, ReaderUnavailable, Scan
 from hardware.faults import missing_library, nfc_fault
 
 log = logging.getLogger("hardware.nfc_wristband")
@@ -47,6 +47,7 @@ class NfcWristbandReader:
         self.name = config.name
         self.config = config
         self.counters = Counters()
+        self.state = ReaderState()
         try:
             import ndef  # noqa: F401
             import nfc
@@ -128,8 +129,15 @@ class NfcWristbandReader:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
+            # Up only now: nfcpy opened the configured device. Until then (no reader at the
+            # path, busy, not permitted) it stays down while this loop retries.
+            self.state.set(True)
             try:
-                yield from self._serve(clf, stop)
+                try:
+                    yield from self._serve(clf, stop)
+                finally:  # down and released before any backoff
+                    self.state.set(False)
+                    clf.close()
             except ReaderUnavailable as exc:
                 self.counters.add("lost")
                 log.error("%s", exc, extra={"event": "nfc.lost", "reader": self.name})
@@ -137,5 +145,3 @@ class NfcWristbandReader:
                     backoff = self.config.reopen_backoff_s  # it ran well: start over
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-            finally:
-                clf.close()

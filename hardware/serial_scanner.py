@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 from config.hardware import SerialScannerConfig
-from hardware.base import Counters, ReaderUnavailable, Scan, clean_text
+from hardware.base import Counters, ReaderState, ReaderUnavailable, Scan, clean_text
 from hardware.faults import serial_fault
 from hardware.serial_link import open_serial, serial_errors
 
@@ -82,6 +82,7 @@ class SerialScanner:
         self.name = config.name
         self.config = config
         self.counters = Counters()
+        self.state = ReaderState()
 
     def scans(self, stop: threading.Event) -> Iterator[Scan]:
         """Open the port and yield a scan per terminated line until `stop`."""
@@ -89,6 +90,7 @@ class SerialScanner:
         port = open_serial(cfg.port, cfg.baud, timeout=0.1)
         self.counters.add("opens")  # pyserial flushes input on open: only later bytes count
         splitter = LineSplitter(TERMINATORS[cfg.terminator], cfg.max_line, self.counters, self.name)
+        self.state.set(True)
         try:
             while not stop.is_set():
                 try:
@@ -102,4 +104,5 @@ class SerialScanner:
                     yield Scan(self.name, text=text)
                 splitter.expire(now, cfg.line_timeout_s)
         finally:
+            self.state.set(False)
             port.close()

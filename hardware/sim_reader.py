@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from config.hardware import SimulatedReaderConfig
-from hardware.base import Counters, Scan, clean_text
+from hardware.base import Counters, ReaderState, Scan, clean_text
 
 POLL_S = 0.05
 TAG_PREFIX = "tag:"
@@ -36,6 +36,7 @@ class SimulatedReader:
         self.name = config.name
         self.feed = Path(config.feed) if config.feed else None
         self.counters = Counters()
+        self.state = ReaderState()
         self._pushed: queue.Queue[str] = queue.Queue()
 
     def push(self, line: str) -> None:
@@ -50,6 +51,7 @@ class SimulatedReader:
             self.feed.touch(exist_ok=True)
         handle = self.feed.open("r", encoding="utf-8", errors="replace") if self.feed else None
         partial = ""
+        self.state.set(True)
         try:
             while not stop.is_set():
                 got = False
@@ -74,5 +76,6 @@ class SimulatedReader:
                 if not got:
                     stop.wait(POLL_S)
         finally:
+            self.state.set(False)
             if handle is not None:
                 handle.close()
