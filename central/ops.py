@@ -67,6 +67,7 @@ class ConflictFilter:
     subject_id: uuid.UUID | None = None
     device_id: uuid.UUID | None = None  # about this device, or one of its facts is involved
     limit: int = 500
+    before: uuid.UUID | None = None  # only those listed after this one (its id): a next page
 
 
 async def conflict_filter(
@@ -115,8 +116,14 @@ _FILTERS = """
   AND (%(sid)s::uuid IS NULL OR c.subject_id = %(sid)s)
   AND (%(dev)s::uuid IS NULL OR c.subject_id = %(dev)s OR EXISTS (SELECT 1 FROM device_event e
        WHERE e.event_id = ANY(c.event_ids) AND e.device_id = %(dev)s))
+"""
+_PAGE = """
+  AND (%(before)s::uuid IS NULL
+       OR (c.created_at, c.id)
+          < (SELECT b.created_at, b.id FROM conflict b WHERE b.ref = %(before)s))
 ORDER BY c.created_at DESC, c.id DESC LIMIT %(limit)s
 """
+_COUNT = "SELECT count(*) FROM conflict c WHERE c.festival_id = %(fid)s"
 
 
 def _item(rec: Json, where: readable.Local) -> ConflictItem:
@@ -151,13 +158,26 @@ async def list_conflicts(
 ) -> list[ConflictItem]:
     """A festival's conflicts, newest first, each with both facts (open ones by default);
     `local` when the caller has read the festival's already."""
-    f = where or ConflictFilter()
-    params = {
-        "fid": festival_id, "state": f.state, "kind": f.kind, "stype": f.subject_type,
-        "sid": f.subject_id, "dev": f.device_id, "limit": f.limit,
-    }  # fmt: skip
+    params = _params(festival_id, where or ConflictFilter())
     local = local or await readable.local(conn, festival_id)
-    return [_item(r, local) for r in await fetch_all(conn, _CONFLICTS + _FILTERS, params)]
+    rows = await fetch_all(conn, _CONFLICTS + _FILTERS + _PAGE, params)
+    return [_item(r, local) for r in rows]
+
+
+async def count_conflicts(
+    conn: AsyncConnection[Any], festival_id: uuid.UUID, where: ConflictFilter
+) -> int:
+    """How many conflicts `where` names, on every page."""
+    cur = await conn.execute(_COUNT + _FILTERS, _params(festival_id, where))
+    rec = await cur.fetchone()
+    return int(rec[0]) if rec else 0
+
+
+def _params(festival_id: uuid.UUID, f: ConflictFilter) -> dict[str, Any]:
+    return {
+        "fid": festival_id, "state": f.state, "kind": f.kind, "stype": f.subject_type,
+        "sid": f.subject_id, "dev": f.device_id, "limit": f.limit, "before": f.before,
+    }  # fmt: skip
 
 
 async def history(

@@ -10,6 +10,7 @@ from importlib.metadata import version
 import pytest
 from playwright.async_api import expect
 
+from central.console.pages import conflicts as conflicts_page
 from edge.cli_sync import enrol_device
 from sync.client import CentralRefused
 from tests.console.pages_rig import (  # noqa: F401 - fixtures the rig needs
@@ -140,3 +141,31 @@ async def test_revoking_a_device_asks_first_and_its_token_is_refused_after(rig: 
     with pytest.raises(CentralRefused) as refused:
         await gate.client.changes(0)
     assert refused.value.error == "token_revoked"
+
+
+async def test_conflicts_come_a_page_at_a_time_with_how_many_there_are(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conflicts_page, "SHOWN", 1)  # a page of one: two conflicts, two pages
+    fest = rig.fest
+    east = await rig.device("gate", "east-pair")
+    west = await rig.device("gate", "west-pair")
+    for ticket in fest.tickets[4:6]:  # each admitted at both gates, offline
+        assert (await east.device.scan(ticket.code)).verdict.code == "ok"
+        assert (await west.device.scan(ticket.code)).verdict.code == "ok"
+    await east.engine.sync_round()
+    await west.engine.sync_round()
+    guard = await rig.user("SECURITY")
+    await rig.screen.login(guard, then=f"/ops/f/{fest.slug}/conflicts?device=east-pair")
+    page = rig.page
+    cards = page.locator(".conflict")
+    await expect(cards).to_have_count(1)
+    await expect(page.locator("main")).to_contain_text("1 of 2 shown, newest first.")
+    newest = await cards.get_attribute("data-conflict")
+    await page.get_by_role("link", name="Older conflicts").click()
+    await expect(page.locator("main")).to_contain_text("1 of 2 shown, newest first.")
+    older = await page.locator(".conflict").get_attribute("data-conflict")
+    assert older is not None and older != newest
+    # The filter stays on the next page, and the last page links to none further.
+    assert "device=east-pair" in page.url
+    assert await page.get_by_role("link", name="Older conflicts").count() == 0

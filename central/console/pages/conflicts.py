@@ -10,14 +10,15 @@ API's functions), which `central.conflict_view` reads into sides.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from psycopg import AsyncConnection
 
-from central import devices, ops, readable
+from central import devices, ops, readable, refs
 from central.auth import Action
 from central.conflict_view import FactSide, read
 from central.conflicts import ConflictKind
@@ -26,7 +27,7 @@ from central.console.web import Festival, Viewer, ViewerDep, central_state, fest
 
 router = APIRouter()
 PAGE = "conflicts"
-SHOWN = 200  # conflicts on one page, newest first: the filters narrow it down
+SHOWN = 50  # conflicts on a page, newest first; older ones a page further
 STATES = ("open", "resolved", "all")
 
 
@@ -40,21 +41,34 @@ class Shown:
 
 def _filters(request: Request) -> dict[str, str]:
     q = request.query_params
-    names = ("state", "kind", "device", "ticket", "wristband")
+    names = ("state", "kind", "device", "ticket", "wristband", "before")
     return {k: q.get(k, "").strip()[:500] for k in names}
 
 
-async def _list(conn: AsyncConnection[Any], fest: Festival, f: dict[str, str]) -> list[Shown]:
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A page of conflicts: those shown, how many the filters name, and the next page's."""
+
+    shown: list[Shown]
+    total: int
+    older: str | None  # the ``before`` of the next page (None: this is the last)
+
+
+async def _list(conn: AsyncConnection[Any], fest: Festival, f: dict[str, str]) -> Listed:
     state = f["state"] if f["state"] in STATES else "open"
     kind = ConflictKind(f["kind"]) if f["kind"] in ConflictKind.__members__.values() else None
     where = await ops.conflict_filter(
         conn, fest.id, state=state, kind=kind,  # type: ignore[arg-type]
         ticket=f["ticket"] or None, wristband=f["wristband"] or None,
-        device=f["device"] or None, limit=SHOWN,
+        device=f["device"] or None, limit=SHOWN + 1,
     )  # fmt: skip
+    total = await ops.count_conflicts(conn, fest.id, where)
+    before = refs.as_uuid(f["before"]) if f["before"] else None
     local = await readable.local(conn, fest.id)
-    items = await ops.list_conflicts(conn, fest.id, where, local=local)
-    return [Shown(c, read(c.kind, c.facts, c.detail, local)[1]) for c in items]
+    items = await ops.list_conflicts(conn, fest.id, replace(where, before=before), local=local)
+    older = str(items[SHOWN - 1].id) if len(items) > SHOWN else None
+    shown = [Shown(c, read(c.kind, c.facts, c.detail, local)[1]) for c in items[:SHOWN]]
+    return Listed(shown, total, older)
 
 
 async def _page(
@@ -62,14 +76,17 @@ async def _page(
     *, error: str = "", status: int = 200,
 ) -> Response:  # fmt: skip
     f = _filters(request)
-    shown: list[Shown] = []
+    listed = Listed([], 0, None)
     try:
-        shown = await _list(conn, fest, f)
+        listed = await _list(conn, fest, f)
     except forms.Refused as refused:  # a ticket or device the filter names is not there
         error, status = error or str(refused), 404 if status == 200 else status
+    # The next page keeps the filters (not the page it came from).
+    older = {k: v for k, v in f.items() if v and k != "before"} | {"before": listed.older or ""}
     return render(
         request, who, "pages/conflicts.html", status, festival=fest, current=PAGE,
-        fmt=fest.formats, conflicts=shown, filters=f, kinds=list(ConflictKind),
+        fmt=fest.formats, conflicts=listed.shown, total=listed.total, filters=f,
+        older=urlencode(older) if listed.older else None, kinds=list(ConflictKind),
         devices=[d.name for d in await devices.list_devices(conn, fest.id)],
         may_resolve=who.may(Action.RESOLVE_CONFLICT), error=error,
         done=request.query_params.get("done", ""),
