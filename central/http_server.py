@@ -205,6 +205,9 @@ def _common(config: CentralConfig, log_level: str | None, *, own_logs: bool) -> 
         "lifespan": "on",
         "log_level": log_level,
         "access_log": False,
+        # A long-poll or a live page waits up to 30 s; a stop must not wait for them all
+        # (systemd's TimeoutStopSec, a restart's port still taken).
+        "timeout_graceful_shutdown": config.shutdown_grace_s,
         **({"log_config": logs} if logs else {}),
         "ssl_certfile": str(config.tls_cert) if config.tls_cert else None,
         "ssl_keyfile": str(config.tls_key) if config.tls_key else None,

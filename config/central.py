@@ -94,6 +94,14 @@ class CentralConfig(FileSettings):
         description="seconds a response may wait for a client that does not read; then the"
         " connection is cut (a snapshot stream ends without its end line)",
     )
+    shutdown_grace_s: float = Field(
+        5.0,
+        gt=0,
+        le=60.0,
+        description="when central stops, seconds its open requests may take to finish; then"
+        " what still waits (a long-poll, a live page, a snapshot) is cut, and devices and"
+        " browsers reconnect to the next central",
+    )
     snapshot_streams: int | None = Field(
         None,
         ge=1,
