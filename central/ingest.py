@@ -40,6 +40,7 @@ takes both halves).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,7 @@ from pydantic_core import to_json
 from central import conflict_store, events, feed, settle
 from central.auth import DevicePrincipal
 from config.vocab import MAX_OFFSET_MS
+from sync.facts import GATE_KINDS, MONEY_KINDS, admits
 from sync.hlc import HybridClock
 from sync.protocol import MAX_BIGINT, Event, PushResponse
 
@@ -110,6 +112,20 @@ def _lock_keys(festival_id: uuid.UUID, *, tickets: bool, accounts: bool) -> list
     """The advisory-lock keys of the halves asked for, in lock order (tickets first)."""
     return [festival_lock_key(festival_id, half) for half, on in
             (("tickets", tickets), ("accounts", accounts)) if on]  # fmt: skip
+
+
+def turn_keys(device: DevicePrincipal, batch: Sequence[Event], *, held: int = 0) -> list[int]:
+    """The keys of the halves of its festival's lock a push may take, in lock order: each
+    half some event past `held` (seqs central holds already) admits on. A superset of what
+    ingest takes (that also needs the subject found), so pushes queued on these keys
+    (`central.turns`) before they take a pooled connection meet no other push of this
+    process on the lock but those holding a turn."""
+    tickets = accounts = False
+    for e in batch:
+        if e.device_seq > held and admits(kind := str(e.kind), e.verdict):
+            tickets = tickets or kind in GATE_KINDS
+            accounts = accounts or kind in MONEY_KINDS
+    return _lock_keys(device.festival_id, tickets=tickets, accounts=accounts)
 
 
 # Takes the keys in array order (one statement: a round trip less while other pushes wait).
