@@ -114,6 +114,12 @@ def _lock_keys(festival_id: uuid.UUID, *, tickets: bool, accounts: bool) -> list
             (("tickets", tickets), ("accounts", accounts)) if on]  # fmt: skip
 
 
+# A push of at most this many events queues in the small lane of its turns (`central.turns`):
+# a device keeping up pushes what it scanned since its last push, one catching up a full
+# batch (`sync.engine`, 500).
+SMALL_PUSH = 50
+
+
 def turn_keys(device: DevicePrincipal, batch: Sequence[Event], *, held: int = 0) -> list[int]:
     """The keys of the halves of its festival's lock a push may take, in lock order: each
     half some event past `held` (seqs central holds already) admits on. A superset of what

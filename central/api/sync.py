@@ -23,6 +23,7 @@ from central.enrol import EnrolError, enrol
 from central.errors import ApiError
 from central.events import Mismatch
 from central.ingest import (
+    SMALL_PUSH,
     central_hlc,
     ingest_batch,
     pending_set,
@@ -183,7 +184,8 @@ async def push_events(
     # before they take a pooled connection (`central.turns`); a device that leaves while
     # queued leaves the queue, and a wait past the pool's own bound is 503 busy.
     keys = turn_keys(who, req.events, held=acked or 0)
-    async with _ingest_turn(request, st, keys), st.pool.connection() as conn:
+    small = len(req.events) <= SMALL_PUSH
+    async with _ingest_turn(request, st, keys, small=small), st.pool.connection() as conn:
         try:
             result = await ingest_batch(
                 conn,
@@ -201,10 +203,13 @@ async def push_events(
 
 
 @asynccontextmanager
-async def _ingest_turn(request: Request, st: StateDep, keys: list[int]) -> AsyncIterator[None]:
-    """Hold this process's turns of `keys` (`central.turns`) for the block. A client that
-    leaves while queued leaves the queue (408, which nobody reads); a wait past the pool's
-    own bound is ``503 busy``, as when no pooled connection comes free."""
+async def _ingest_turn(
+    request: Request, st: StateDep, keys: list[int], *, small: bool
+) -> AsyncIterator[None]:
+    """Hold this process's turns of `keys` (`central.turns`, in the `small` lane or the
+    large one) for the block. A client that leaves while queued leaves the queue (408,
+    which nobody reads); a wait past the pool's own bound is ``503 busy``, as when no
+    pooled connection comes free."""
     if not keys:
         yield
         return
@@ -216,7 +221,7 @@ async def _ingest_turn(request: Request, st: StateDep, keys: list[int]) -> Async
 
     gone = asyncio.ensure_future(disconnected())
     try:
-        async with st.turns.hold(keys, st.settings.pool_timeout_s, gone=gone):
+        async with st.turns.hold(keys, st.settings.pool_timeout_s, small=small, gone=gone):
             gone.cancel()  # its turn come, a push goes through as it always did
             yield
     except TurnLeft:
