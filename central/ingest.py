@@ -24,6 +24,10 @@ A push reads in three places: the API (`central.api.sync`), ingest (this module'
 then `central.settle`) and conflicts (`central.conflicts`' pure rules, their storage in
 `central.conflict_store`).
 
+Before any of it, the API queues a push for its halves of the lock in process
+(`central.turns`, keys from `turn_keys`), so pushes waiting for a festival hold no pooled
+connection; the advisory lock below still orders pushes across central's processes.
+
 The lock serialises steps 2-3 per festival: classification reads all facts of a subject,
 and two batches classifying the same ticket concurrently could each miss the other's facts.
 It comes in two halves, one for ticket facts (gates) and one for account facts (bars and
