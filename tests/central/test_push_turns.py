@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -158,6 +158,15 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@asynccontextmanager
+async def _every_turn(turns: Turns, key: int) -> AsyncIterator[None]:
+    """Hold every turn `key` admits, as pushes applying at length would."""
+    async with AsyncExitStack() as stack:
+        for _ in range(turns.depth):
+            await stack.enter_async_context(turns.hold([key], 1))
+        yield
+
+
 def _tickets_key(fest: SampleFestival) -> int:
     return festival_lock_key(fest.festival_id, "tickets")
 
@@ -209,7 +218,7 @@ async def test_a_push_queued_past_the_pools_bound_is_503_busy_and_stores_nothing
     async with _app(pg_pool, festival, CentralConfig(pool_timeout_s=0.2)) as (rig, st):
         gate = await rig.enrol("gate")
         key = _tickets_key(rig.fest)
-        async with st.turns.hold([key], 1), st.turns.hold([key], 1):  # every turn taken
+        async with _every_turn(st.turns, key):
             resp = await rig.push(gate, [rig.entry(gate, rig.fest.tickets[0].ticket_id)])
         expect_error(resp, 503, "busy")
         assert resp.headers[RETRY_AFTER_HEADER] == "1"
@@ -240,7 +249,7 @@ async def test_a_device_gone_while_its_push_queued_leaves_the_queue(
                 "POST", "http://central/v1/sync/events", headers=gate.headers,
                 json={"events": [rig.entry(gate, fest.tickets[0].ticket_id)]},
             )  # fmt: skip
-            async with st.turns.hold([key], 1), st.turns.hold([key], 1):
+            async with _every_turn(st.turns, key):
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
                 head = "".join(f"{k}: {v}\r\n" for k, v in body.headers.items())
                 writer.write(f"POST /v1/sync/events HTTP/1.1\r\n{head}\r\n".encode() + body.read())
