@@ -130,9 +130,9 @@ RETRY_S = 0.5  # pause before a refused push goes again (a device backs off long
 class Pushes:
     """Pushes of a group of devices: each one's start and latency, and central's refusals.
 
-    A push central refuses (a status other than 200, e.g. 503 when no pooled connection
-    came free within `pool_timeout_s`) is counted by status and sent again, as a device
-    sends it again; its latency runs from the first try to the acknowledgement."""
+    A push central refuses (a status other than 200, e.g. 503 when it found no ingest turn
+    or no pooled connection within `pool_timeout_s`) is counted by status and sent again,
+    as a device sends it again; its latency runs from the first try to the acknowledgement."""
 
     took: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds)
     refused: dict[int, int] = field(default_factory=dict)

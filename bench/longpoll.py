@@ -14,7 +14,8 @@ database every half second, so to that resolution). Central's resident memory
 ``rss_per_connection_kib`` is the difference over C. Then, for ``--idle`` seconds with
 every long-poll parked and nothing changing, the CPU central's process and the database
 server kept busy (``idle``; a parked long-poll re-reads the feed once a second,
-`central.api.longpoll.POLL_S`, and asks again every 30 s). Then one ops write (a ticket
+`central.api.longpoll.POLL_S`, one read shared by those asking the same page meanwhile,
+and asks again every 30 s). Then one ops write (a ticket
 cancelled) wakes them all: ``wake_all_s`` runs from its commit until the last of the C
 answers carrying it arrived. ``errors`` counts answers other than 200 and connections
 central closed or refused; ``repolls`` counts empty answers (a 30 s wait run out).

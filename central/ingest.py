@@ -24,6 +24,10 @@ A push reads in three places: the API (`central.api.sync`), ingest (this module'
 then `central.settle`) and conflicts (`central.conflicts`' pure rules, their storage in
 `central.conflict_store`).
 
+Before any of it, the API queues a push for its halves of the lock in process
+(`central.turns`, keys from `turn_keys`), so pushes waiting for a festival hold no pooled
+connection; the advisory lock below still orders pushes across central's processes.
+
 The lock serialises steps 2-3 per festival: classification reads all facts of a subject,
 and two batches classifying the same ticket concurrently could each miss the other's facts.
 It comes in two halves, one for ticket facts (gates) and one for account facts (bars and
@@ -40,6 +44,7 @@ takes both halves).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +55,7 @@ from pydantic_core import to_json
 from central import conflict_store, events, feed, settle
 from central.auth import DevicePrincipal
 from config.vocab import MAX_OFFSET_MS
+from sync.facts import GATE_KINDS, MONEY_KINDS, admits
 from sync.hlc import HybridClock
 from sync.protocol import MAX_BIGINT, Event, PushResponse
 
@@ -110,6 +116,26 @@ def _lock_keys(festival_id: uuid.UUID, *, tickets: bool, accounts: bool) -> list
     """The advisory-lock keys of the halves asked for, in lock order (tickets first)."""
     return [festival_lock_key(festival_id, half) for half, on in
             (("tickets", tickets), ("accounts", accounts)) if on]  # fmt: skip
+
+
+# A push of at most this many events queues in the small lane of its turns (`central.turns`):
+# a device keeping up pushes what it scanned since its last push, one catching up a full
+# batch (`sync.engine`, 500).
+SMALL_PUSH = 50
+
+
+def turn_keys(device: DevicePrincipal, batch: Sequence[Event], *, held: int = 0) -> list[int]:
+    """The keys of the halves of its festival's lock a push may take, in lock order: each
+    half some event past `held` (seqs central holds already) admits on. A superset of what
+    ingest takes (that also needs the subject found), so pushes queued on these keys
+    (`central.turns`) before they take a pooled connection meet no other push of this
+    process on the lock but those holding a turn."""
+    tickets = accounts = False
+    for e in batch:
+        if e.device_seq > held and admits(kind := str(e.kind), e.verdict):
+            tickets = tickets or kind in GATE_KINDS
+            accounts = accounts or kind in MONEY_KINDS
+    return _lock_keys(device.festival_id, tickets=tickets, accounts=accounts)
 
 
 # Takes the keys in array order (one statement: a round trip less while other pushes wait).

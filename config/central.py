@@ -108,6 +108,14 @@ class CentralConfig(FileSettings):
         description="snapshot streams served at once (each holds a pooled connection);"
         " unset: a quarter of pool_max_size, at least 1",
     )
+    ingest_queue_s: float = Field(
+        5.0,
+        gt=0,
+        le=60.0,
+        description="how long a push waits for its festival's ingest turn before 503 busy;"
+        " below a device's 10 s request timeout, so a device hears busy and backs off rather"
+        " than giving up on an answer",
+    )
     snapshot_queue_s: float = Field(
         5.0,
         ge=0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -21,6 +21,7 @@ from central.auth import (
     require,
 )
 from central.errors import ApiError
+from central.turns import Turns
 from config.central import CentralConfig
 from sync.protocol import MAX_BATCH, MAX_PAYLOAD_BYTES
 
@@ -37,6 +38,7 @@ class AppState:
     waiters: FeedWaiters
     settings: CentralConfig
     history: str  # the identity of the history it serves (`central.history`), read at start
+    turns: Turns = field(default_factory=Turns)  # pushes queued for an ingest lock
 
 
 def state(request: Request) -> AppState:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -21,13 +23,17 @@ from central.enrol import EnrolError, enrol
 from central.errors import ApiError
 from central.events import Mismatch
 from central.ingest import (
+    SMALL_PUSH,
     central_hlc,
     ingest_batch,
     pending_set,
     push_response,
     pushed_journal_seq,
+    turn_keys,
 )
+from central.turns import TurnLeft
 from config.vocab import Role
+from sync.catalog import Change
 from sync.device_report import parse_readers, parse_software
 from sync.protocol import (
     ACKED_HEADER,
@@ -209,7 +215,12 @@ async def push_events(
     if (behind := await _behind(st, who, acked, None)) is not None:
         return behind  # nothing stored: the device re-sends from central's acked_through
     metrics.count_events(req.events)
-    async with st.pool.connection() as conn:
+    # Pushes that apply presence or balances queue for their festival's ingest lock here,
+    # before they take a pooled connection (`central.turns`); a device that leaves while
+    # queued leaves the queue, and a wait past the pool's own bound is 503 busy.
+    keys = turn_keys(who, req.events, held=acked or 0)
+    small = len(req.events) <= SMALL_PUSH
+    async with _ingest_turn(request, st, keys, small=small), st.pool.connection() as conn:
         try:
             result = await ingest_batch(
                 conn,
@@ -224,6 +235,34 @@ async def push_events(
         except Mismatch as exc:
             raise ApiError(403, "device_mismatch", str(exc)) from None
     return push_response(result, now_ms())
+
+
+@asynccontextmanager
+async def _ingest_turn(
+    request: Request, st: StateDep, keys: list[int], *, small: bool
+) -> AsyncIterator[None]:
+    """Hold this process's turns of `keys` (`central.turns`, in the `small` lane or the
+    large one) for the block. A client that leaves while queued leaves the queue (408,
+    which nobody reads); a wait past `ingest_queue_s` is ``503 busy``, as when no pooled
+    connection comes free."""
+    if not keys:
+        yield
+        return
+
+    async def disconnected() -> None:
+        # The body is read whole, so the next message the server sends is the disconnect.
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    gone = asyncio.ensure_future(disconnected())
+    try:
+        async with st.turns.hold(keys, st.settings.ingest_queue_s, small=small, gone=gone):
+            gone.cancel()  # its turn come, a push goes through as it always did
+            yield
+    except TurnLeft:
+        raise ApiError(408, "request_timeout", "the client left while its push queued") from None
+    finally:
+        gone.cancel()
 
 
 @router.get(
@@ -271,11 +310,18 @@ async def changes(
             {"after": after, "journal": journal_seq, "id": who.id, **report},
         )
         await conn.commit()
+
+    async def read() -> tuple[list[Change], int]:
+        async with st.pool.connection() as conn:
+            return (
+                await feed.read_after(conn, who.festival_id, after, limit),
+                await feed.head(conn, who.festival_id),
+            )
+
     while True:
         token = st.waiters.token(fid)  # before reading: a commit after the read still wakes us
-        async with st.pool.connection() as conn:
-            rows = await feed.read_after(conn, who.festival_id, after, limit)
-            head = await feed.head(conn, who.festival_id)
+        # Waiters woken together that ask the same page share one read (`longpoll`).
+        rows, head = await st.waiters.shared(token, (after, limit), read)
         remaining = deadline - time.monotonic()
         if rows or remaining <= 0:
             break
