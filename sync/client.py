@@ -128,7 +128,7 @@ class CentralClient:
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(ca_bundle))
         self.request_timeout_s = request_timeout_s
-        # The daemon's readers, name → working, as its supervisor keeps them (live: read at
+        # The daemon's readers, name → working, as their drivers report them (live: read at
         # each changes request); None from a device CLI run, which runs no readers.
         self.readers: Mapping[str, bool] | None = None
         self._http = httpx.AsyncClient(
