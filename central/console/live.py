@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from functools import lru_cache
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -35,8 +36,12 @@ RETRY_MS = 500
 Render = Callable[[AsyncConnection[Any]], Awaitable[str]]
 
 
+@lru_cache(maxsize=16)
 def sse(event: str, data: str) -> str:
-    """One server-sent event: every line of `data` prefixed (a fragment spans lines)."""
+    """One server-sent event: every line of `data` prefixed (a fragment spans lines).
+
+    Cached: every stream showing a view sends the same shared render (`SharedRenders`), so
+    fifty screens cost one formatting of it, not fifty."""
     lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
     return f"event: {event}\n{lines}\n"
 
