@@ -25,7 +25,9 @@ began, and those in flight at any moment of it; ``backlog_pushes`` the same for 
 backlog's pushes. Each counts the pushes that took longer than a device waits for an
 answer (``device_timeout_s``, the sync client's default), which a real device would have
 sent again; the bench waits instead. ``refused`` counts central's answers other than 200
-by status (each push is then sent again after half a second). CPU shares are CPU seconds
+by status (each push is then sent again after half a second); ``requests``,
+``request_max_ms`` and ``requests_over_device_timeout`` count each try on its own, what a
+device waits before it hears an answer. CPU shares are CPU seconds
 over the drain's wall time (cores busy on average, out of ``cores``): central's process,
 the database server's processes (when it runs on this host, `bench.server_cpu`) and this
 process (the clients). ``stored``/``distinct`` count the backlog devices' rows in
@@ -136,11 +138,17 @@ class Pushes:
 
     took: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds)
     refused: dict[int, int] = field(default_factory=dict)
+    requests: list[tuple[float, float]] = field(default_factory=list)  # each try: (start, s)
 
     async def push(self, client: httpx.AsyncClient, body: bytes, last_seq: int) -> float:
         """Push `body` until central acknowledges `last_seq`; return the seconds it took."""
         t0 = time.perf_counter()
-        while (resp := await client.post(Paths.EVENTS, content=body)).status_code != 200:
+        while True:
+            sent = time.perf_counter()
+            resp = await client.post(Paths.EVENTS, content=body)
+            self.requests.append((sent, time.perf_counter() - sent))
+            if resp.status_code == 200:
+                break
             self.refused[resp.status_code] = self.refused.get(resp.status_code, 0) + 1
             await asyncio.sleep(RETRY_S)
         acked = PushResponse.model_validate_json(resp.content).acked_through
@@ -153,11 +161,19 @@ class Pushes:
     def phase(self, t0: float, t1: float, *, overlapping: bool) -> dict[str, float | int]:
         """p50/p99/max ms of the pushes that overlapped [t0, t1] (or ran within it), and
         how many took longer than a device waits for an answer (it would try again)."""
-        took = [
-            s
-            for start, s in self.took
-            if (start < t1 and start + s > t0 if overlapping else t0 <= start and start + s <= t1)
-        ]
+
+        def within(spans: list[tuple[float, float]]) -> list[float]:
+            return [
+                s
+                for start, s in spans
+                if (
+                    start < t1 and start + s > t0
+                    if overlapping
+                    else t0 <= start and start + s <= t1
+                )
+            ]
+
+        took, tries = within(self.took), within(self.requests)
         if not took:
             raise RuntimeError("no push in a phase; lengthen --before or the backlog")
         return {
@@ -166,6 +182,11 @@ class Pushes:
             "p99_ms": round(percentile(took, 0.99) * 1000, 1),
             "max_ms": round(max(took) * 1000, 1),
             "over_device_timeout": sum(s > DEVICE_TIMEOUT_S for s in took),
+            # Each request on its own (a refused one is answered, then sent again): what a
+            # device waits before it hears anything.
+            "requests": len(tries),
+            "request_max_ms": round(max(tries) * 1000, 1),
+            "requests_over_device_timeout": sum(s > DEVICE_TIMEOUT_S for s in tries),
         }
 
 

@@ -28,6 +28,10 @@ def test_drain_reports_every_figure_and_stores_each_backlog_event_once(
         for key in ("p50_ms", "p99_ms", "max_ms"):
             assert figures[phase][key] > 0, (phase, key)
         assert figures[phase]["over_device_timeout"] >= 0
+        # Every push is at least one request; a refused one is more, none of them longer.
+        assert figures[phase]["requests"] >= figures[phase]["pushes"]
+        assert figures[phase]["request_max_ms"] > 0
+        assert figures[phase]["requests_over_device_timeout"] >= 0
     # Every backlog push was acknowledged: three of 40 events from each device.
     assert figures["backlog_pushes"]["pushes"] == devices * per_device // 40
     assert figures["live_p99_ratio"] > 0
