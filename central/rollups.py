@@ -51,13 +51,15 @@ def sales_ctes(source: str) -> str:
     `sales_by_quarter`; `source` is a row source of ``device_event`` rows that move money."""
     sale, refund = _SALE.format(a="b."), _REFUND.format(a="b.")
     return f"""
-sales_ev AS (
+sales_ev AS (  -- a refund's lines are its sale's, found by id only for a refund (a join
+               -- would let the planner read every sale stored to find a batch's few)
   SELECT b.event_id, b.festival_id, {_QUARTER} AS quarter, d.vendor_id,
          {sale} AS sale, CASE WHEN {sale} THEN 1 ELSE -1 END AS sign, b.amount AS total,
-         CASE WHEN {sale} THEN b.payload -> 'items' ELSE s.payload -> 'items' END AS items
+         CASE WHEN {sale} THEN b.payload -> 'items'
+              ELSE (SELECT s.payload -> 'items' FROM device_event s
+                    WHERE s.event_id = payload_uuid(b.payload ->> 'refund_of')
+                      AND s.device_id = b.device_id AND {_SALE.format(a="s.")}) END AS items
   FROM {source} b JOIN device d ON d.id = b.device_id
-  LEFT JOIN device_event s ON {refund} AND {_SALE.format(a="s.")}
-       AND s.event_id = payload_uuid(b.payload ->> 'refund_of') AND s.device_id = b.device_id
   WHERE ({sale} OR {refund}) AND d.vendor_id IS NOT NULL),
 sales_items AS (
   SELECT ev.event_id, payload_uuid(i ->> 'product_id') AS product_id,
@@ -66,16 +68,17 @@ sales_items AS (
          CASE WHEN jsonb_typeof(ev.items) = 'array' THEN ev.items ELSE '[]'::jsonb END) i
   WHERE jsonb_typeof(i) = 'object' AND i ->> 'qty' ~ '^[0-9]{{1,6}}$'
     AND i ->> 'price' ~ '^[0-9]{{1,10}}$' AND payload_uuid(i ->> 'product_id') IS NOT NULL),
+sales_explained AS (
+  SELECT event_id, sum(qty * price) AS amount FROM sales_items GROUP BY event_id),
 sales_lines AS (
   SELECT ev.festival_id, ev.quarter, ev.vendor_id, it.product_id, ev.sign * it.qty AS qty,
          ev.sign * it.qty * it.price AS amount, 0 AS sales, 0 AS gross
   FROM sales_ev ev JOIN sales_items it ON it.event_id = ev.event_id
   UNION ALL
   SELECT ev.festival_id, ev.quarter, ev.vendor_id, NULL, 0,
-         ev.sign * (ev.total - coalesce((SELECT sum(it.qty * it.price) FROM sales_items it
-                                         WHERE it.event_id = ev.event_id), 0)),
+         ev.sign * (ev.total - coalesce(x.amount, 0)),
          ev.sale::int, CASE WHEN ev.sale THEN ev.total ELSE 0 END
-  FROM sales_ev ev),
+  FROM sales_ev ev LEFT JOIN sales_explained x ON x.event_id = ev.event_id),
 sales_rows AS (
   INSERT INTO sales_by_quarter AS q (festival_id, vendor_id, product_id, quarter, quantity,
                                      amount, sales, gross)

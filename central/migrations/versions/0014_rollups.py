@@ -56,13 +56,15 @@ WITH gate_rows AS (
   GROUP BY 1, 2, 3, 4 ORDER BY 2, 4, 3
   ON CONFLICT (device_id, minute, zone_id) DO UPDATE
     SET entries = g.entries + EXCLUDED.entries, exits = g.exits + EXCLUDED.exits),
-sales_ev AS (
+sales_ev AS (  -- a refund's lines are its sale's, found by id only for a refund (a join
+               -- would let the planner read every sale stored to find a batch's few)
   SELECT b.event_id, b.festival_id, to_timestamp((b.hlc >> 16) / 900000 * 900) AS quarter, d.vendor_id,
          b.kind = 'sale' AS sale, CASE WHEN b.kind = 'sale' THEN 1 ELSE -1 END AS sign, b.amount AS total,
-         CASE WHEN b.kind = 'sale' THEN b.payload -> 'items' ELSE s.payload -> 'items' END AS items
+         CASE WHEN b.kind = 'sale' THEN b.payload -> 'items'
+              ELSE (SELECT s.payload -> 'items' FROM device_event s
+                    WHERE s.event_id = payload_uuid(b.payload ->> 'refund_of')
+                      AND s.device_id = b.device_id AND s.kind = 'sale') END AS items
   FROM (SELECT * FROM device_event e WHERE e.status = 'applied' AND e.account_id IS NOT NULL AND e.verdict = 'approved' AND e.amount > 0) b JOIN device d ON d.id = b.device_id
-  LEFT JOIN device_event s ON b.kind = 'refund' AND s.kind = 'sale'
-       AND s.event_id = payload_uuid(b.payload ->> 'refund_of') AND s.device_id = b.device_id
   WHERE (b.kind = 'sale' OR b.kind = 'refund') AND d.vendor_id IS NOT NULL),
 sales_items AS (
   SELECT ev.event_id, payload_uuid(i ->> 'product_id') AS product_id,
@@ -71,16 +73,17 @@ sales_items AS (
          CASE WHEN jsonb_typeof(ev.items) = 'array' THEN ev.items ELSE '[]'::jsonb END) i
   WHERE jsonb_typeof(i) = 'object' AND i ->> 'qty' ~ '^[0-9]{1,6}$'
     AND i ->> 'price' ~ '^[0-9]{1,10}$' AND payload_uuid(i ->> 'product_id') IS NOT NULL),
+sales_explained AS (
+  SELECT event_id, sum(qty * price) AS amount FROM sales_items GROUP BY event_id),
 sales_lines AS (
   SELECT ev.festival_id, ev.quarter, ev.vendor_id, it.product_id, ev.sign * it.qty AS qty,
          ev.sign * it.qty * it.price AS amount, 0 AS sales, 0 AS gross
   FROM sales_ev ev JOIN sales_items it ON it.event_id = ev.event_id
   UNION ALL
   SELECT ev.festival_id, ev.quarter, ev.vendor_id, NULL, 0,
-         ev.sign * (ev.total - coalesce((SELECT sum(it.qty * it.price) FROM sales_items it
-                                         WHERE it.event_id = ev.event_id), 0)),
+         ev.sign * (ev.total - coalesce(x.amount, 0)),
          ev.sale::int, CASE WHEN ev.sale THEN ev.total ELSE 0 END
-  FROM sales_ev ev),
+  FROM sales_ev ev LEFT JOIN sales_explained x ON x.event_id = ev.event_id),
 sales_rows AS (
   INSERT INTO sales_by_quarter AS q (festival_id, vendor_id, product_id, quarter, quantity,
                                      amount, sales, gross)
