@@ -69,9 +69,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PoolTimeout)
     async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
-        # Every database connection stayed busy for the pool's whole wait: central is
-        # overloaded, which a retry a moment later may not find (devices back off on 503).
-        log.warning("no database connection for %s %s: %s", request.method, request.url.path, exc)
+        # No pooled connection, or no ingest turn (`central.turns.TurnTimeout`), came within
+        # its wait: central is overloaded, which a retry a moment later may not find
+        # (devices back off on 503). The exception says which.
+        log.warning("central busy for %s %s: %s", request.method, request.url.path, exc)
         response = error_response(503, "busy", "central is busy; retry in a moment")
         response.headers[RETRY_AFTER_HEADER] = "1"
         return response

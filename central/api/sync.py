@@ -217,7 +217,7 @@ async def push_events(
     metrics.count_events(req.events)
     # Pushes that apply presence or balances queue for their festival's ingest lock here,
     # before they take a pooled connection (`central.turns`); a device that leaves while
-    # queued leaves the queue, and a wait past the pool's own bound is 503 busy.
+    # queued leaves the queue, and a wait past `ingest_queue_s` is 503 busy.
     keys = turn_keys(who, req.events, held=acked or 0)
     small = len(req.events) <= SMALL_PUSH
     async with _ingest_turn(request, st, keys, small=small), st.pool.connection() as conn:
